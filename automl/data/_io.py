@@ -1,0 +1,77 @@
+"""Reading and writing tabular files (CSV and Parquet)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+
+from automl.errors import DataValidationError
+
+SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file into a DataFrame.
+
+    Args:
+        path: File ending in ``.csv``, ``.parquet`` or ``.pq``.
+
+    Returns:
+        The file's rows.
+
+    Raises:
+        DataValidationError: The suffix is not supported or the file cannot be parsed
+            (``reason_code='unreadable'``).
+    """
+    file = Path(path)
+    suffix = file.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise DataValidationError(
+            f"{file}: unsupported file type {suffix!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}",
+            reason_code="unreadable",
+        )
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(file)
+        return pd.read_parquet(file)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # pandas/pyarrow raise many types for corrupt input
+        if isinstance(exc, pd.errors.EmptyDataError):
+            raise DataValidationError(f"{file}: file is empty", reason_code="empty") from exc
+        raise DataValidationError(
+            f"{file}: cannot be parsed as {suffix[1:]}: {type(exc).__name__}: {exc}",
+            reason_code="unreadable",
+        ) from exc
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a DataFrame atomically (temp file + rename) as CSV or Parquet by suffix."""
+    file = Path(path)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f".{file.name}.tmp")
+    if file.suffix.lower() == ".csv":
+        frame.to_csv(tmp, index=False)
+    else:
+        frame.to_parquet(tmp, index=False)
+    tmp.replace(file)
+    return file
+
+
+def file_sha256(path: str | Path, *, chunk_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's content, read in chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def frame_sha256(frame: pd.DataFrame) -> str:
+    """Stable hex SHA-256 of a DataFrame's values and column names."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,187 @@
+"""The ledger: every landed file recorded once by content hash, and each pipeline's schema.
+
+The ledger makes ingestion exactly-once across restarts: a file is identified by the SHA-256 of
+its bytes, so a file seen before (accepted or rejected) is never processed again, and a file
+not yet recorded is always processed, whatever happened to the process in between.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import sqlalchemy as sa
+
+from automl.data._db import get_engine
+from automl.data._schema import Schema
+
+_meta = sa.MetaData()
+
+batches_table = sa.Table(
+    "automl_batches",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("pipeline", sa.String(64), nullable=False, index=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("file_name", sa.String(512), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("stored_path", sa.String(1024), nullable=True),
+    sa.Column("n_rows", sa.Integer, nullable=False, default=0),
+    sa.Column("received_at", sa.String(40), nullable=False),
+    sa.Column("cycle_id", sa.String(64), nullable=True),
+    sa.UniqueConstraint("pipeline", "sha256", name="uq_automl_batches_pipeline_sha"),
+)
+
+schemas_table = sa.Table(
+    "automl_schemas",
+    _meta,
+    sa.Column("pipeline", sa.String(64), primary_key=True),
+    sa.Column("schema_json", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
+
+BatchStatus = Literal["accepted", "rejected"]
+
+
+def utcnow() -> str:
+    """Current UTC time as ISO-8601 text."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One landed file as the ledger knows it."""
+
+    id: int
+    pipeline: str
+    sha256: str
+    file_name: str
+    status: BatchStatus
+    reason: str | None
+    stored_path: Path | None
+    n_rows: int
+    received_at: str
+    cycle_id: str | None
+
+
+def _record(row: sa.Row[tuple[object, ...]]) -> BatchRecord:
+    m = row._mapping
+    return BatchRecord(
+        id=int(m["id"]),
+        pipeline=str(m["pipeline"]),
+        sha256=str(m["sha256"]),
+        file_name=str(m["file_name"]),
+        status=m["status"],
+        reason=m["reason"],
+        stored_path=Path(m["stored_path"]) if m["stored_path"] else None,
+        n_rows=int(m["n_rows"]),
+        received_at=str(m["received_at"]),
+        cycle_id=m["cycle_id"],
+    )
+
+
+class BatchLedger:
+    """Records of landed files and schemas for every pipeline in a workspace.
+
+    Args:
+        url: SQLAlchemy URL of the state database.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine = get_engine(url)
+        _meta.create_all(self._engine)
+
+    # -- files -------------------------------------------------------------------------
+    def get(self, pipeline: str, sha256: str) -> BatchRecord | None:
+        """The record of a file by content hash, or None when never seen."""
+        t = batches_table
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t).where(t.c.pipeline == pipeline, t.c.sha256 == sha256)
+            ).first()
+        return _record(row) if row else None
+
+    def add(
+        self,
+        *,
+        pipeline: str,
+        sha256: str,
+        file_name: str,
+        status: BatchStatus,
+        reason: str | None = None,
+        stored_path: Path | None = None,
+        n_rows: int = 0,
+    ) -> BatchRecord:
+        """Record a file once. Recording the same content twice returns the first record."""
+        t = batches_table
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    t.insert().values(
+                        pipeline=pipeline,
+                        sha256=sha256,
+                        file_name=file_name,
+                        status=status,
+                        reason=reason,
+                        stored_path=str(stored_path) if stored_path else None,
+                        n_rows=n_rows,
+                        received_at=utcnow(),
+                    )
+                )
+        except sa.exc.IntegrityError:
+            pass  # a concurrent or earlier ingest recorded it: the first record wins
+        record = self.get(pipeline, sha256)
+        assert record is not None
+        return record
+
+    def records(self, pipeline: str, *, status: BatchStatus | None = None) -> list[BatchRecord]:
+        """Records of a pipeline in arrival order, optionally of one status."""
+        t = batches_table
+        query = sa.select(t).where(t.c.pipeline == pipeline).order_by(t.c.id)
+        if status:
+            query = query.where(t.c.status == status)
+        with self._engine.connect() as conn:
+            return [_record(r) for r in conn.execute(query)]
+
+    def pending(self, pipeline: str) -> list[BatchRecord]:
+        """Accepted batches no cycle has checked yet, oldest first."""
+        return [r for r in self.records(pipeline, status="accepted") if r.cycle_id is None]
+
+    def mark_checked(self, pipeline: str, ids: list[int], cycle_id: str) -> None:
+        """Mark batches as consumed by a cycle (done last, so a crash leaves them pending)."""
+        if not ids:
+            return
+        t = batches_table
+        with self._engine.begin() as conn:
+            conn.execute(
+                t.update()
+                .where(t.c.pipeline == pipeline, t.c.id.in_(ids))
+                .values(cycle_id=cycle_id)
+            )
+
+    # -- schema ------------------------------------------------------------------------
+    def get_schema(self, pipeline: str) -> Schema | None:
+        """The pipeline's schema, or None before its first accepted batch."""
+        t = schemas_table
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(t.c.schema_json).where(t.c.pipeline == pipeline)).first()
+        return Schema.from_json(row[0]) if row else None
+
+    def save_schema(self, pipeline: str, schema: Schema) -> Schema:
+        """Store the schema if none is stored yet; return the stored one."""
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    schemas_table.insert().values(
+                        pipeline=pipeline, schema_json=schema.to_json(), created_at=utcnow()
+                    )
+                )
+        except sa.exc.IntegrityError:
+            pass
+        stored = self.get_schema(pipeline)
+        assert stored is not None
+        return stored

@@ -1,0 +1,54 @@
+"""Training windows: which stored rows a model is tuned on, and the fresh holdout that judges it."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from automl.data._ingest import load_batches
+from automl.data._ledger import BatchRecord
+
+
+def select_window(
+    accepted: list[BatchRecord],
+    *,
+    since_id: int | None,
+    min_rows: int,
+    max_rows: int,
+) -> pd.DataFrame:
+    """Rows to train on, oldest first.
+
+    After drift the old rows describe a world that is gone, so the window starts at the first
+    drifted batch (``since_id``). When that leaves fewer than ``min_rows`` rows, the newest
+    older rows fill it up; when it holds more than ``max_rows``, the newest ``max_rows`` win.
+
+    Args:
+        accepted: Every accepted batch of the pipeline, in arrival order.
+        since_id: First batch id of the window; None takes all batches.
+        min_rows: Fewest rows wanted (older rows fill up to it when available).
+        max_rows: Most rows kept.
+
+    Returns:
+        The window's rows (may be fewer than ``min_rows`` when the pipeline has less data).
+    """
+    current = [r for r in accepted if since_id is None or r.id >= since_id]
+    older = [r for r in accepted if since_id is not None and r.id < since_id]
+    frame = load_batches(current)
+    if len(frame) < min_rows and older:
+        fill = load_batches(older).tail(min_rows - len(frame))
+        frame = pd.concat([fill, frame], ignore_index=True)
+    return frame.tail(max_rows).reset_index(drop=True)
+
+
+def split_holdout(frame: pd.DataFrame, *, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a time-ordered window into (tuning rows, newest ``fraction`` of rows as holdout).
+
+    Example:
+        >>> train, holdout = split_holdout(pd.DataFrame({"x": range(10)}), fraction=0.2)
+        >>> len(train), list(holdout["x"])
+        (8, [8, 9])
+    """
+    n_holdout = max(1, math.ceil(len(frame) * fraction))
+    cut = len(frame) - n_holdout
+    return frame.iloc[:cut].reset_index(drop=True), frame.iloc[cut:].reset_index(drop=True)

@@ -1,0 +1,136 @@
+"""Cycle history: one row per cycle in the workspace state database."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from automl.data import get_engine
+
+CycleStatus = Literal["no_data", "no_drift", "retuned", "failed"]
+
+_meta = sa.MetaData()
+cycles_table = sa.Table(
+    "automl_cycles",
+    _meta,
+    sa.Column("cycle_id", sa.String(64), primary_key=True),
+    sa.Column("pipeline", sa.String(64), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.String(40), nullable=False),
+    sa.Column("finished_at", sa.String(40), nullable=False),
+    sa.Column("result_json", sa.Text, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """What one cycle of a pipeline did.
+
+    Attributes:
+        pipeline: Pipeline name.
+        cycle_id: Unique id (also tagged on the MLflow run).
+        status: ``no_data`` (nothing new), ``no_drift`` (checked, champion kept), ``retuned``
+            (a model was tuned, registered and judged) or ``failed``.
+        started_at: ISO time.
+        finished_at: ISO time.
+        accepted_files: Files accepted by this cycle's ingest.
+        rejected_files: Files quarantined by this cycle's ingest.
+        n_rows: Rows in the new batches.
+        drift_verdict: ``drift``, ``ok``, ``no_champion`` or None when not checked.
+        share_drifted: Share of drifted columns, when checked.
+        drifted_columns: Names of drifted columns.
+        n_trials: Tuning trials run (0 when not tuned).
+        best_cv_score: CV score of the best trial.
+        default_cv_score: CV score of the library defaults (trial 0).
+        challenger_score: The new model's holdout score.
+        champion_score: The serving model's score on the same holdout.
+        model_version: Registered version of the new model.
+        is_promoted: Whether the new model became champion.
+        champion_version: The champion after the cycle.
+        run_id: MLflow parent run id.
+        error: Failure message when ``status`` is ``failed``.
+    """
+
+    pipeline: str
+    cycle_id: str
+    status: CycleStatus
+    started_at: str
+    finished_at: str
+    accepted_files: tuple[str, ...] = ()
+    rejected_files: tuple[str, ...] = ()
+    n_rows: int = 0
+    drift_verdict: str | None = None
+    share_drifted: float | None = None
+    drifted_columns: tuple[str, ...] = ()
+    n_trials: int = 0
+    best_cv_score: float | None = None
+    default_cv_score: float | None = None
+    challenger_score: float | None = None
+    champion_score: float | None = None
+    model_version: str | None = None
+    is_promoted: bool | None = None
+    champion_version: str | None = None
+    run_id: str | None = None
+    error: str | None = None
+    metric: str | None = field(default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> CycleResult:
+        """Inverse of :meth:`to_dict`."""
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        for key in ("accepted_files", "rejected_files", "drifted_columns"):
+            known[key] = tuple(known.get(key) or ())
+        return cls(**known)
+
+
+class CycleHistory:
+    """Append-only record of cycles.
+
+    Args:
+        url: SQLAlchemy URL of the state database.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._engine = get_engine(url)
+        _meta.create_all(self._engine)
+
+    def record(self, result: CycleResult) -> None:
+        """Store a finished cycle."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                cycles_table.insert().values(
+                    cycle_id=result.cycle_id,
+                    pipeline=result.pipeline,
+                    status=result.status,
+                    started_at=result.started_at,
+                    finished_at=result.finished_at,
+                    result_json=json.dumps(result.to_dict(), default=str),
+                )
+            )
+
+    def list(self, pipeline: str, *, limit: int | None = None) -> list[CycleResult]:
+        """Cycles of a pipeline, newest first."""
+        t = cycles_table
+        query = (
+            sa.select(t.c.result_json)
+            .where(t.c.pipeline == pipeline)
+            .order_by(t.c.finished_at.desc(), t.c.cycle_id.desc())
+        )
+        if limit:
+            query = query.limit(limit)
+        with self._engine.connect() as conn:
+            return [CycleResult.from_dict(json.loads(row[0])) for row in conn.execute(query)]
+
+    def last(self, pipeline: str, *, checked: bool = False) -> CycleResult | None:
+        """The newest cycle; with ``checked``, the newest one that ran a drift check."""
+        for result in self.list(pipeline):
+            if not checked or result.drift_verdict in ("drift", "ok"):
+                return result
+        return None

@@ -1,0 +1,341 @@
+"""MLflow runs, artifacts and the model registry, behind one small adapter.
+
+Everything goes through an explicit ``MlflowClient`` bound to the pipeline's tracking URI, so
+pipelines with different URIs can share a process. Only model logging and loading need
+MLflow's process-global URI; those sections hold a lock and restore the previous URI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from automl.errors import TrackingError
+
+_GLOBAL_URI_LOCK = threading.RLock()
+RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    """A registered model version as automl needs it."""
+
+    name: str
+    version: str
+    run_id: str | None
+    source: str
+    tags: dict[str, str]
+
+    @property
+    def uri(self) -> str:
+        """``models:/name/version`` URI."""
+        return f"models:/{self.name}/{self.version}"
+
+
+@contextlib.contextmanager
+def _global_uri(uri: str) -> Iterator[None]:
+    """Point MLflow's process-global tracking and registry URIs at ``uri`` for a block.
+
+    ``mlflow.set_*_uri`` also exports ``MLFLOW_*_URI`` environment variables, and reading the
+    registry URI back returns a *resolved default*; restoring through the public API would pin
+    both for the rest of the process (and its subprocesses). So the exact previous state,
+    module globals and environment, is saved and put back.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    env_keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    with _GLOBAL_URI_LOCK:
+        saved_tracking = tracking_utils._tracking_uri
+        saved_registry = registry_utils._registry_uri
+        saved_env = {key: os.environ.get(key) for key in env_keys}
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(saved_tracking)
+            registry_utils._registry_uri = saved_registry
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def _pip_requirements() -> list[str]:
+    # Pinning what the model needs avoids MLflow's slow requirement inference (it reloads the
+    # model in a subprocess) and records the exact versions that produced the model.
+    pins = []
+    for dist in ("scikit-learn", "xgboost", "pandas", "numpy", "scipy", "mlflow"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            pins.append(f"{dist}=={metadata.version(dist)}")
+    return pins
+
+
+def _clean_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+
+
+class MlflowTracker:
+    """Runs, artifacts and registry operations for one pipeline's experiment.
+
+    Args:
+        tracking_uri: MLflow tracking URI (also used as the registry URI).
+        experiment: Experiment name, created on first use.
+        artifact_location: Artifact root for a newly created experiment (None: server default).
+    """
+
+    def __init__(
+        self, tracking_uri: str, experiment: str, *, artifact_location: str | None = None
+    ) -> None:
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.artifact_location = artifact_location
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self._experiment_id: str | None = None
+
+    # -- runs --------------------------------------------------------------------------
+    @property
+    def experiment_id(self) -> str:
+        """The experiment's id (the experiment is created when missing)."""
+        if self._experiment_id is None:
+            try:
+                found = self.client.get_experiment_by_name(self.experiment)
+                if found is None:
+                    self._experiment_id = self.client.create_experiment(
+                        self.experiment, artifact_location=self.artifact_location
+                    )
+                else:
+                    self._experiment_id = found.experiment_id
+            except Exception as exc:
+                raise TrackingError(
+                    f"MLflow at {self.tracking_uri!r} refused experiment {self.experiment!r}: "
+                    f"{exc} (is the tracking server reachable?)"
+                ) from exc
+        return self._experiment_id
+
+    def start_run(
+        self,
+        name: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        parent_run_id: str | None = None,
+    ) -> str:
+        """Create a run (nested under ``parent_run_id`` when given) and return its id."""
+        all_tags = dict(tags or {})
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        try:
+            run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        except TrackingError:
+            raise
+        except Exception as exc:
+            raise TrackingError(f"MLflow could not create run {name!r}: {exc}") from exc
+        return str(run.info.run_id)
+
+    def end_run(self, run_id: str, status: RunStatus = "FINISHED") -> None:
+        """Close a run with a final status."""
+        self.client.set_terminated(run_id, status=status)
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Log parameters (values are stringified by MLflow)."""
+        from mlflow.entities import Param
+
+        items = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[start : start + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> None:
+        """Log finite metrics (NaN and inf are dropped)."""
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, v, now, step) for k, v in _clean_metrics(metrics).items()]
+        if items:
+            self.client.log_batch(run_id, metrics=items)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        """Set run tags."""
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_nested_run(
+        self,
+        parent_run_id: str,
+        name: str,
+        *,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str] | None = None,
+        status: RunStatus = "FINISHED",
+    ) -> str:
+        """Create, fill and close a child run in one go (one per tuning trial)."""
+        run_id = self.start_run(name, tags=tags, parent_run_id=parent_run_id)
+        self.log_params(run_id, params)
+        self.log_metrics(run_id, metrics)
+        self.end_run(run_id, status)
+        return run_id
+
+    def log_artifact(
+        self, run_id: str, path: str | Path, *, artifact_dir: str | None = None
+    ) -> None:
+        """Upload a local file as an artifact."""
+        self.client.log_artifact(run_id, str(path), artifact_path=artifact_dir)
+
+    def log_json(self, run_id: str, data: Mapping[str, Any], file_name: str) -> None:
+        """Upload a mapping as a JSON artifact."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / file_name
+            path.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+            self.client.log_artifact(run_id, str(path))
+
+    def log_table(self, run_id: str, frame: pd.DataFrame, file_name: str) -> None:
+        """Upload a DataFrame as a CSV artifact."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / file_name
+            frame.to_csv(path, index=False)
+            self.client.log_artifact(run_id, str(path))
+
+    # -- models ------------------------------------------------------------------------
+    def log_model(
+        self, run_id: str, model: Any, *, input_example: pd.DataFrame, name: str = "model"
+    ) -> str:
+        """Log a scikit-learn model with a signature and input example; return its model URI."""
+        import mlflow
+        import mlflow.sklearn
+        from mlflow.models import infer_signature
+
+        # cloudpickle on purpose: an XGBoost model in a scikit-learn pipeline is not skops-safe
+        # without a trust list; MLflow would warn about it on every save.
+        logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+        try:
+            signature = infer_signature(input_example, model.predict(input_example))
+            with _global_uri(self.tracking_uri), mlflow.start_run(run_id=run_id):
+                info = mlflow.sklearn.log_model(
+                    model,
+                    name=name,
+                    signature=signature,
+                    input_example=input_example,
+                    pip_requirements=_pip_requirements(),
+                    serialization_format="cloudpickle",
+                )
+        except Exception as exc:
+            raise TrackingError(f"MLflow could not log the model of run {run_id}: {exc}") from exc
+        return str(info.model_uri)
+
+    def register(
+        self,
+        model_uri: str,
+        model_name: str,
+        *,
+        run_id: str,
+        tags: Mapping[str, Any] | None = None,
+        description: str | None = None,
+    ) -> ModelVersionInfo:
+        """Register a logged model as a new version of ``model_name``."""
+        try:
+            # The registry resolves ``models:/m-...`` sources through the global tracking URI.
+            with _global_uri(self.tracking_uri):
+                return self._register(model_uri, model_name, run_id, tags, description)
+        except TrackingError:
+            raise
+        except Exception as exc:
+            raise TrackingError(f"could not register {model_uri} as {model_name!r}: {exc}") from exc
+
+    def _register(
+        self,
+        model_uri: str,
+        model_name: str,
+        run_id: str,
+        tags: Mapping[str, Any] | None,
+        description: str | None,
+    ) -> ModelVersionInfo:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(model_name)
+        except MlflowException:
+            self.client.create_registered_model(model_name)
+        version = self.client.create_model_version(
+            model_name,
+            source=model_uri,
+            run_id=run_id,
+            tags={k: str(v) for k, v in (tags or {}).items()},
+            description=description,
+        )
+        return self.get_version(model_name, str(version.version))
+
+    def get_version(self, model_name: str, version: str) -> ModelVersionInfo:
+        """A registered version by number."""
+        mv = self.client.get_model_version(model_name, version)
+        return ModelVersionInfo(
+            name=model_name,
+            version=str(mv.version),
+            run_id=mv.run_id,
+            source=str(mv.source),
+            tags=dict(mv.tags or {}),
+        )
+
+    def get_alias(self, model_name: str, alias: str) -> ModelVersionInfo | None:
+        """The version an alias points at, or None (also when the model is not registered)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self.client.get_model_version_by_alias(model_name, alias)
+        except MlflowException as exc:
+            code = getattr(exc, "error_code", "")
+            if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                return None
+            raise TrackingError(f"could not read alias {alias!r} of {model_name!r}: {exc}") from exc
+        return ModelVersionInfo(
+            name=model_name,
+            version=str(mv.version),
+            run_id=mv.run_id,
+            source=str(mv.source),
+            tags=dict(mv.tags or {}),
+        )
+
+    def set_alias(self, model_name: str, alias: str, version: str) -> None:
+        """Point an alias at a version."""
+        self.client.set_registered_model_alias(model_name, alias, version)
+
+    def delete_alias(self, model_name: str, alias: str) -> None:
+        """Remove an alias if it exists."""
+        from mlflow.exceptions import MlflowException
+
+        with contextlib.suppress(MlflowException):
+            self.client.delete_registered_model_alias(model_name, alias)
+
+    def set_version_tags(self, model_name: str, version: str, tags: Mapping[str, Any]) -> None:
+        """Set tags on a model version."""
+        for key, value in tags.items():
+            self.client.set_model_version_tag(model_name, version, key, str(value))
+
+    def load_model(self, model_uri: str) -> Any:
+        """Load a model (scikit-learn flavour, so probabilities are available)."""
+        import mlflow.sklearn
+
+        try:
+            with _global_uri(self.tracking_uri):
+                return mlflow.sklearn.load_model(model_uri)
+        except Exception as exc:
+            raise TrackingError(f"could not load model {model_uri}: {exc}") from exc
