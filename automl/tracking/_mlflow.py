@@ -67,7 +67,7 @@ def _global_uri(uri: str) -> Iterator[None]:
         try:
             yield
         finally:
-            mlflow.set_tracking_uri(saved_tracking)
+            mlflow.set_tracking_uri(saved_tracking)  # type: ignore[arg-type]  # None unsets it
             registry_utils._registry_uri = saved_registry
             for key, value in saved_env.items():
                 if value is None:
