@@ -27,12 +27,18 @@ from automl.errors import ConfigError
 __all__ = [
     "CLASSIFICATION_METRICS",
     "REGRESSION_METRICS",
+    "ColumnDriftSpec",
     "DataSpec",
     "DriftSpec",
+    "GuardrailSpec",
+    "HysteresisSpec",
     "MlflowSpec",
+    "NotifySpec",
+    "ParamRange",
     "PipelineSpec",
     "RegistrySpec",
     "ScheduleSpec",
+    "SignificanceSpec",
     "TrainingSpec",
     "TuningSpec",
     "load_spec",
@@ -81,6 +87,54 @@ class TrainingSpec(_Strict):
         return self
 
 
+class ColumnDriftSpec(_Strict):
+    """The drift test of one column, overriding the pipeline-wide choice."""
+
+    method: str | None = Field(
+        default=None, description="evidently stat test for this column; None keeps the default."
+    )
+    threshold: float | None = Field(
+        default=None, gt=0.0, description="Threshold for this column; None: the test's default."
+    )
+
+
+class HysteresisSpec(_Strict):
+    """When drifted checks become a re-tune (defaults: the first drifted check, no cool-down)."""
+
+    confirm_checks: int = Field(
+        default=1, ge=1, le=100, description="Drift after this many consecutive drifted checks."
+    )
+    window_checks: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Or: drift when window_drifted of the last "
+        "window_checks checks drifted (set both).",
+    )
+    window_drifted: int | None = Field(default=None, ge=1, le=1000)
+    cooldown_checks: int = Field(
+        default=0, ge=0, description="Checks after a re-tune during which drift only warns."
+    )
+    cooldown_s: float = Field(
+        default=0.0, ge=0.0, description="Seconds after a re-tune during which drift only warns."
+    )
+
+    @model_validator(mode="after")
+    def _check_window(self) -> HysteresisSpec:
+        if (self.window_checks is None) != (self.window_drifted is None):
+            raise ValueError("window_checks and window_drifted must be set together")
+        if (
+            self.window_checks is not None
+            and self.window_drifted is not None
+            and self.window_drifted > self.window_checks
+        ):
+            raise ValueError(
+                f"window_drifted ({self.window_drifted}) must not exceed window_checks "
+                f"({self.window_checks})"
+            )
+        return self
+
+
 class DriftSpec(_Strict):
     """How a batch is compared with the reference and when that counts as drift."""
 
@@ -96,18 +150,118 @@ class DriftSpec(_Strict):
         default=0.5,
         gt=0.0,
         le=1.0,
-        description="Dataset drift when at least this share of the columns drifted.",
+        description="Dataset drift when the policy score (share of drifted columns, or their "
+        "importance-weighted share) is at least this.",
     )
     columns: tuple[str, ...] | None = Field(
         default=None, description="Columns to check; None checks every feature column."
     )
+    per_column: dict[str, ColumnDriftSpec] = Field(
+        default_factory=dict, description="Per-column method/threshold overrides."
+    )
+    policy: Literal["share", "weighted"] = Field(
+        default="share",
+        description="share: share of drifted columns; weighted: share of the champion's feature "
+        "importance in drifted columns.",
+    )
+    weights: dict[str, float] | None = Field(
+        default=None,
+        description="Fixed column weights for the weighted policy; None: the champion's "
+        "prediction sensitivity to each column.",
+    )
+    warning_share: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="Score of a warning; None: half drift_share."
+    )
+    correction: Literal["none", "bonferroni", "holm", "bh"] = Field(
+        default="bh",
+        description="Multiple-testing correction of p-value tests over the columns: bh "
+        "(Benjamini-Hochberg), holm, bonferroni or none.",
+    )
+    min_effect: float = Field(
+        default=0.04,
+        ge=0.0,
+        le=1.0,
+        description="A p-value test flags a column only when the shift (K-S statistic or total "
+        "variation distance) is at least this; keeps tiny shifts on huge batches out.",
+    )
+    missing_rate_delta: float | None = Field(
+        default=0.1, gt=0.0, le=1.0, description="Missing-value rate change that drifts a column."
+    )
+    unseen_share: float | None = Field(
+        default=0.05,
+        gt=0.0,
+        le=1.0,
+        description="Share of rows with categories unseen in the reference that drifts a column.",
+    )
+    calibration_resamples: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="Calibrate distance thresholds on this many reference-vs-reference "
+        "resamples (0: off).",
+    )
+    calibration_quantile: float = Field(default=0.95, gt=0.5, lt=1.0)
+    target_drift: bool = Field(default=False, description="Label drift is a drift signal.")
+    prediction_drift: bool = Field(
+        default=False, description="Drift of the champion's predictions is a drift signal."
+    )
+    performance_tolerance: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="Drift when the champion's metric on the new labelled rows is worse than "
+        "its validation (CV) score by more than this; None: off.",
+    )
+    hysteresis: HysteresisSpec = HysteresisSpec()
+    html_report: Literal["on_drift", "always", "never"] = Field(
+        default="on_drift", description="When the evidently HTML report is rendered."
+    )
+
+    @model_validator(mode="after")
+    def _check_shares(self) -> DriftSpec:
+        if self.warning_share is not None and self.warning_share > self.drift_share:
+            raise ValueError(
+                f"warning_share ({self.warning_share}) must not exceed drift_share "
+                f"({self.drift_share})"
+            )
+        return self
+
+
+#: Search strategies (see ``automl.tuning.STRATEGIES``; kept equal by a test).
+TuningStrategy = Literal["bayesian", "gp", "random", "grid", "genetic", "cmaes"]
+#: Model families (see ``automl.tuning.MODEL_FAMILIES``; kept equal by a test).
+ModelFamily = Literal[
+    "xgboost", "random_forest", "extra_trees", "hist_gradient_boosting", "linear", "mlp"
+]
+GridValue = float | int | str | bool
+
+
+class ParamRange(_Strict):
+    """A narrowed range (``low``/``high``, optionally ``log``/``step``) or a list of ``choices``."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool | None = None
+    step: float | None = None
+    choices: list[GridValue] | None = None
+
+
+#: One hyperparameter override: a range, ``[low, high]`` (or the choices of a categorical
+#: hyperparameter), or a fixed value.
+ParamOverrideSpec = ParamRange | list[GridValue] | GridValue
 
 
 class TuningSpec(_Strict):
-    """How hyperparameters are searched."""
+    """How hyperparameters are searched (see ``automl.tuning.tune`` for the semantics)."""
 
-    strategy: Literal["bayesian", "random"] = "bayesian"
-    models: tuple[Literal["xgboost"], ...] = ("xgboost",)
+    strategy: TuningStrategy = Field(
+        default="bayesian",
+        description="bayesian (multivariate TPE), gp (needs the 'gp' extra), random, grid "
+        "(exhaustive over `grid`), genetic (NSGA-II) or cmaes.",
+    )
+    models: tuple[ModelFamily, ...] = Field(
+        default=("xgboost",),
+        description="Model families; several make one conditional search space in one study.",
+    )
     metric: str | None = Field(
         default=None,
         description="Primary metric; None means roc_auc for classification, rmse for regression.",
@@ -116,11 +270,101 @@ class TuningSpec(_Strict):
     timeout_s: float | None = Field(default=600.0, gt=0.0)
     cv: int = Field(default=3, ge=2, le=20)
     seed: int = 42
+    search_space: dict[str, dict[str, ParamOverrideSpec]] = Field(
+        default_factory=dict,
+        description="Per family, per hyperparameter: [low, high], {low, high, log}, "
+        "{choices: [...]} or a fixed value; narrows or overrides the curated space.",
+    )
+    grid: dict[str, dict[str, list[GridValue]]] | None = Field(
+        default=None,
+        description="Strategy grid: per family, per hyperparameter, the values to try.",
+    )
+    n_jobs: int = Field(default=1, ge=1, le=64, description="Trials run in parallel.")
+    patience: int | None = Field(
+        default=None, ge=1, description="Stop after this many trials without improvement."
+    )
+    pruner: Literal["median", "none"] = Field(
+        default="median",
+        description="median: stop trials whose learning curve trails the median; none.",
+    )
+    split: Literal["kfold", "time"] = Field(
+        default="kfold",
+        description="kfold (stratified for classification) or time: the rows are in time "
+        "order and every fold validates on rows after its training rows.",
+    )
+    warm_start: bool = Field(
+        default=True,
+        description="Re-evaluate the previous study's best configurations first after drift.",
+    )
+    warm_start_top_k: int = Field(default=3, ge=1, le=50)
+    storage: str | None = Field(
+        default=None,
+        description="Optuna storage URL; None means the SQLite file optuna.db in the workspace.",
+    )
 
     @model_validator(mode="after")
     def _check_models(self) -> TuningSpec:
         if not self.models:
-            raise ValueError("models must name at least one model family (allowed: 'xgboost')")
+            raise ValueError(
+                "models must name at least one model family (allowed: 'xgboost', "
+                "'random_forest', 'extra_trees', 'hist_gradient_boosting', 'linear', 'mlp')"
+            )
+        for name, table in (("search_space", self.search_space), ("grid", self.grid or {})):
+            extra = [family for family in table if family not in self.models]
+            if extra:
+                raise ValueError(
+                    f"{name} names families {extra} that are not in models {list(self.models)}"
+                )
+        if self.strategy == "grid" and not self.grid:
+            raise ValueError("strategy 'grid' needs `grid`: {family: {param: [values]}}")
+        return self
+
+
+class SignificanceSpec(_Strict):
+    """How sure the gate must be that the challenger's improvement is real."""
+
+    test: Literal["bootstrap", "mcnemar", "none"] = Field(
+        default="bootstrap",
+        description="bootstrap: paired bootstrap CI of the improvement must exclude 0; "
+        "mcnemar: exact McNemar test on disagreements (classification); none: margin only.",
+    )
+    alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
+    n_resamples: int = Field(default=1000, ge=100, le=100_000)
+
+
+class GuardrailSpec(_Strict):
+    """A metric that must not get worse when a challenger is promoted."""
+
+    metric: str = Field(
+        description="A metric of the task (e.g. accuracy, recall, mae) or latency_ms / "
+        "model_size_mb."
+    )
+    max_regression: float | None = Field(
+        default=None, ge=0.0, description="Quality metrics: allowed worsening in its units."
+    )
+    max_ratio: float | None = Field(
+        default=None, gt=0.0, description="latency_ms / model_size_mb: allowed new/old ratio."
+    )
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> GuardrailSpec:
+        resource = self.metric in ("latency_ms", "model_size_mb")
+        quality = self.metric in (
+            *CLASSIFICATION_METRICS,
+            *REGRESSION_METRICS,
+            "precision",
+            "recall",
+        )
+        if not (resource or quality):
+            raise ValueError(
+                f"guardrail metric {self.metric!r} is unknown; allowed: latency_ms, "
+                f"model_size_mb, precision, recall, {', '.join(CLASSIFICATION_METRICS)}, "
+                f"{', '.join(REGRESSION_METRICS)}"
+            )
+        if resource and self.max_regression is not None:
+            raise ValueError(f"guardrail {self.metric!r} takes max_ratio, not max_regression")
+        if not resource and self.max_ratio is not None:
+            raise ValueError(f"guardrail {self.metric!r} takes max_regression, not max_ratio")
         return self
 
 
@@ -135,6 +379,27 @@ class RegistrySpec(_Strict):
         ge=0.0,
         description="The challenger must beat the champion by at least this much on the holdout.",
     )
+    approval: Literal["auto", "manual"] = Field(
+        default="auto",
+        description="manual: the gate's verdict is recorded and the challenger waits for "
+        "`automl promote`.",
+    )
+    significance: SignificanceSpec = SignificanceSpec()
+    guardrails: tuple[GuardrailSpec, ...] = ()
+
+
+class NotifySpec(_Strict):
+    """Webhook notifications (HTTP POST with a JSON body)."""
+
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://")
+    events: tuple[Literal["drift", "promotion", "rejection", "failure", "approval"], ...] = (
+        "drift",
+        "promotion",
+        "rejection",
+        "failure",
+        "approval",
+    )
+    timeout_s: float = Field(default=5.0, gt=0.0, le=60.0)
 
 
 class MlflowSpec(_Strict):
@@ -147,11 +412,17 @@ class MlflowSpec(_Strict):
 
 
 class ScheduleSpec(_Strict):
-    """When the service runs the pipeline's cycle."""
+    """When the service runs the pipeline's cycle, and an optional forced re-tune."""
 
     interval_s: float | None = Field(default=3600.0, gt=0.0)
     cron: str | None = Field(
-        default=None, description="Crontab expression; replaces interval_s when set."
+        default=None, description="Crontab expression (UTC); replaces interval_s when set."
+    )
+    retune_interval_s: float | None = Field(
+        default=None, gt=0.0, description="Re-tune this often whatever drift says (None: never)."
+    )
+    retune_cron: str | None = Field(
+        default=None, description="Crontab expression (UTC) of forced re-tunes, e.g. weekly."
     )
 
 
@@ -172,11 +443,13 @@ class PipelineSpec(_Strict):
     registry: RegistrySpec = RegistrySpec()
     mlflow: MlflowSpec = MlflowSpec()
     schedule: ScheduleSpec = ScheduleSpec()
+    notify: NotifySpec = NotifySpec()
     state_db: str | None = Field(
         default=None, description="SQLAlchemy URL of the state database; None means automl.db."
     )
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _source_file: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check_metric(self) -> PipelineSpec:
@@ -244,10 +517,16 @@ class PipelineSpec(_Strict):
         """SQLAlchemy URL of the state database (ledger, schema, cycle history)."""
         return self.state_db or f"sqlite:///{self.workspace_dir / 'automl.db'}"
 
+    @property
+    def source_file(self) -> Path | None:
+        """The YAML file the spec was loaded from (None when built in code)."""
+        return self._source_file
+
     def with_base_dir(self, base_dir: Path) -> PipelineSpec:
         """Return a copy whose relative paths resolve against ``base_dir``."""
         clone = self.model_copy()
         clone._base_dir = base_dir.resolve()
+        clone._source_file = self._source_file
         return clone
 
 
@@ -291,7 +570,9 @@ def load_spec(path: str | Path) -> PipelineSpec:
     except ValidationError as exc:
         details = "; ".join(_describe(dict(err)) for err in exc.errors())
         raise ConfigError(f"{file}: invalid pipeline spec: {details}") from exc
-    return spec.with_base_dir(file.parent)
+    loaded = spec.with_base_dir(file.parent)
+    loaded._source_file = file.resolve()
+    return loaded
 
 
 def load_specs(directory: str | Path) -> list[PipelineSpec]:

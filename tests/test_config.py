@@ -39,7 +39,7 @@ def test_regression_default_metric_is_rmse() -> None:
 @pytest.mark.parametrize(
     ("patch", "field", "hint"),
     [
-        ({"tuning": {"strategy": "annealing"}}, "tuning.strategy", "'bayesian' or 'random'"),
+        ({"tuning": {"strategy": "annealing"}}, "tuning.strategy", "'genetic' or 'cmaes'"),
         ({"tuning": {"n_trials": 0}}, "tuning.n_trials", "greater than or equal to 1"),
         ({"tuning": {"models": ["catboost"]}}, "tuning.models.0", "'xgboost'"),
         ({"drift": {"drift_share": 1.5}}, "drift.drift_share", "less than or equal to 1"),

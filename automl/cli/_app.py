@@ -6,7 +6,6 @@ import functools
 import json
 import logging
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -29,14 +28,12 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(level: str, *, as_json: bool = False) -> None:
+    from automl.service._logging import configure_logging
+
     # MLflow configures its own loggers when first imported (after this runs); it reads this.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(level, as_json=as_json)
     for noisy in ("mlflow", "alembic", "optuna", "apscheduler.executors", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     # Models are saved with cloudpickle on purpose (XGBoost inside a scikit-learn pipeline is not
@@ -155,14 +152,40 @@ def _print_cycle(r: dict[str, Any]) -> None:
 @command
 def serve(
     pipelines_dir: Annotated[Path, typer.Argument(help="Folder of pipeline specs (*.yaml).")],
+    host: Annotated[str, typer.Option(help="Interface of the status endpoint.")] = "127.0.0.1",
+    port: Annotated[
+        int | None, typer.Option(help="Port of /healthz, /readyz, /metrics, /status (unset: off).")
+    ] = None,
+    jobstore: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL of the job store; default a SQLite file in the folder "
+            "(one per host); 'memory' keeps jobs in memory."
+        ),
+    ] = None,
+    reload_s: Annotated[float, typer.Option(help="Re-read the folder this often.")] = 10.0,
+    stop_grace_s: Annotated[
+        float, typer.Option(help="On SIGTERM, wait this long for running cycles.")
+    ] = 60.0,
+    json_logs: Annotated[bool, typer.Option("--json-logs", help="Log JSON lines.")] = False,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run every pipeline in a folder on its schedule until SIGTERM or Ctrl-C."""
     from automl.service import AutomlService
+    from automl.service._scheduler import default_jobstore_url
 
-    _setup_logging(log_level)
-    specs = _specs_at(pipelines_dir)
-    AutomlService(specs).run_forever()
+    _setup_logging(log_level, as_json=json_logs)
+    if not pipelines_dir.is_dir():
+        raise ConfigError(f"{pipelines_dir}: not a directory of pipeline specs")
+    url = None if jobstore == "memory" else (jobstore or default_jobstore_url(pipelines_dir))
+    AutomlService(
+        pipelines_dir,
+        jobstore_url=url,
+        http_host=host,
+        http_port=port,
+        reload_interval_s=reload_s,
+        stop_grace_s=stop_grace_s,
+    ).run_forever()
 
 
 @command
@@ -171,33 +194,9 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show each pipeline's champion, last cycle and last drift verdict."""
-    from automl.data import BatchLedger
-    from automl.service import CycleHistory, make_tracker
-    from automl.tracking import CHAMPION
+    from automl.service import pipeline_status
 
-    rows: list[dict[str, Any]] = []
-    for spec in _specs_at(pipeline):
-        history = CycleHistory(spec.state_url)
-        ledger = BatchLedger(spec.state_url)
-        champion = make_tracker(spec).get_alias(spec.model_name, CHAMPION)
-        latest = history.last(spec.name)
-        checked = history.last(spec.name, checked=True)
-        rows.append(
-            {
-                "pipeline": spec.name,
-                "model": spec.model_name,
-                "champion_version": champion.version if champion else None,
-                "champion_cv_score": champion.tags.get("automl.cv_score") if champion else None,
-                "last_cycle": latest.cycle_id if latest else None,
-                "last_status": latest.status if latest else None,
-                "last_finished_at": latest.finished_at if latest else None,
-                "last_error": latest.error if latest else None,
-                "last_drift_verdict": checked.drift_verdict if checked else None,
-                "last_drift_share": checked.share_drifted if checked else None,
-                "pending_batches": len(ledger.pending(spec.name)),
-                "quarantined_files": len(ledger.records(spec.name, status="rejected")),
-            }
-        )
+    rows = [pipeline_status(spec) for spec in _specs_at(pipeline)]
     if as_json:
         typer.echo(json.dumps(rows, default=str))
         return
@@ -252,6 +251,107 @@ def demo(
     )
 
 
+@command
+def tune(
+    data: Annotated[Path, typer.Argument(help="CSV or Parquet file with features and target.")],
+    target: Annotated[str, typer.Option("--target", help="Label column.")],
+    task: Annotated[
+        str | None,
+        typer.Option(help="classification or regression (default: inferred from the target)."),
+    ] = None,
+    strategy: Annotated[
+        str, typer.Option(help="bayesian, gp, random, genetic or cmaes.")
+    ] = "bayesian",
+    models: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated families: xgboost, random_forest, extra_trees, "
+            "hist_gradient_boosting, linear, mlp."
+        ),
+    ] = "xgboost",
+    metric: Annotated[
+        str | None,
+        typer.Option(help="roc_auc, accuracy, f1, log_loss; rmse, mae, r2 (default by task)."),
+    ] = None,
+    trials: Annotated[int, typer.Option(min=1, help="Trial budget.")] = 30,
+    timeout: Annotated[float | None, typer.Option(help="Wall-time budget in seconds.")] = None,
+    cv: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the search, folds and models.")] = 42,
+    n_jobs: Annotated[int, typer.Option("--n-jobs", min=1, help="Parallel trials.")] = 1,
+    patience: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many trials without improvement.")
+    ] = None,
+    time_ordered: Annotated[
+        bool,
+        typer.Option("--time-ordered", help="Rows are in time order: validate on later rows only."),
+    ] = False,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option("--tracking-uri", help="MLflow tracking URI (default: ./mlflow.db)."),
+    ] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "automl/tune",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    log_level: LogLevel = "WARNING",
+) -> None:
+    """Tune once on a data file and log the search, its report and the model to MLflow."""
+    from automl.cli._tune import TuneOptions, print_result, run_tune
+
+    _setup_logging(log_level)
+    options = TuneOptions(
+        data=data,
+        target=target,
+        task=task,
+        strategy=strategy,
+        models=tuple(m.strip() for m in models.split(",") if m.strip()),
+        metric=metric,
+        n_trials=trials,
+        timeout_s=timeout,
+        cv=cv,
+        seed=seed,
+        n_jobs=n_jobs,
+        patience=patience,
+        is_time_ordered=time_ordered,
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+    )
+    result = run_tune(options, console=err_console, as_json=as_json)
+    if as_json:
+        typer.echo(json.dumps(result, default=str))
+        return
+    print_result(result, console)
+
+
+@command
+def drift(
+    reference: Annotated[
+        Path, typer.Option("--reference", help="Reference rows (CSV or Parquet).")
+    ],
+    current: Annotated[Path, typer.Option("--current", help="New rows (CSV or Parquet).")],
+    pipeline: Annotated[
+        Path | None,
+        typer.Option("--pipeline", help="Pipeline spec: its drift settings and target."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write evidently's HTML report here.")
+    ] = None,
+) -> None:
+    """Check two files for drift once: per-column tests and the dataset decision."""
+    from automl.cli._drift import DriftOptions, check_files, print_drift
+
+    payload = check_files(
+        DriftOptions(reference=reference, current=current, pipeline=pipeline, html=html)
+    )
+    if as_json:
+        typer.echo(json.dumps(payload, default=str))
+        return
+    print_drift(payload, console)
+
+
 def main() -> None:
     """Console entry point."""
     app()
+
+
+# Commands defined in sibling modules register themselves on import.
+from automl.cli import _registry  # noqa: E402, F401

@@ -99,59 +99,76 @@ def ingest_landing(
     rejected: list[RejectedFile] = []
     duplicates: list[str] = []
     for file in _landed_files(landing_dir, patterns):
-        sha = file_sha256(file)
-        known = ledger.get(pipeline, sha)
-        if known is not None:
-            log.info("%s: already recorded as %s; archiving", file.name, known.status)
-            if known.status == "rejected":
-                _move(file, paths.quarantine, sha)
-            else:
-                _move(file, paths.archive, sha)
-            duplicates.append(file.name)
-            continue
         try:
-            frame = read_table(file)
-            schema = ledger.get_schema(pipeline)
-            if schema is None:
-                if frame.empty:
-                    raise DataValidationError(
-                        f"{file.name}: batch has no rows", reason_code="empty"
-                    )
-                schema = ledger.save_schema(pipeline, infer_schema(frame, target=target, task=task))
-            clean = validate_batch(frame, schema, source=file.name)
-        except DataValidationError as exc:
-            dest = _quarantine(file, paths.quarantine, sha, exc)
-            ledger.add(
-                pipeline=pipeline,
-                sha256=sha,
-                file_name=file.name,
-                status="rejected",
-                reason=f"{exc.reason_code}: {exc}",
-            )
-            log.warning("%s: rejected (%s); quarantined at %s", file.name, exc, dest)
-            rejected.append(
-                RejectedFile(
-                    file_name=file.name,
-                    sha256=sha,
-                    reason_code=exc.reason_code,
-                    reason=str(exc),
-                    quarantine_path=dest,
-                )
-            )
+            outcome = _ingest_file(file, pipeline, paths, ledger, target, task)
+        except FileNotFoundError:
+            # Another ingester (a second process on the same folder) took it first.
+            log.info("%s: taken by another ingester", file.name)
             continue
-        stored = write_table(clean, paths.batches / f"{sha[:16]}.parquet")
-        record = ledger.add(
+        if isinstance(outcome, RejectedFile):
+            rejected.append(outcome)
+        elif outcome is None:
+            duplicates.append(file.name)
+        else:
+            accepted.append(outcome)
+    return IngestResult(tuple(accepted), tuple(rejected), tuple(duplicates))
+
+
+def _ingest_file(
+    file: Path,
+    pipeline: str,
+    paths: PipelinePaths,
+    ledger: BatchLedger,
+    target: str,
+    task: Task,
+) -> BatchRecord | RejectedFile | None:
+    """Ingest one file: its record, its rejection, or None for a file seen before."""
+    sha = file_sha256(file)
+    known = ledger.get(pipeline, sha)
+    if known is not None:
+        log.info("%s: already recorded as %s; archiving", file.name, known.status)
+        if known.status == "rejected":
+            _move(file, paths.quarantine, sha)
+        else:
+            _move(file, paths.archive, sha)
+        return None
+    try:
+        frame = read_table(file)
+        schema = ledger.get_schema(pipeline)
+        if schema is None:
+            if frame.empty:
+                raise DataValidationError(f"{file.name}: batch has no rows", reason_code="empty")
+            schema = ledger.save_schema(pipeline, infer_schema(frame, target=target, task=task))
+        clean = validate_batch(frame, schema, source=file.name)
+    except DataValidationError as exc:
+        dest = _quarantine(file, paths.quarantine, sha, exc)
+        ledger.add(
             pipeline=pipeline,
             sha256=sha,
             file_name=file.name,
-            status="accepted",
-            stored_path=stored,
-            n_rows=len(clean),
+            status="rejected",
+            reason=f"{exc.reason_code}: {exc}",
         )
-        _move(file, paths.archive, sha)
-        log.info("%s: accepted %d rows as batch %d", file.name, len(clean), record.id)
-        accepted.append(record)
-    return IngestResult(tuple(accepted), tuple(rejected), tuple(duplicates))
+        log.warning("%s: rejected (%s); quarantined at %s", file.name, exc, dest)
+        return RejectedFile(
+            file_name=file.name,
+            sha256=sha,
+            reason_code=exc.reason_code,
+            reason=str(exc),
+            quarantine_path=dest,
+        )
+    stored = write_table(clean, paths.batches / f"{sha[:16]}.parquet")
+    record = ledger.add(
+        pipeline=pipeline,
+        sha256=sha,
+        file_name=file.name,
+        status="accepted",
+        stored_path=stored,
+        n_rows=len(clean),
+    )
+    _move(file, paths.archive, sha)
+    log.info("%s: accepted %d rows as batch %d", file.name, len(clean), record.id)
+    return record
 
 
 def load_batches(records: list[BatchRecord] | tuple[BatchRecord, ...]) -> pd.DataFrame:

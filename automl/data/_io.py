@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -51,7 +53,8 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write a DataFrame atomically (temp file + rename) as CSV or Parquet by suffix."""
     file = Path(path)
     file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.name}.tmp")
+    # Unique per writer, so two writers of the same file never share a temp file.
+    tmp = file.with_name(f".{file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     if file.suffix.lower() == ".csv":
         frame.to_csv(tmp, index=False)
     else:

@@ -102,6 +102,41 @@ def _normalize_target(series: pd.Series, task: Task) -> pd.Series:
     return series.astype(str)
 
 
+def coerce_features(frame: pd.DataFrame, schema: Schema, *, source: str) -> pd.DataFrame:
+    """The schema's feature columns with canonical dtypes: numeric float64, categorical text.
+
+    Models are logged with that signature, so rows to score go through this first (MLflow
+    refuses, e.g., int64 where the signature says double).
+
+    Raises:
+        DataValidationError: A feature column is missing or a numeric column holds text.
+    """
+    missing = [c for c in schema.feature_names if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"{source}: missing columns {missing}; expected {schema.feature_names}",
+            reason_code="missing_columns",
+        )
+    out = pd.DataFrame(index=frame.index)
+    for name, kind in schema.features:
+        col = frame[name]
+        if kind == "numeric":
+            coerced = pd.to_numeric(col, errors="coerce")
+            bad = coerced.isna() & col.notna()
+            if bad.any():
+                rows = [int(i) for i in np.flatnonzero(bad.to_numpy())[:3]]
+                examples = [col.iloc[i] for i in rows]
+                raise DataValidationError(
+                    f"{source}: column {name!r} must be numeric but {int(bad.sum())} value(s) "
+                    f"are not, e.g. {examples!r} at data row(s) {rows} (0-based, header excluded)",
+                    reason_code="bad_dtype",
+                )
+            out[name] = coerced.astype("float64")
+        else:
+            out[name] = col.astype(object).where(col.isna(), col.astype(str))
+    return out
+
+
 def validate_batch(frame: pd.DataFrame, schema: Schema, *, source: str) -> pd.DataFrame:
     """Check a batch against a schema and return it with canonical dtypes.
 
@@ -136,23 +171,7 @@ def validate_batch(frame: pd.DataFrame, schema: Schema, *, source: str) -> pd.Da
             f"{source}: schema change: {'; '.join(parts)}; expected {expected}",
             reason_code="missing_columns" if missing else "unexpected_columns",
         )
-    out = pd.DataFrame(index=frame.index)
-    for name, kind in schema.features:
-        col = frame[name]
-        if kind == "numeric":
-            coerced = pd.to_numeric(col, errors="coerce")
-            bad = coerced.isna() & col.notna()
-            if bad.any():
-                rows = [int(i) for i in np.flatnonzero(bad.to_numpy())[:3]]
-                examples = [col.iloc[i] for i in rows]
-                raise DataValidationError(
-                    f"{source}: column {name!r} must be numeric but {int(bad.sum())} value(s) "
-                    f"are not, e.g. {examples!r} at data row(s) {rows} (0-based, header excluded)",
-                    reason_code="bad_dtype",
-                )
-            out[name] = coerced.astype("float64")
-        else:
-            out[name] = col.astype(object).where(col.isna(), col.astype(str))
+    out = coerce_features(frame, schema, source=source)
     target = frame[schema.target]
     labelled = target.notna()
     if not labelled.any():

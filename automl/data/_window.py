@@ -52,3 +52,23 @@ def split_holdout(frame: pd.DataFrame, *, fraction: float) -> tuple[pd.DataFrame
     n_holdout = max(1, math.ceil(len(frame) * fraction))
     cut = len(frame) - n_holdout
     return frame.iloc[:cut].reset_index(drop=True), frame.iloc[cut:].reset_index(drop=True)
+
+
+def window_time_range(
+    accepted: list[BatchRecord], *, since_id: int | None, n_rows: int
+) -> tuple[str, str]:
+    """When the batches behind a window were received: (oldest, newest) ISO times.
+
+    Walks back from the newest batch until ``n_rows`` rows are covered, mirroring
+    :func:`select_window`.
+    """
+    if not accepted:
+        return "", ""
+    newest = accepted[-1].received_at
+    covered, oldest = 0, newest
+    for record in reversed(accepted):
+        if covered >= n_rows and (since_id is None or record.id < since_id):
+            break
+        covered += record.n_rows
+        oldest = record.received_at
+    return oldest, newest

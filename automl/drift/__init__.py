@@ -1,8 +1,44 @@
-"""Drift: per-column tests (evidently), the dataset-level decision and its HTML report."""
+"""Drift: per-column tests (evidently's, computed once), the dataset-level decision, hysteresis
+and the HTML report."""
 
 from __future__ import annotations
 
-from automl.drift._evidently import EvidentlyDriftDetector, render_drift_html
-from automl.drift._report import ColumnDrift, DriftReport
+from automl.drift._evidently import (
+    ColumnTest,
+    EvidentlyDriftDetector,
+    infer_column_kinds,
+    render_drift_html,
+)
+from automl.drift._hysteresis import DriftState, Hysteresis, HysteresisDecision
+from automl.drift._importance import sensitivity_weights
+from automl.drift._policy import (
+    CORRECTIONS,
+    POLICIES,
+    Correction,
+    Policy,
+    adjust_pvalues,
+    performance_drift,
+)
+from automl.drift._report import ColumnDrift, DriftLevel, DriftReport, DriftSignal, SchemaChange
 
-__all__ = ["ColumnDrift", "DriftReport", "EvidentlyDriftDetector", "render_drift_html"]
+__all__ = [
+    "CORRECTIONS",
+    "POLICIES",
+    "ColumnDrift",
+    "ColumnTest",
+    "Correction",
+    "DriftLevel",
+    "DriftReport",
+    "DriftSignal",
+    "DriftState",
+    "EvidentlyDriftDetector",
+    "Hysteresis",
+    "HysteresisDecision",
+    "Policy",
+    "SchemaChange",
+    "adjust_pvalues",
+    "infer_column_kinds",
+    "performance_drift",
+    "render_drift_html",
+    "sensitivity_weights",
+]

@@ -1,41 +1,126 @@
-"""Per-column drift with evidently's statistical tests, one pass per column.
+"""Per-column drift with evidently's statistical tests, each computed once, and the decision.
 
 evidently's ``DataDriftPreset`` computes each column's test more than once and renders plotly
-figures; the decision needs neither. This detector asks evidently which test it would pick for a
-column (by type and sample size, exactly as the preset does), runs that test once, and applies
-the dataset rule. The HTML report is rendered separately, only when someone will read it.
+figures; the decision needs neither. This detector picks the test evidently would pick for a
+column (by type and sample size), or the one the spec names for it, computes it once on NumPy
+arrays (``automl.drift._stats``, equal to evidently's own functions), then applies what a
+re-tune decision needs on top: a multiple-testing correction, an effect-size floor for large
+samples, missing-rate and unseen-category checks, schema changes, and the dataset policy.
+The HTML report is rendered separately (:func:`render_drift_html`), only when someone reads it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from automl.drift._report import ColumnDrift, DriftReport
+from automl.drift._policy import (
+    CORRECTIONS,
+    POLICIES,
+    Correction,
+    Policy,
+    adjust_pvalues,
+    normalize_weights,
+)
+from automl.drift._report import ColumnDrift, DriftLevel, DriftReport, DriftSignal, SchemaChange
+from automl.drift._stats import (
+    ColumnKind,
+    Sample,
+    StatOutcome,
+    check_method,
+    default_method,
+    effect_size,
+    run_method,
+    two_proportion_pvalue,
+    union_distinct,
+)
 from automl.errors import DriftCheckError
 
+if TYPE_CHECKING:
+    from automl.config import DriftSpec
 
-def _clean(series: pd.Series) -> pd.Series:
-    # evidently drops missing and infinite values before testing; do the same.
-    if pd.api.types.is_numeric_dtype(series):
-        series = series.replace([np.inf, -np.inf], np.nan)
-    return series.dropna()
+#: Rows above which columns are computed in parallel threads (NumPy releases the GIL).
+_PARALLEL_MIN_ROWS = 50_000
+_MAX_UNSEEN_LISTED = 20
+
+
+@dataclass(frozen=True)
+class ColumnTest:
+    """A per-column override of the test.
+
+    Attributes:
+        method: evidently method name; None keeps the default choice.
+        threshold: Threshold; None keeps the method's default.
+    """
+
+    method: str | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """What one worker measured on one column."""
+
+    column: str
+    kind: str
+    outcome: StatOutcome | None
+    effect: float | None
+    calibrated_threshold: float | None
+    missing_ref: float
+    missing_cur: float
+    missing_pvalue: float
+    unseen: tuple[str, ...]
+    unseen_share: float
+    all_missing: str | None  # None, "both" or "one"
+
+
+def _kind_label(ref: Sample, cur: Sample, series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if 0 < union_distinct(ref, cur, cap=2) <= 2:
+        return "binary"
+    return ref.kind
 
 
 class EvidentlyDriftDetector:
     """Decides dataset drift from evidently's per-column tests.
 
     Args:
-        method: evidently stat test name for every column (``ks``, ``psi``, ``wasserstein``,
+        method: evidently stat test for every column (``ks``, ``psi``, ``wasserstein``,
             ``chisquare``, ...); None lets evidently pick per column type and sample size.
-        threshold: Test threshold; None uses the chosen test's default.
-        drift_share: The dataset drifted when at least this share of columns drifted, in (0, 1].
+        threshold: Threshold for every column; None uses the chosen test's default.
+        drift_share: The data signal fires when the policy score is at least this, in (0, 1].
+        per_column: Per-column overrides of method and threshold.
+        policy: ``share`` (share of drifted columns) or ``weighted`` (importance-weighted share;
+            pass ``weights`` to :meth:`detect`).
+        warning_share: Score from which a check is a ``warning``, in (0, ``drift_share``];
+            None means half of ``drift_share``.
+        correction: Multiple-testing correction of p-value tests: ``bh`` (Benjamini-Hochberg),
+            ``holm``, ``bonferroni`` or ``none``.
+        min_effect: A p-value test flags a column only when the shift is at least this large
+            (K-S statistic for numeric, total variation distance for categorical columns), in
+            [0, 1]. On huge samples every tiny shift is significant; this keeps irrelevant ones
+            out. 0 disables it.
+        missing_rate_delta: A column also drifts when its missing-value rate changed by at least
+            this much (and significantly); None disables it.
+        unseen_share: A categorical column also drifts when at least this share of current rows
+            holds values never seen in the reference; None disables it.
+        calibration_resamples: When > 0, each distance threshold is raised to the
+            ``calibration_quantile`` of the same distance between random disjoint parts of the
+            reference (sized like the current rows), over this many resamples.
+        calibration_quantile: Quantile of the reference-vs-reference distances, in (0.5, 1).
+        seed: Seed of the calibration resamples.
+        max_workers: Threads for large frames; None uses the CPU count (at most 4).
 
     Raises:
-        ValueError: ``drift_share`` or ``threshold`` is out of range.
+        ValueError: A parameter is out of range; the message names it and the allowed values.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -45,6 +130,8 @@ class EvidentlyDriftDetector:
         ...     ref, cur, numeric=["x"], categorical=["c"])
         >>> report.is_drifted, report.drifted_columns, [c.method for c in report.columns]
         (True, ['x'], ['ks', 'z'])
+        >>> report.column("c").kind, report.level
+        ('binary', 'drift')
     """
 
     def __init__(
@@ -53,15 +140,172 @@ class EvidentlyDriftDetector:
         method: str | None = None,
         threshold: float | None = None,
         drift_share: float = 0.5,
+        per_column: Mapping[str, ColumnTest] | None = None,
+        policy: Policy = "share",
+        warning_share: float | None = None,
+        correction: Correction = "bh",
+        min_effect: float = 0.04,
+        missing_rate_delta: float | None = 0.1,
+        unseen_share: float | None = 0.05,
+        calibration_resamples: int = 0,
+        calibration_quantile: float = 0.95,
+        seed: int = 0,
+        max_workers: int | None = None,
     ) -> None:
         if not 0.0 < drift_share <= 1.0:
             raise ValueError(f"drift_share must be within (0, 1], got {drift_share}")
         if threshold is not None and threshold <= 0:
             raise ValueError(f"threshold must be > 0, got {threshold}")
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+        if correction not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
+        if warning_share is not None and not 0.0 < warning_share <= drift_share:
+            raise ValueError(
+                f"warning_share must be within (0, drift_share={drift_share}], got {warning_share}"
+            )
+        if not 0.0 <= min_effect <= 1.0:
+            raise ValueError(f"min_effect must be within [0, 1], got {min_effect}")
+        for name, value in (
+            ("missing_rate_delta", missing_rate_delta),
+            ("unseen_share", unseen_share),
+        ):
+            if value is not None and not 0.0 < value <= 1.0:
+                raise ValueError(f"{name} must be within (0, 1] or None, got {value}")
+        if calibration_resamples < 0:
+            raise ValueError(f"calibration_resamples must be >= 0, got {calibration_resamples}")
+        if not 0.5 < calibration_quantile < 1.0:
+            raise ValueError(
+                f"calibration_quantile must be within (0.5, 1), got {calibration_quantile}"
+            )
+        for col, test in (per_column or {}).items():
+            if test.threshold is not None and test.threshold <= 0:
+                raise ValueError(f"per_column[{col!r}].threshold must be > 0, got {test.threshold}")
         self.method = method
         self.threshold = threshold
         self.drift_share = drift_share
+        self.per_column = dict(per_column or {})
+        self.policy: Policy = policy
+        self.warning_share = drift_share / 2 if warning_share is None else warning_share
+        self.correction: Correction = correction
+        self.min_effect = min_effect
+        self.missing_rate_delta = missing_rate_delta
+        self.unseen_share = unseen_share
+        self.calibration_resamples = calibration_resamples
+        self.calibration_quantile = calibration_quantile
+        self.seed = seed
+        self.max_workers = max_workers or min(os.cpu_count() or 1, 4)
 
+    @classmethod
+    def from_spec(cls, spec: DriftSpec, *, seed: int = 0) -> EvidentlyDriftDetector:
+        """The detector a pipeline's ``drift`` spec describes."""
+        return cls(
+            method=spec.method,
+            threshold=spec.threshold,
+            drift_share=spec.drift_share,
+            per_column={
+                name: ColumnTest(method=col.method, threshold=col.threshold)
+                for name, col in spec.per_column.items()
+            },
+            policy=spec.policy,
+            warning_share=spec.warning_share,
+            correction=spec.correction,
+            min_effect=spec.min_effect,
+            missing_rate_delta=spec.missing_rate_delta,
+            unseen_share=spec.unseen_share,
+            calibration_resamples=spec.calibration_resamples,
+            calibration_quantile=spec.calibration_quantile,
+            seed=seed,
+        )
+
+    # -- one column ---------------------------------------------------------------------
+    def _test_for(self, column: str) -> tuple[str | None, float | None]:
+        override = self.per_column.get(column, ColumnTest())
+        method = override.method or self.method
+        threshold = override.threshold if override.threshold is not None else self.threshold
+        return method, threshold
+
+    @staticmethod
+    def _run(
+        kind: ColumnKind, ref: Sample, cur: Sample, method: str | None, threshold: float | None
+    ) -> StatOutcome:
+        if method is None:
+            method = default_method(ref.n, union_distinct(ref, cur), kind)
+        else:
+            check_method(method, kind)
+        return run_method(method, threshold, ref, cur)
+
+    def _calibrate(self, column: str, outcome: StatOutcome, ref: Sample, n_current: int) -> float:
+        """The ``calibration_quantile`` of the method's score between disjoint reference parts."""
+        n_cur = min(n_current, ref.n // 2)
+        if n_cur < 2:
+            return outcome.threshold
+        rng = np.random.default_rng([self.seed, *column.encode()])
+        values = ref.values
+        scores = []
+        for _ in range(self.calibration_resamples):
+            pick = np.zeros(ref.n, dtype=bool)
+            pick[rng.choice(ref.n, n_cur, replace=False)] = True
+            if isinstance(values, pd.Series):
+                a, b = values[~pick], values[pick]
+            else:
+                a, b = pd.Series(values[~pick]), pd.Series(values[pick])
+            null = run_method(
+                outcome.method, outcome.threshold, Sample(a, ref.kind), Sample(b, ref.kind)
+            )
+            scores.append(null.score)
+        return max(outcome.threshold, float(np.quantile(scores, self.calibration_quantile)))
+
+    def _measure(
+        self,
+        column: str,
+        kind: ColumnKind,
+        reference: pd.Series,
+        current: pd.Series,
+        *,
+        override_key: str | None = None,
+    ) -> _Measured:
+        ref, cur = Sample(reference, kind), Sample(current, kind)
+        label = _kind_label(ref, cur, reference)
+        missing_p = two_proportion_pvalue(
+            ref.n_total - ref.n, ref.n_total, cur.n_total - cur.n, cur.n_total
+        )
+        unseen: tuple[str, ...] = ()
+        unseen_rows = 0
+        if kind == "categorical" and ref.n and cur.n:
+            new = [k for k in cur.counts if k not in ref.counts]
+            unseen_rows = sum(cur.counts[k] for k in new)
+            unseen = tuple(str(k) for k in sorted(new, key=str)[:_MAX_UNSEEN_LISTED])
+        unseen_share = unseen_rows / cur.n_total if cur.n_total else 0.0
+        outcome: StatOutcome | None = None
+        effect: float | None = None
+        calibrated: float | None = None
+        all_missing: str | None = None
+        if not ref.n or not cur.n:
+            all_missing = "both" if not ref.n and not cur.n else "one"
+        else:
+            method, threshold = self._test_for(override_key or column)
+            outcome = self._run(kind, ref, cur, method, threshold)
+            effect = outcome.effect
+            if outcome.is_pvalue and self.min_effect > 0 and effect is None:
+                effect = effect_size(ref, cur)
+            if not outcome.is_pvalue and self.calibration_resamples:
+                calibrated = self._calibrate(column, outcome, ref, cur.n)
+        return _Measured(
+            column=column,
+            kind=label,
+            outcome=outcome,
+            effect=effect,
+            calibrated_threshold=calibrated,
+            missing_ref=ref.missing_rate,
+            missing_cur=cur.missing_rate,
+            missing_pvalue=missing_p,
+            unseen=unseen,
+            unseen_share=unseen_share,
+            all_missing=all_missing,
+        )
+
+    # -- the check ----------------------------------------------------------------------
     def detect(
         self,
         reference: pd.DataFrame,
@@ -69,6 +313,14 @@ class EvidentlyDriftDetector:
         *,
         numeric: Sequence[str],
         categorical: Sequence[str],
+        weights: Mapping[str, float] | None = None,
+        target: str | None = None,
+        target_kind: ColumnKind | None = None,
+        predictions: tuple[
+            Sequence[Any] | np.ndarray[Any, Any], Sequence[Any] | np.ndarray[Any, Any]
+        ]
+        | None = None,
+        signals: Sequence[DriftSignal] = (),
     ) -> DriftReport:
         """Compare ``current`` with ``reference`` column by column and decide.
 
@@ -77,63 +329,342 @@ class EvidentlyDriftDetector:
             current: The new rows.
             numeric: Numeric columns to check.
             categorical: Categorical columns to check.
+            weights: Column weights for the ``weighted`` policy (e.g. the champion's feature
+                importances); columns without a weight count 0. Ignored by ``share``.
+            target: Label column: when both frames hold it, target drift is a signal.
+            target_kind: ``numeric`` (regression) or ``categorical`` (classification); None
+                infers it from the dtype.
+            predictions: ``(on reference, on current)``: the champion's predictions (class
+                probabilities or values); their drift is a signal.
+            signals: Further signals decided elsewhere (e.g. :func:`performance_drift`).
 
         Returns:
-            The decision and per-column scores.
+            The decision, its signals and per-column evidence.
 
         Raises:
-            DriftCheckError: A frame is empty, a column is missing, or a test fails or is
-                unknown to evidently.
+            DriftCheckError: A frame is empty, no column is given, the reference lacks a
+                column, an override names an unchecked column, or a test fails or is unknown.
         """
-        from evidently.legacy.calculations.stattests.registry import get_stattest
-        from evidently.legacy.core import ColumnType
-
         if reference.empty or current.empty:
             raise DriftCheckError(
                 f"cannot check drift on an empty frame (reference rows: {len(reference)}, "
                 f"current rows: {len(current)})"
             )
-        columns = [(c, "numeric") for c in numeric] + [(c, "categorical") for c in categorical]
+        columns: list[tuple[str, ColumnKind]] = [(c, "numeric") for c in numeric] + [
+            (c, "categorical") for c in categorical
+        ]
         if not columns:
             raise DriftCheckError("no columns to check for drift")
-        for frame, label in ((reference, "reference"), (current, "current")):
-            absent = [c for c, _ in columns if c not in frame.columns]
-            if absent:
-                raise DriftCheckError(f"{label} data lacks columns {absent}")
+        absent = [c for c, _ in columns if c not in reference.columns]
+        if absent:
+            raise DriftCheckError(
+                f"reference data lacks columns {absent}; it has {list(reference.columns)}"
+            )
+        names = [c for c, _ in columns]
+        stray = sorted(set(self.per_column) - set(names) - {target})
+        if stray:
+            raise DriftCheckError(
+                f"per-column drift settings name columns that are not checked: {stray}; "
+                f"checked: {names}"
+            )
+        changes, measurable = self._schema(reference, current, columns, target=target)
+        measured = self._measure_all(reference, current, measurable)
+        results = self._decide_columns(measured, changes, columns)
+        return self._report(
+            reference,
+            current,
+            results,
+            changes,
+            weights=weights,
+            target=target,
+            target_kind=target_kind,
+            predictions=predictions,
+            signals=signals,
+        )
+
+    def _schema(
+        self,
+        reference: pd.DataFrame,
+        current: pd.DataFrame,
+        columns: list[tuple[str, ColumnKind]],
+        *,
+        target: str | None,
+    ) -> tuple[dict[str, SchemaChange], list[tuple[str, ColumnKind]]]:
+        changes: dict[str, SchemaChange] = {}
+        measurable: list[tuple[str, ColumnKind]] = []
+        for name, kind in columns:
+            if name not in current.columns:
+                changes[name] = SchemaChange(name, "missing_column", "absent from the current rows")
+                continue
+            col = current[name]
+            if kind == "numeric" and not pd.api.types.is_numeric_dtype(col):
+                coerced = pd.to_numeric(col, errors="coerce")
+                bad = coerced.isna() & col.notna()
+                if bad.any():
+                    example = col[bad].iloc[0]
+                    changes[name] = SchemaChange(
+                        name,
+                        "type_changed",
+                        f"numeric in the reference; now {col.dtype} with non-numeric values "
+                        f"such as {example!r}",
+                    )
+                    continue
+            measurable.append((name, kind))
+        checked = {c for c, _ in columns} | {target}
+        for name in current.columns:
+            if name not in reference.columns and name not in checked:
+                changes[str(name)] = SchemaChange(
+                    str(name), "new_column", "absent from the reference"
+                )
+        return changes, measurable
+
+    def _measure_all(
+        self,
+        reference: pd.DataFrame,
+        current: pd.DataFrame,
+        columns: list[tuple[str, ColumnKind]],
+    ) -> dict[str, _Measured]:
+        def one(item: tuple[str, ColumnKind]) -> _Measured:
+            name, kind = item
+            cur = current[name]
+            if kind == "numeric" and not pd.api.types.is_numeric_dtype(cur):
+                cur = pd.to_numeric(cur, errors="coerce")
+            try:
+                return self._measure(name, kind, reference[name], cur)
+            except Exception as exc:  # evidently and scipy raise bare ValueErrors
+                method = self._test_for(name)[0]
+                raise DriftCheckError(
+                    f"drift test {method or 'default'!r} failed on column {name!r}: {exc}"
+                ) from exc
+
+        rows = max(len(reference), len(current))
+        if self.max_workers > 1 and len(columns) > 1 and rows >= _PARALLEL_MIN_ROWS:
+            # One column per thread at a time: memory stays at a few columns' worth.
+            with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
+                measured = list(pool.map(one, columns))
+        else:
+            measured = [one(item) for item in columns]
+        return {m.column: m for m in measured}
+
+    def _decide_columns(
+        self,
+        measured: dict[str, _Measured],
+        changes: dict[str, SchemaChange],
+        columns: list[tuple[str, ColumnKind]],
+    ) -> list[ColumnDrift]:
+        tested = [m for m in measured.values() if m.outcome is not None and m.outcome.is_pvalue]
+        adjusted = dict(
+            zip(
+                [m.column for m in tested],
+                adjust_pvalues(
+                    [m.outcome.score for m in tested if m.outcome is not None],
+                    [m.outcome.threshold for m in tested if m.outcome is not None],
+                    self.correction,
+                ),
+                strict=True,
+            )
+        )
+        missing_alpha = 0.05 / max(len(columns), 1)
         results: list[ColumnDrift] = []
         for name, kind in columns:
-            ref, cur = _clean(reference[name]), _clean(current[name])
-            if ref.empty or cur.empty:
-                # A column that became (or was) entirely missing has changed, whatever a test says.
-                results.append(ColumnDrift(name, kind, "all-missing", 1.0, 0.0, True))
+            if name in changes:
+                results.append(
+                    ColumnDrift(name, kind, "schema", 1.0, 0.0, True, reasons=("schema",))
+                )
                 continue
-            ctype = ColumnType.Numerical if kind == "numeric" else ColumnType.Categorical
-            try:
-                test = get_stattest(ref, cur, ctype, self.method)
-                outcome = test(ref, cur, ctype, self.threshold)
-            except Exception as exc:  # evidently raises bare ValueErrors for unknown methods
-                raise DriftCheckError(
-                    f"drift test {self.method or 'default'!r} failed on column {name!r}: {exc}"
-                ) from exc
+            m = measured[name]
+            reasons: list[str] = []
+            delta = abs(m.missing_cur - m.missing_ref)
+            if (
+                self.missing_rate_delta is not None
+                and delta >= self.missing_rate_delta
+                and m.missing_pvalue < missing_alpha
+            ):
+                reasons.append("missing_rate")
+            if self.unseen_share is not None and m.unseen and m.unseen_share >= self.unseen_share:
+                reasons.append("unseen_categories")
+            out = m.outcome
+            if out is None:
+                drifted = m.all_missing == "one"
+                reasons = ["all_missing"] if drifted else reasons
+                results.append(
+                    ColumnDrift(
+                        column=name,
+                        kind=m.kind,
+                        method="all-missing",
+                        score=1.0 if drifted else 0.0,
+                        threshold=0.0 if drifted else 1.0,
+                        is_drifted=drifted,
+                        missing_rate_reference=m.missing_ref,
+                        missing_rate_current=m.missing_cur,
+                        reasons=tuple(reasons),
+                    )
+                )
+                continue
+            score, threshold = out.score, out.threshold
+            if out.is_pvalue:
+                score = adjusted[name]
+                strict = out.method != "ks"  # evidently: ks drifts at p <= t, the rest at p < t
+                hit = score < threshold if strict else score <= threshold
+                if hit and m.effect is not None and m.effect < self.min_effect:
+                    hit = False
+            else:
+                if m.calibrated_threshold is not None:
+                    threshold = m.calibrated_threshold
+                hit = score >= threshold
+            if hit:
+                reasons.insert(0, "test")
             results.append(
                 ColumnDrift(
                     column=name,
-                    kind=kind,
-                    method=test.name,
-                    score=float(outcome.drift_score),
-                    threshold=float(outcome.actual_threshold),
-                    is_drifted=bool(outcome.drifted),
+                    kind=m.kind,
+                    method=out.method,
+                    score=score,
+                    threshold=threshold,
+                    is_drifted=bool(reasons),
+                    raw_score=out.score,
+                    test_threshold=out.threshold,
+                    is_test_drifted=out.is_drifted,
+                    is_pvalue=out.is_pvalue,
+                    effect=m.effect,
+                    missing_rate_reference=m.missing_ref,
+                    missing_rate_current=m.missing_cur,
+                    unseen_categories=m.unseen,
+                    unseen_share=m.unseen_share,
+                    reasons=tuple(reasons),
                 )
             )
-        share = sum(r.is_drifted for r in results) / len(results)
+        return results
+
+    def _signal_for(
+        self, name: str, column: str, kind: ColumnKind, reference: pd.Series, current: pd.Series
+    ) -> DriftSignal:
+        measured = self._measure(name, kind, reference, current, override_key=column)
+        out = measured.outcome
+        if out is None:
+            return DriftSignal(name, "all-missing", 1.0, 0.0, measured.all_missing == "one")
+        hit = out.is_drifted
+        if out.is_pvalue and measured.effect is not None and measured.effect < self.min_effect:
+            hit = False
+        effect = f", effect {measured.effect:.3f}" if measured.effect is not None else ""
+        return DriftSignal(
+            name=name,
+            method=out.method,
+            score=out.score,
+            threshold=out.threshold,
+            is_drifted=bool(hit),
+            detail=f"{out.method} {out.score:.4g} vs threshold {out.threshold:g}{effect}",
+        )
+
+    def _report(
+        self,
+        reference: pd.DataFrame,
+        current: pd.DataFrame,
+        results: list[ColumnDrift],
+        changes: dict[str, SchemaChange],
+        *,
+        weights: Mapping[str, float] | None,
+        target: str | None,
+        target_kind: ColumnKind | None,
+        predictions: tuple[Any, Any] | None,
+        signals: Sequence[DriftSignal],
+    ) -> DriftReport:
+        names = [r.column for r in results]
+        n_drifted = sum(r.is_drifted for r in results)
+        share = n_drifted / len(results)
+        score, detail = share, f"{n_drifted} of {len(results)} columns drifted"
+        used_weights: tuple[tuple[str, float], ...] = ()
+        if self.policy == "weighted":
+            normalized, uniform = normalize_weights(weights or {}, names)
+            score = sum(normalized[r.column] for r in results if r.is_drifted)
+            used_weights = tuple(normalized.items())
+            detail += (
+                "; no positive weight given, so every column weighs the same"
+                if uniform
+                else f"; {score:.0%} of the importance sits in drifted columns"
+            )
+        all_signals = [
+            DriftSignal(
+                "data", self.policy, score, self.drift_share, score >= self.drift_share, detail
+            )
+        ]
+        try:
+            if target is not None and target in reference.columns and target in current.columns:
+                kind = target_kind or _infer_kind(reference[target])
+                all_signals.append(
+                    self._signal_for("target", target, kind, reference[target], current[target])
+                )
+            if predictions is not None:
+                ref_pred, cur_pred = (pd.Series(np.asarray(p)) for p in predictions)
+                all_signals.append(
+                    self._signal_for(
+                        "prediction", "prediction", _infer_kind(ref_pred), ref_pred, cur_pred
+                    )
+                )
+        except DriftCheckError:
+            raise
+        except Exception as exc:
+            raise DriftCheckError(
+                f"target or prediction drift could not be computed: {exc}"
+            ) from exc
+        all_signals.extend(signals)
+        is_drifted = any(s.is_drifted for s in all_signals)
+        level: DriftLevel = (
+            "drift"
+            if is_drifted
+            else "warning"
+            if score >= self.warning_share and score > 0
+            else "ok"
+        )
         return DriftReport(
-            is_drifted=share >= self.drift_share,
+            is_drifted=is_drifted,
             share_drifted=share,
             drift_share=self.drift_share,
             columns=tuple(results),
             n_reference=len(reference),
             n_current=len(current),
+            score=score,
+            policy=self.policy,
+            level=level,
+            warning_share=self.warning_share,
+            correction=self.correction,
+            signals=tuple(all_signals),
+            schema_changes=tuple(changes.values()),
+            weights=used_weights,
         )
+
+
+def _infer_kind(series: pd.Series) -> ColumnKind:
+    """Numeric for non-boolean numbers with more than two values, else categorical."""
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        return "categorical"
+    return "numeric" if series.nunique() > 2 else "categorical"
+
+
+def infer_column_kinds(
+    frame: pd.DataFrame, *, exclude: Sequence[str] = ()
+) -> tuple[list[str], list[str]]:
+    """Split a frame's columns into numeric and categorical the way the schema does.
+
+    Numbers (not booleans) are numeric; booleans, strings and everything else categorical.
+
+    Returns:
+        ``(numeric, categorical)`` column names in frame order.
+
+    Example:
+        >>> infer_column_kinds(pd.DataFrame({"a": [1.0], "b": ["x"], "c": [True], "y": [0]}),
+        ...                    exclude=["y"])
+        (['a'], ['b', 'c'])
+    """
+    numeric: list[str] = []
+    categorical: list[str] = []
+    for name in frame.columns:
+        if name in exclude:
+            continue
+        col = frame[name]
+        is_number = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+        (numeric if is_number else categorical).append(str(name))
+    return numeric, categorical
 
 
 def render_drift_html(
@@ -146,8 +677,11 @@ def render_drift_html(
     method: str | None = None,
     threshold: float | None = None,
     drift_share: float = 0.5,
+    per_column: Mapping[str, ColumnTest] | None = None,
 ) -> Path:
     """Render evidently's data-drift HTML report (slow: plots every column) to ``path``.
+
+    Columns absent from either frame (schema changes) are left out of the report.
 
     Raises:
         DriftCheckError: evidently failed to build or save the report.
@@ -155,17 +689,28 @@ def render_drift_html(
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    cols = [*numeric, *categorical]
-    definition = DataDefinition(
-        numerical_columns=list(numeric), categorical_columns=list(categorical)
-    )
+    both = set(reference.columns) & set(current.columns)
+    num = [c for c in numeric if c in both and pd.api.types.is_numeric_dtype(current[c])]
+    cat = [c for c in categorical if c in both]
+    cols = [*num, *cat]
+    overrides = {k: v for k, v in (per_column or {}).items() if k in cols}
+    definition = DataDefinition(numerical_columns=num, categorical_columns=cat)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         report = Report(
             [
                 DataDriftPreset(
-                    columns=cols, method=method, threshold=threshold, drift_share=drift_share
+                    columns=cols,
+                    method=method,
+                    threshold=threshold,
+                    drift_share=drift_share,
+                    per_column_method={k: v.method for k, v in overrides.items() if v.method}
+                    or None,
+                    per_column_threshold={
+                        k: v.threshold for k, v in overrides.items() if v.threshold is not None
+                    }
+                    or None,
                 )
             ]
         )

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from automl.data import get_engine
 
-CycleStatus = Literal["no_data", "no_drift", "retuned", "failed"]
+CycleStatus = Literal["no_data", "no_drift", "retuned", "failed", "interrupted", "skipped"]
 
 _meta = sa.MetaData()
 cycles_table = sa.Table(
@@ -33,13 +33,17 @@ class CycleResult:
         pipeline: Pipeline name.
         cycle_id: Unique id (also tagged on the MLflow run).
         status: ``no_data`` (nothing new), ``no_drift`` (checked, champion kept), ``retuned``
-            (a model was tuned, registered and judged) or ``failed``.
+            (a model was tuned, registered and judged), ``failed``, ``interrupted`` (the
+            service was stopping; batches stay pending) or ``skipped`` (another instance holds
+            the pipeline's lock; not recorded in the history).
         started_at: ISO time.
         finished_at: ISO time.
         accepted_files: Files accepted by this cycle's ingest.
         rejected_files: Files quarantined by this cycle's ingest.
         n_rows: Rows in the new batches.
-        drift_verdict: ``drift``, ``ok``, ``no_champion`` or None when not checked.
+        drift_verdict: The pipeline's drift state after this cycle's check and hysteresis:
+            ``ok``, ``warning`` (drift seen but not confirmed, or in cool-down: no re-tune),
+            ``drift`` (re-tuned), ``no_champion``, or None when not checked.
         share_drifted: Share of drifted columns, when checked.
         drifted_columns: Names of drifted columns.
         n_trials: Tuning trials run (0 when not tuned).
@@ -131,6 +135,6 @@ class CycleHistory:
     def last(self, pipeline: str, *, checked: bool = False) -> CycleResult | None:
         """The newest cycle; with ``checked``, the newest one that ran a drift check."""
         for result in self.list(pipeline):
-            if not checked or result.drift_verdict in ("drift", "ok"):
+            if not checked or result.drift_verdict in ("drift", "warning", "ok"):
                 return result
         return None

@@ -104,6 +104,8 @@ class MlflowTracker:
     ) -> None:
         from mlflow import MlflowClient
 
+        # Progress bars on every model download would flood service logs.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.artifact_location = artifact_location
@@ -152,6 +154,13 @@ class MlflowTracker:
     def end_run(self, run_id: str, status: RunStatus = "FINISHED") -> None:
         """Close a run with a final status."""
         self.client.set_terminated(run_id, status=status)
+
+    def find_runs(self, filter_string: str, *, max_results: int = 1000) -> list[str]:
+        """Ids of the experiment's runs matching an MLflow search filter."""
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=filter_string, max_results=max_results
+        )
+        return [str(r.info.run_id) for r in runs]
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log parameters (values are stringified by MLflow)."""
@@ -329,6 +338,50 @@ class MlflowTracker:
         """Set tags on a model version."""
         for key, value in tags.items():
             self.client.set_model_version_tag(model_name, version, key, str(value))
+
+    def load_pyfunc(self, model_uri: str) -> tuple[Any, float]:
+        """Load a model as MLflow would serve it; also return its artifacts' size in MB.
+
+        The artifacts are downloaded once, measured, and loaded from that copy, so the model
+        that is measured is the model that is loaded.
+        """
+        import mlflow.artifacts
+        import mlflow.pyfunc
+
+        try:
+            with tempfile.TemporaryDirectory() as tmp, _global_uri(self.tracking_uri):
+                local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
+                size = sum(f.stat().st_size for f in Path(local).rglob("*") if f.is_file())
+                model = mlflow.pyfunc.load_model(local)
+        except Exception as exc:
+            raise TrackingError(
+                f"could not load model {model_uri} with mlflow.pyfunc: {exc}"
+            ) from exc
+        return model, size / 1e6
+
+    def find_versions(self, model_name: str, *, tag: str, value: str) -> list[ModelVersionInfo]:
+        """Versions of ``model_name`` whose tag ``tag`` equals ``value``, newest first."""
+        from mlflow.exceptions import MlflowException
+
+        query = f"name = '{model_name}' and tags.`{tag}` = '{value}'"
+        try:
+            found = self.client.search_model_versions(query)
+        except MlflowException as exc:
+            raise TrackingError(f"could not search versions of {model_name!r}: {exc}") from exc
+        return sorted(
+            (
+                ModelVersionInfo(
+                    name=model_name,
+                    version=str(mv.version),
+                    run_id=mv.run_id,
+                    source=str(mv.source),
+                    tags=dict(mv.tags or {}),
+                )
+                for mv in found
+            ),
+            key=lambda v: int(v.version),
+            reverse=True,
+        )
 
     def load_model(self, model_uri: str) -> Any:
         """Load a model (scikit-learn flavour, so probabilities are available)."""

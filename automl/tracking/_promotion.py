@@ -1,15 +1,19 @@
-"""The promotion rule and how a decision moves the registry aliases."""
+"""Promotion decisions and how they move the registry aliases."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
+from automl.tracking._gate import GateResult
 from automl.tracking._mlflow import MlflowTracker
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
+
+Approval = Literal["auto", "manual"]
 
 
 @dataclass(frozen=True)
@@ -17,7 +21,7 @@ class PromotionDecision:
     """Whether a challenger replaces the champion, and why.
 
     Attributes:
-        is_promoted: The verdict.
+        is_promoted: The verdict (False while awaiting manual approval).
         reason: One sentence a person can read in the registry.
         metric: Primary metric both were scored with.
         greater_is_better: Direction of ``metric``.
@@ -26,6 +30,8 @@ class PromotionDecision:
         challenger_score: Its score on the holdout.
         champion_version: The serving version before the decision (None if there was none).
         champion_score: Its score on the same holdout.
+        awaiting_approval: Manual mode: the challenger waits for ``automl promote``.
+        gate: The full gate evaluation (None when there was no champion to compare with).
     """
 
     is_promoted: bool
@@ -37,6 +43,8 @@ class PromotionDecision:
     challenger_score: float
     champion_version: str | None = None
     champion_score: float | None = None
+    awaiting_approval: bool = False
+    gate: GateResult | None = None
 
     @property
     def improvement(self) -> float | None:
@@ -46,9 +54,16 @@ class PromotionDecision:
         diff = self.challenger_score - self.champion_score
         return diff if self.greater_is_better else -diff
 
+    @property
+    def outcome(self) -> str:
+        """``promoted``, ``rejected`` or ``awaiting_approval``."""
+        if self.awaiting_approval:
+            return "awaiting_approval"
+        return "promoted" if self.is_promoted else "rejected"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {**asdict(self), "improvement": self.improvement}
+        return {**asdict(self), "improvement": self.improvement, "outcome": self.outcome}
 
 
 def decide_promotion(
@@ -60,11 +75,15 @@ def decide_promotion(
     challenger_score: float,
     champion_version: str | None,
     champion_score: float | None,
+    gate: GateResult | None = None,
+    approval: Approval = "auto",
 ) -> PromotionDecision:
-    """Promote when there is no champion, or the challenger beats it by at least ``margin``.
+    """Decide a promotion from the holdout scores and, when given, the full gate.
 
-    Both scores must come from the same fresh holdout. An improvement of exactly zero never
-    promotes (replacing a model by an equal one only adds risk).
+    With no champion the challenger is promoted. Otherwise, with a ``gate``, its verdict
+    decides (margin, significance, guardrails); without one, the challenger must beat the
+    champion by more than zero and at least ``margin``. In ``manual`` approval mode nothing is
+    promoted: the decision waits for a person (``automl promote``) and says what the gate found.
 
     Example:
         >>> d = decide_promotion(metric="roc_auc", greater_is_better=True, margin=0.01,
@@ -74,12 +93,12 @@ def decide_promotion(
         (True, 0.03)
         >>> decide_promotion(metric="rmse", greater_is_better=False, margin=0.0,
         ...     challenger_version="2", challenger_score=5.1,
-        ...     champion_version="1", champion_score=5.0).is_promoted
-        False
+        ...     champion_version="1", champion_score=5.0).outcome
+        'rejected'
     """
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
-    common = {
+    common: dict[str, Any] = {
         "metric": metric,
         "greater_is_better": greater_is_better,
         "margin": margin,
@@ -87,43 +106,93 @@ def decide_promotion(
         "challenger_score": challenger_score,
         "champion_version": champion_version,
         "champion_score": champion_score,
+        "gate": gate,
     }
     if champion_version is None or champion_score is None:
-        return PromotionDecision(is_promoted=True, reason="no champion yet", **common)  # type: ignore[arg-type]
-    diff = challenger_score - champion_score
-    improvement = diff if greater_is_better else -diff
-    shown = f"{metric} {challenger_score:.4f} vs champion v{champion_version} {champion_score:.4f}"
-    if improvement > 0 and improvement >= margin:
-        reason = f"promoted: {shown} (improvement {improvement:+.4f} >= margin {margin})"
-        return PromotionDecision(is_promoted=True, reason=reason, **common)  # type: ignore[arg-type]
-    reason = f"rejected: {shown} (improvement {improvement:+.4f} below margin {margin})"
-    return PromotionDecision(is_promoted=False, reason=reason, **common)  # type: ignore[arg-type]
+        verdict, reason = True, "no champion yet"
+    else:
+        diff = challenger_score - champion_score
+        improvement = diff if greater_is_better else -diff
+        shown = (
+            f"{metric} {challenger_score:.4f} vs champion v{champion_version} {champion_score:.4f}"
+        )
+        if gate is not None:
+            verdict = gate.passed
+            why = "; ".join(gate.reasons) or f"improvement {improvement:+.4f} passed every check"
+        else:
+            verdict = improvement > 0 and improvement >= margin
+            cmp = ">=" if verdict else "below"
+            why = f"improvement {improvement:+.4f} {cmp} margin {margin}"
+        reason = f"{'passed' if verdict else 'failed'} the gate: {shown} ({why})"
+    if approval == "manual":
+        return PromotionDecision(
+            is_promoted=False,
+            awaiting_approval=True,
+            reason=f"awaiting manual approval; {reason}",
+            **common,
+        )
+    label = "promoted" if verdict else "rejected"
+    if reason != "no champion yet":
+        reason = f"{label}: {reason.split(': ', 1)[1]}"
+    return PromotionDecision(is_promoted=verdict, reason=reason, **common)
 
 
-def apply_promotion(tracker: MlflowTracker, model_name: str, decision: PromotionDecision) -> None:
-    """Record the decision as version tags, then move the aliases.
-
-    Tags are written first; moving ``champion`` is the single step that changes production,
-    so a failure before it leaves the old champion serving. On promotion the old champion
-    becomes ``previous-champion`` and the ``challenger`` alias is dropped; on rejection the
-    new version keeps ``challenger``.
-    """
-    version = decision.challenger_version
+def decision_tags(decision: PromotionDecision) -> dict[str, str]:
+    """The version tags that record a decision in the registry."""
     tags = {
-        "automl.decision": "promoted" if decision.is_promoted else "rejected",
-        "automl.reason": decision.reason,
+        "automl.decision": decision.outcome,
+        "automl.reason": decision.reason[:5000],
         "automl.metric": decision.metric,
         "automl.challenger_score": f"{decision.challenger_score:.6f}",
-        "automl.margin": decision.margin,
+        "automl.margin": str(decision.margin),
     }
     if decision.champion_score is not None:
         tags["automl.champion_score"] = f"{decision.champion_score:.6f}"
         tags["automl.champion_version"] = decision.champion_version or ""
-    tracker.set_version_tags(model_name, version, tags)
-    if not decision.is_promoted:
+    gate = decision.gate
+    if gate is not None:
+        tags["automl.gate_test"] = gate.test
+        if gate.ci_low is not None:
+            tags["automl.gate_ci"] = f"[{gate.ci_low:.6f}, {gate.ci_high:.6f}]"
+        if gate.p_value is not None:
+            tags["automl.gate_p_value"] = f"{gate.p_value:.6g}"
+        if gate.guardrails:
+            tags["automl.gate_guardrails"] = json.dumps([asdict(g) for g in gate.guardrails])[:5000]
+    return tags
+
+
+def move_champion(
+    tracker: MlflowTracker,
+    model_name: str,
+    new_version: str,
+    *,
+    current_version: str | None,
+    drop_challenger: bool = True,
+) -> None:
+    """Make ``new_version`` the champion; the current one becomes ``previous-champion``.
+
+    ``champion`` moves in one registry call, the last one that matters: if anything fails
+    before it, the old champion still serves; ``previous-champion`` is set first and, should
+    the move then fail, still names the version that is serving. With ``drop_challenger``
+    the ``challenger`` alias is removed afterwards (a promotion settles the open candidacy;
+    a rollback keeps it).
+    """
+    if current_version is not None and current_version != new_version:
+        tracker.set_alias(model_name, PREVIOUS_CHAMPION, current_version)
+    tracker.set_alias(model_name, CHAMPION, new_version)
+    if drop_challenger:
+        tracker.delete_alias(model_name, CHALLENGER)
+
+
+def apply_promotion(tracker: MlflowTracker, model_name: str, decision: PromotionDecision) -> None:
+    """Record the decision as version tags, then move the aliases it calls for.
+
+    A promoted challenger becomes ``champion`` (see :func:`move_champion`); a rejected or
+    waiting one keeps ``challenger``.
+    """
+    version = decision.challenger_version
+    tracker.set_version_tags(model_name, version, decision_tags(decision))
+    if decision.is_promoted:
+        move_champion(tracker, model_name, version, current_version=decision.champion_version)
+    else:
         tracker.set_alias(model_name, CHALLENGER, version)
-        return
-    if decision.champion_version is not None:
-        tracker.set_alias(model_name, PREVIOUS_CHAMPION, decision.champion_version)
-    tracker.set_alias(model_name, CHAMPION, version)
-    tracker.delete_alias(model_name, CHALLENGER)

@@ -1,20 +1,63 @@
-"""Tuning: search spaces, model pipelines, metrics and the Optuna search."""
+"""Tuning: search spaces, model pipelines, strategies, the Optuna search, warm start, reports.
+
+Public surface:
+
+- :func:`tune` runs a search and returns a :class:`TuningResult` (one :class:`TrialResult` per
+  trial through ``on_trial``);
+- :data:`MODEL_FAMILIES` and :func:`family_space` describe the curated search spaces,
+  :data:`STRATEGIES` the search strategies;
+- :func:`latest_study` finds a pipeline's previous study for a warm start;
+- :func:`write_tuning_report` renders the HTML report and PNG plots of a search;
+- :func:`metric_from_predictions` scores stored predictions (the promotion gate uses it).
+"""
 
 from __future__ import annotations
 
-from automl.tuning._estimators import XGBOOST_DEFAULTS, LabelEncodedClassifier, build_model
-from automl.tuning._metrics import GREATER_IS_BETTER, score_model
-from automl.tuning._space import xgboost_space
-from automl.tuning._tuner import TrialResult, TuningResult, tune
+from automl.tuning._estimators import LabelEncodedClassifier, build_model, make_preprocessor
+from automl.tuning._holdout import PREDICTION_METRICS, metric_from_predictions
+from automl.tuning._metrics import GREATER_IS_BETTER, TRIAL_METRICS, score_model
+from automl.tuning._report import write_tuning_report
+from automl.tuning._space import (
+    MODEL_FAMILIES,
+    XGBOOST_DEFAULTS,
+    FamilySpace,
+    family_space,
+    grid_configs,
+    xgboost_space,
+)
+from automl.tuning._strategies import STRATEGIES, check_strategy, make_sampler
+from automl.tuning._tuner import (
+    TASK_METRICS,
+    TrialResult,
+    TuningResult,
+    trials_table,
+    tune,
+)
+from automl.tuning._warmstart import latest_study
 
 __all__ = [
     "GREATER_IS_BETTER",
+    "MODEL_FAMILIES",
+    "PREDICTION_METRICS",
+    "STRATEGIES",
+    "TASK_METRICS",
+    "TRIAL_METRICS",
     "XGBOOST_DEFAULTS",
+    "FamilySpace",
     "LabelEncodedClassifier",
     "TrialResult",
     "TuningResult",
     "build_model",
+    "check_strategy",
+    "family_space",
+    "grid_configs",
+    "latest_study",
+    "make_preprocessor",
+    "make_sampler",
+    "metric_from_predictions",
     "score_model",
+    "trials_table",
     "tune",
+    "write_tuning_report",
     "xgboost_space",
 ]

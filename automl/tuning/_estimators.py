@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
+from automl.errors import TuningError
+from automl.tuning._space import MODEL_FAMILIES, XGBOOST_DEFAULTS
+
 Task = Literal["classification", "regression"]
 
-#: XGBoost's own defaults for the tuned hyperparameters (xgboost 2.x/3.x), used as trial 0.
-XGBOOST_DEFAULTS: dict[str, float | int] = {
-    "n_estimators": 100,
-    "learning_rate": 0.3,
-    "max_depth": 6,
-    "min_child_weight": 1.0,
-    "subsample": 1.0,
-    "colsample_bytree": 1.0,
-    "reg_lambda": 1.0,
-    "reg_alpha": 0.0,
-}
+__all__ = ["XGBOOST_DEFAULTS", "LabelEncodedClassifier", "build_model", "make_preprocessor"]
+
+#: Rounds (epochs) without improvement before a tuned trial stops early.
+EARLY_STOPPING_ROUNDS = {"xgboost": 20, "hist_gradient_boosting": 10, "mlp": 10}
 
 
 class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
@@ -49,30 +45,19 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[mi
         return np.asarray(self.estimator_.predict_proba(X))
 
 
-def build_model(
-    *,
-    task: Task,
-    numeric: Sequence[str],
-    categorical: Sequence[str],
-    params: dict[str, Any],
-    seed: int,
-    encode_labels: bool = False,
-) -> Any:
-    """An unfitted XGBoost pipeline that takes the raw feature frame.
+def make_preprocessor(family: str, *, numeric: Sequence[str], categorical: Sequence[str]) -> Any:
+    """The preprocessing step a family needs, as an unfitted ``ColumnTransformer``.
 
-    With ``encode_labels`` (classification labels other than 0..K-1) the pipeline is wrapped
-    in :class:`LabelEncodedClassifier`; otherwise it is plain scikit-learn and XGBoost, so the
-    logged model loads wherever those are installed.
-
-    Numeric columns pass through (XGBoost handles missing values itself); categorical columns
-    are imputed with a ``missing`` level and one-hot encoded, ignoring categories unseen in
-    training so new levels in production do not crash the model.
+    Categorical columns are imputed with a ``missing`` level and one-hot encoded; levels unseen
+    in training map to all zeros, so new categories in production never crash the model.
+    XGBoost and histogram gradient boosting take numeric NaN natively (they learn where missing
+    values go); the other tree families get median imputation; linear models and the MLP also
+    get standard scaling, which their regularization and optimizers assume.
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder
-    from xgboost import XGBClassifier, XGBRegressor
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     categorical_steps = Pipeline(
         [
@@ -80,13 +65,193 @@ def build_model(
             ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
         ]
     )
-    pre = ColumnTransformer(
-        [("num", "passthrough", list(numeric)), ("cat", categorical_steps, list(categorical))],
+    numeric_steps: Any
+    if family in ("xgboost", "hist_gradient_boosting"):
+        numeric_steps = "passthrough"
+    elif family in ("random_forest", "extra_trees"):
+        numeric_steps = SimpleImputer(strategy="median", keep_empty_features=True)
+    else:
+        numeric_steps = Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                ("scale", StandardScaler()),
+            ]
+        )
+    return ColumnTransformer(
+        [("num", numeric_steps, list(numeric)), ("cat", categorical_steps, list(categorical))],
         remainder="drop",
         verbose_feature_names_out=False,
     )
-    common = {"random_state": seed, "n_jobs": 1, "tree_method": "hist", **params}
+
+
+def _xgboost(task: Task, params: Mapping[str, Any], seed: int, tuned: bool, **kw: Any) -> Any:
+    from xgboost import XGBClassifier, XGBRegressor
+
+    extra: dict[str, Any] = {}
+    if tuned:
+        extra = {"early_stopping_rounds": EARLY_STOPPING_ROUNDS["xgboost"]}
+        if kw.get("eval_metric"):
+            extra["eval_metric"] = kw["eval_metric"]
+    common = {"random_state": seed, "n_jobs": 1, "tree_method": "hist", **extra, **params}
+    return XGBClassifier(**common) if task == "classification" else XGBRegressor(**common)
+
+
+def _forest(family: str, task: Task, params: Mapping[str, Any], seed: int) -> Any:
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+
+    classes = {
+        ("random_forest", "classification"): RandomForestClassifier,
+        ("random_forest", "regression"): RandomForestRegressor,
+        ("extra_trees", "classification"): ExtraTreesClassifier,
+        ("extra_trees", "regression"): ExtraTreesRegressor,
+    }
+    args = dict(params)
+    if args.get("max_samples") == 1.0:
+        args["max_samples"] = None  # the library default: every row, no float rounding
+    return classes[family, task](random_state=seed, n_jobs=1, **args)
+
+
+def _hist_gb(task: Task, params: Mapping[str, Any], seed: int, tuned: bool) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    extra: dict[str, Any] = {}
+    if tuned:
+        # Scoring on the loss keeps early stopping incremental (a scorer re-predicts every
+        # round); validation_score_ then holds the negative loss per iteration.
+        extra = {
+            "early_stopping": True,
+            "scoring": "loss",
+            "validation_fraction": 0.1,
+            "n_iter_no_change": EARLY_STOPPING_ROUNDS["hist_gradient_boosting"],
+        }
+    cls = (
+        HistGradientBoostingClassifier
+        if task == "classification"
+        else HistGradientBoostingRegressor
+    )
+    return cls(random_state=seed, **extra, **params)
+
+
+def _linear(task: Task, params: Mapping[str, Any], seed: int) -> Any:
+    from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge
+
+    args = dict(params)
+    penalty = args.pop("penalty", "l2")
+    l1_ratio = float(args.pop("l1_ratio", 0.5))
     if task == "classification":
-        classifier = Pipeline([("pre", pre), ("model", XGBClassifier(**common))])
-        return LabelEncodedClassifier(classifier) if encode_labels else classifier
-    return Pipeline([("pre", pre), ("model", XGBRegressor(**common))])
+        ratio = {"l2": 0.0, "l1": 1.0}.get(penalty, l1_ratio)
+        # lbfgs (the library default) only does l2; saga does l1 and elastic net.
+        solver = "lbfgs" if ratio == 0.0 else "saga"
+        max_iter = 100 if solver == "lbfgs" else 1000
+        return LogisticRegression(
+            l1_ratio=ratio, solver=solver, max_iter=max_iter, random_state=seed, **args
+        )
+    if penalty == "l2":
+        return Ridge(**args)
+    if penalty == "l1":
+        return Lasso(random_state=seed, max_iter=5000, **args)
+    return ElasticNet(l1_ratio=l1_ratio, random_state=seed, max_iter=5000, **args)
+
+
+def _mlp(task: Task, params: Mapping[str, Any], seed: int, tuned: bool) -> Any:
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    args = dict(params)
+    layers = int(args.pop("hidden_layers", 1))
+    units = int(args.pop("hidden_units", 100))
+    extra: dict[str, Any] = {}
+    if tuned:
+        extra = {
+            "early_stopping": True,
+            "validation_fraction": 0.1,
+            "n_iter_no_change": EARLY_STOPPING_ROUNDS["mlp"],
+        }
+    cls = MLPClassifier if task == "classification" else MLPRegressor
+    return cls(hidden_layer_sizes=(units,) * layers, random_state=seed, **extra, **args)
+
+
+def make_estimator(
+    family: str,
+    *,
+    task: Task,
+    params: Mapping[str, Any],
+    seed: int,
+    is_tuned: bool = True,
+    eval_metric: str | None = None,
+) -> Any:
+    """The unfitted estimator of a family with these hyperparameters.
+
+    Args:
+        family: One of :data:`automl.tuning.MODEL_FAMILIES`.
+        task: ``classification`` or ``regression``.
+        params: Hyperparameters as the search space names them.
+        seed: Random state.
+        is_tuned: Tuned trials of iterative families stop early on a validation split; the
+            library-defaults trial does not (that is the library default).
+        eval_metric: XGBoost's early-stopping metric.
+
+    Raises:
+        TuningError: Unknown family.
+    """
+    if family == "xgboost":
+        return _xgboost(task, params, seed, is_tuned, eval_metric=eval_metric)
+    if family in ("random_forest", "extra_trees"):
+        return _forest(family, task, params, seed)
+    if family == "hist_gradient_boosting":
+        return _hist_gb(task, params, seed, is_tuned)
+    if family == "linear":
+        return _linear(task, params, seed)
+    if family == "mlp":
+        return _mlp(task, params, seed, is_tuned)
+    raise TuningError(f"unknown model family {family!r}; allowed: {', '.join(MODEL_FAMILIES)}")
+
+
+def build_model(
+    *,
+    task: Task,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    params: Mapping[str, Any],
+    seed: int,
+    encode_labels: bool = False,
+    family: str = "xgboost",
+    is_tuned: bool = False,
+) -> Any:
+    """An unfitted pipeline (preprocessing + estimator) that takes the raw feature frame.
+
+    With ``encode_labels`` (classification labels other than 0..K-1, which XGBoost needs) an
+    XGBoost pipeline is wrapped in :class:`LabelEncodedClassifier`; otherwise the model is plain
+    scikit-learn (and XGBoost), so the logged model loads wherever those are installed.
+
+    Args:
+        task: ``classification`` or ``regression``.
+        numeric: Numeric feature columns.
+        categorical: Categorical feature columns.
+        params: The family's hyperparameters.
+        seed: Random state.
+        encode_labels: Labels are not 0..K-1.
+        family: Model family.
+        is_tuned: Stop early on an internal split (iterative families); the final refit of a
+            tuned XGBoost passes its averaged number of rounds instead.
+
+    Example:
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"x": [0.1, 0.4, 0.8, 0.9] * 5, "c": ["a", "b", "a", "b"] * 5})
+        >>> model = build_model(task="regression", numeric=["x"], categorical=["c"],
+        ...                     params={"alpha": 1.0, "penalty": "l2"}, seed=0, family="linear")
+        >>> model.fit(frame, frame["x"] * 2).predict(frame.assign(c="new")).shape
+        (20,)
+    """
+    from sklearn.pipeline import Pipeline
+
+    pre = make_preprocessor(family, numeric=numeric, categorical=categorical)
+    estimator = make_estimator(family, task=task, params=params, seed=seed, is_tuned=is_tuned)
+    pipeline = Pipeline([("pre", pre), ("model", estimator)])
+    if encode_labels and task == "classification" and family == "xgboost":
+        return LabelEncodedClassifier(pipeline)
+    return pipeline

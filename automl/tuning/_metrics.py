@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 #: Whether a larger value is better, per metric name.
@@ -62,3 +63,97 @@ def score_model(model: Any, frame: pd.DataFrame, *, target: str, metric: str) ->
     n_classes = int(y.nunique()) if metric in ("roc_auc", "f1", "accuracy", "log_loss") else None
     scorer = get_scorer(sklearn_scoring(metric, n_classes=n_classes))
     return to_metric_value(scorer(model, frame.drop(columns=[target]), y), metric)
+
+
+#: Secondary metrics recorded for every trial, per task.
+TRIAL_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"),
+    "regression": ("rmse", "mae", "r2"),
+}
+
+#: The best value a metric can take (the "perfect" end of its scale).
+PERFECT_SCORE: dict[str, float] = {
+    "roc_auc": 1.0,
+    "accuracy": 1.0,
+    "f1": 1.0,
+    "log_loss": 0.0,
+    "rmse": 0.0,
+    "mae": 0.0,
+    "r2": 1.0,
+}
+
+
+def classification_scores(
+    y_true: np.ndarray[Any, Any], proba: np.ndarray[Any, Any], *, n_classes: int
+) -> dict[str, float]:
+    """Accuracy, precision, recall, F1, ROC AUC and log loss from class probabilities.
+
+    Labels are encoded 0..K-1 and ``proba`` has one column per class. Binary problems score the
+    positive class (label 1); multiclass ones average per class weighted by support, as the
+    primary metrics ``f1`` and ``roc_auc`` do.
+
+    Example:
+        >>> y = np.array([0, 1, 1, 0])
+        >>> p = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]])
+        >>> s = classification_scores(y, p, n_classes=2)
+        >>> s["accuracy"], s["recall"], s["roc_auc"]
+        (0.75, 0.5, 1.0)
+    """
+    from sklearn.metrics import (
+        accuracy_score,
+        log_loss,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
+    labels = list(range(n_classes))
+    pred = np.asarray(proba).argmax(axis=1)
+    average = "binary" if n_classes == 2 else "weighted"
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_true, pred, labels=None if n_classes == 2 else labels, average=average, zero_division=0
+    )
+    scores = {
+        "accuracy": float(accuracy_score(y_true, pred)),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "log_loss": float(log_loss(y_true, proba, labels=labels)),
+        "roc_auc": float("nan"),
+    }
+    if len(np.unique(y_true)) > 1:
+        if n_classes == 2:
+            scores["roc_auc"] = float(roc_auc_score(y_true, proba[:, 1]))
+        elif len(np.unique(y_true)) == n_classes:
+            scores["roc_auc"] = float(
+                roc_auc_score(y_true, proba, multi_class="ovr", average="weighted", labels=labels)
+            )
+    return scores
+
+
+def regression_scores(y_true: np.ndarray[Any, Any], pred: np.ndarray[Any, Any]) -> dict[str, float]:
+    """RMSE, MAE and R2.
+
+    Example:
+        >>> regression_scores(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0]))["mae"]
+        0.3333333333333333
+    """
+    from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+
+    return {
+        "rmse": float(root_mean_squared_error(y_true, pred)),
+        "mae": float(mean_absolute_error(y_true, pred)),
+        "r2": float(r2_score(y_true, pred)),
+    }
+
+
+def skill(score: float, *, metric: str, baseline: float) -> float:
+    """Share of the way from a trivial model's score to a perfect one (1 perfect, 0 trivial).
+
+    Example:
+        >>> skill(0.75, metric="roc_auc", baseline=0.5)
+        0.5
+    """
+    span = PERFECT_SCORE[metric] - baseline
+    if not np.isfinite(span) or abs(span) < 1e-12:
+        return float("nan")
+    return float((score - baseline) / span)

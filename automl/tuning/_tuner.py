@@ -1,24 +1,63 @@
-"""Hyperparameter search with Optuna and k-fold cross-validation."""
+"""The search: one Optuna study over one or several model families, cross-validated.
+
+The order of the first trials is fixed: the previous study's best configurations (warm start),
+then every family's library defaults, then (``grid``) every grid point; the sampler takes over
+after that. The best configuration is refit on every tuning row.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from automl.errors import TuningError
-from automl.tuning._estimators import XGBOOST_DEFAULTS, Task, build_model
-from automl.tuning._metrics import GREATER_IS_BETTER, sklearn_scoring, to_metric_value
-from automl.tuning._space import xgboost_space
+from automl.tuning._estimators import Task, build_model
+from automl.tuning._metrics import GREATER_IS_BETTER, skill
+from automl.tuning._objective import (
+    STEP_OFFSET_PER_FAMILY,
+    CVSetup,
+    TrialPrunedError,
+    baseline_score,
+    evaluate,
+)
+from automl.tuning._space import (
+    MODEL_FAMILIES,
+    FamilySpace,
+    ParamOverride,
+    family_space,
+    grid_configs,
+    grid_space,
+)
+from automl.tuning._strategies import PRUNERS, Strategy, check_strategy, make_pruner, make_sampler
+from automl.tuning._warmstart import (
+    FINISHED_ATTR,
+    GROUP_ATTR,
+    Configuration,
+    best_configurations,
+)
 
 log = logging.getLogger(__name__)
 
-Strategy = Literal["bayesian", "random"]
+#: Metrics that fit each task.
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("roc_auc", "accuracy", "f1", "log_loss"),
+    "regression": ("rmse", "mae", "r2"),
+}
+#: A trial overfits when its training skill exceeds its validation skill by this much (skill:
+#: share of the way from a trivial model's score to a perfect one).
+OVERFIT_SKILL_GAP = 0.2
+#: A trial underfits when even its training skill stays below this.
+UNDERFIT_TRAIN_SKILL = 0.2
 
 
 @dataclass(frozen=True)
@@ -26,15 +65,25 @@ class TrialResult:
     """One finished trial.
 
     Attributes:
-        number: Trial number in the study (0 is the library defaults).
-        params: Hyperparameters tried.
-        cv_mean: Mean validation score over folds, in the metric's units (NaN when failed).
+        number: Trial number in the study.
+        params: Hyperparameters of ``model_family`` (plain names; fixed ones included).
+        cv_mean: Mean validation score over folds, in the metric's units (NaN unless complete).
         cv_std: Standard deviation over folds.
-        train_mean: Mean training score over folds (the gap to ``cv_mean`` shows overfitting).
+        train_mean: Mean training score over folds.
         fit_time_s: Wall time of the trial.
-        state: ``COMPLETE`` or ``FAIL``.
-        is_defaults: Whether this trial ran the library defaults.
-        error: Failure message when ``state`` is ``FAIL``.
+        state: ``COMPLETE``, ``PRUNED`` or ``FAIL``.
+        is_defaults: Whether this trial ran the family's library defaults.
+        error: Failure message when ``state`` is ``FAIL`` (the reason when ``PRUNED``).
+        model_family: Model family of the trial.
+        metrics: Mean validation value of every secondary metric (accuracy, precision, recall,
+            F1, ROC AUC, log loss; or RMSE, MAE, R2).
+        fit_gap: Training minus validation score, signed so that positive means the model
+            does better on rows it has seen.
+        fit_status: ``overfit``, ``underfit`` or ``ok`` (see :data:`OVERFIT_SKILL_GAP` and
+            :data:`UNDERFIT_TRAIN_SKILL`); empty unless complete.
+        peak_memory_mb: Peak rise of the process's resident memory during the trial.
+        is_warm_start: Whether this trial re-evaluated a previous study's best configuration.
+        fitted_rounds: Boosting rounds kept by early stopping (XGBoost), else None.
     """
 
     number: int
@@ -46,6 +95,13 @@ class TrialResult:
     state: str
     is_defaults: bool
     error: str | None = None
+    model_family: str = "xgboost"
+    metrics: dict[str, float] = field(default_factory=dict)
+    fit_gap: float = float("nan")
+    fit_status: str = ""
+    peak_memory_mb: float = float("nan")
+    is_warm_start: bool = False
+    fitted_rounds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -53,18 +109,30 @@ class TuningResult:
     """The outcome of a search, with the best model refit on all tuning rows.
 
     Attributes:
-        model_family: Family of the best model (``xgboost``).
+        model_family: Family of the best model.
         metric: Primary metric.
         greater_is_better: Direction of ``metric``.
-        best_params: Hyperparameters of the best trial.
+        best_params: Hyperparameters of the best trial (as searched).
         best_score: Its CV mean.
         best_score_std: Its CV standard deviation.
-        default_score: CV mean of the library defaults (trial 0), NaN if it failed.
-        n_trials: Trials run (complete and failed).
-        trials: One row per trial: number, state, cv_mean, cv_std, train_mean, fit_time_s,
-            is_defaults and one ``param_*`` column per hyperparameter.
-        model: The best configuration refit on every tuning row.
+        default_score: CV mean of the best library-defaults trial (one per family), NaN if none
+            completed.
+        n_trials: Trials run (complete, pruned and failed).
+        trials: One row per trial (see :func:`trials_table`).
+        model: The best configuration refit on every tuning row; takes the raw feature frame.
         study_name: Optuna study name.
+        strategy: Search strategy.
+        refit_params: What the refit used (XGBoost: ``n_estimators`` is the early-stopped
+            number of rounds averaged over folds).
+        default_scores: CV mean of each family's library defaults.
+        family_defaults: Each family's library-default configuration.
+        param_importances: fANOVA importance of each hyperparameter of the best family.
+        baseline_score: CV score of a trivial model (class priors or the mean).
+        stop_reason: ``n_trials``, ``timeout``, ``patience`` or ``grid_exhausted``.
+        warm_start_from: The previous study whose best configurations opened the search.
+        n_warm_start: How many of them were re-evaluated.
+        n_pruned: Trials stopped by the pruner.
+        elapsed_s: Wall time of the search and refit.
     """
 
     model_family: str
@@ -78,22 +146,17 @@ class TuningResult:
     trials: pd.DataFrame = field(repr=False)
     model: Any = field(repr=False)
     study_name: str = ""
-
-
-def _sampler(strategy: Strategy, seed: int, n_trials: int) -> Any:
-    import optuna
-
-    if strategy == "bayesian":
-        # Pin TPE's arguments: their defaults changed between Optuna 4 and 5.
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            multivariate=True,
-            constant_liar=False,
-            n_startup_trials=max(3, min(10, n_trials // 3)),
-        )
-    if strategy == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise TuningError(f"unknown tuning strategy {strategy!r}; allowed: bayesian, random")
+    strategy: str = "bayesian"
+    refit_params: dict[str, Any] = field(default_factory=dict)
+    default_scores: dict[str, float] = field(default_factory=dict)
+    family_defaults: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    param_importances: dict[str, float] = field(default_factory=dict)
+    baseline_score: float = float("nan")
+    stop_reason: str = "n_trials"
+    warm_start_from: str | None = None
+    n_warm_start: int = 0
+    n_pruned: int = 0
+    elapsed_s: float = 0.0
 
 
 def _suggest(trial: Any, name: str, dist: Any) -> Any:
@@ -104,6 +167,209 @@ def _suggest(trial: Any, name: str, dist: Any) -> Any:
     if isinstance(dist, CategoricalDistribution):
         return trial.suggest_categorical(name, dist.choices)
     return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def _check_inputs(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    task: str,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    metric: str,
+    n_trials: int,
+    cv: int,
+    models: Sequence[str],
+    strategy: str,
+    pruner: str,
+    n_jobs: int,
+    patience: int | None,
+    search_space: Mapping[str, object] | None,
+    grid: Mapping[str, object] | None,
+) -> None:
+    if task not in TASK_METRICS:
+        raise TuningError(f"unknown task {task!r}; allowed: classification, regression")
+    if metric not in GREATER_IS_BETTER:
+        raise TuningError(f"unknown metric {metric!r}; allowed: {', '.join(GREATER_IS_BETTER)}")
+    if metric not in TASK_METRICS[task]:
+        raise TuningError(
+            f"metric {metric!r} does not fit task {task!r}; "
+            f"allowed: {', '.join(TASK_METRICS[task])}"
+        )
+    if target not in frame.columns:
+        raise TuningError(f"target column {target!r} not in data; columns: {list(frame.columns)}")
+    missing = [c for c in [*numeric, *categorical] if c not in frame.columns]
+    if missing:
+        raise TuningError(f"feature columns {missing} not in data; columns: {list(frame.columns)}")
+    if not [*numeric, *categorical]:
+        raise TuningError("no feature columns: give at least one numeric or categorical column")
+    if target in (*numeric, *categorical):
+        raise TuningError(f"target column {target!r} is also listed as a feature")
+    if n_trials < 1:
+        raise TuningError(f"n_trials must be >= 1, got {n_trials}")
+    if cv < 2:
+        raise TuningError(f"cv must be >= 2 folds, got {cv}")
+    if n_jobs < 1:
+        raise TuningError(f"n_jobs must be >= 1, got {n_jobs}")
+    if patience is not None and patience < 1:
+        raise TuningError(f"patience must be >= 1 trials (or None), got {patience}")
+    if not models:
+        raise TuningError(
+            f"models must name at least one family; allowed: {', '.join(MODEL_FAMILIES)}"
+        )
+    for family in models:
+        if family not in MODEL_FAMILIES:
+            raise TuningError(
+                f"unknown model family {family!r}; allowed: {', '.join(MODEL_FAMILIES)}"
+            )
+    check_strategy(strategy)
+    if pruner not in PRUNERS:
+        raise TuningError(f"unknown pruner {pruner!r}; allowed: {', '.join(PRUNERS)}")
+    for name, table in (("search_space", search_space), ("grid", grid)):
+        for family in table or {}:
+            if family not in models:
+                raise TuningError(
+                    f"tuning.{name} names family {family!r}, which is not in models "
+                    f"({', '.join(models)})"
+                )
+    if strategy == "grid" and not grid:
+        raise TuningError(
+            "strategy 'grid' needs an explicit grid: tuning.grid: {family: {param: [values]}}"
+        )
+
+
+def _folds(
+    y: np.ndarray[Any, Any], *, task: str, cv: int, seed: int, is_time_ordered: bool, target: str
+) -> tuple[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]], ...]:
+    from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
+
+    n = len(y)
+    if task == "classification":
+        counts = np.bincount(y.astype(int))
+        if len(counts) < 2:
+            raise TuningError(f"target {target!r} has a single class; need at least two")
+        if not is_time_ordered and counts.min() < cv:
+            raise TuningError(
+                f"the rarest class of {target!r} has {int(counts.min())} rows, fewer than "
+                f"cv={cv} folds; lower cv or add rows"
+            )
+    if is_time_ordered:
+        if n < (cv + 1) * 2:
+            raise TuningError(f"{n} rows are too few for a time-ordered split into cv={cv} folds")
+        splitter: Any = TimeSeriesSplit(n_splits=cv)
+    elif task == "classification":
+        splitter = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
+    else:
+        if n < cv * 2:
+            raise TuningError(f"{n} rows are too few for cv={cv} folds")
+        splitter = KFold(n_splits=cv, shuffle=True, random_state=seed)
+    folds = tuple((np.asarray(tr), np.asarray(va)) for tr, va in splitter.split(np.zeros(n), y))
+    if task == "classification" and is_time_ordered:
+        for tr, _ in folds:
+            if len(np.unique(y[tr])) < 2:
+                raise TuningError(
+                    f"the earliest time-ordered training fold of {target!r} holds one class; "
+                    "lower cv or use a shuffled split (tuning.split: kfold)"
+                )
+    return folds
+
+
+def _n_features(frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]) -> int:
+    return len(numeric) + sum(int(frame[c].nunique(dropna=False)) for c in categorical)
+
+
+def _param_name(family: str, name: str, is_conditional: bool) -> str:
+    return f"{family}.{name}" if is_conditional else name
+
+
+def _enqueue_params(
+    family: str, config: Mapping[str, Any], space: FamilySpace, is_conditional: bool
+) -> dict[str, Any]:
+    """Optuna's parameter dict for a configuration, fit into the current space."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    params: dict[str, Any] = {"model": family} if is_conditional else {}
+    for name, dist in space.distributions.items():
+        value = config.get(name, space.defaults[name])
+        if isinstance(dist, CategoricalDistribution):
+            value = value if value in dist.choices else space.defaults[name]
+        else:  # the table changed shape since: keep the value inside today's range
+            value = min(max(value, dist.low), dist.high)  # type: ignore[attr-defined]
+            value = round(value) if isinstance(dist, IntDistribution) else float(value)
+        params[_param_name(family, name, is_conditional)] = value
+    return params
+
+
+def _importances(
+    trials: list[Any], family: str, space: FamilySpace, *, is_conditional: bool, seed: int
+) -> dict[str, float]:
+    """fANOVA importances of the best family's hyperparameters over its complete trials."""
+    import optuna
+
+    rows = [
+        t
+        for t in trials
+        if t.state == optuna.trial.TrialState.COMPLETE
+        and t.user_attrs.get("model_family") == family
+        and t.value is not None
+        and math.isfinite(t.value)
+    ]
+    names = list(space.distributions)
+    if len(rows) < 3 or not names:
+        return {}
+    copies = []
+    for t in rows:
+        params, dists = {}, {}
+        for name in names:
+            key = _param_name(family, name, is_conditional)
+            if key in t.params:
+                params[name], dists[name] = t.params[key], t.distributions[key]
+        if len(params) != len(names):
+            continue
+        copies.append(
+            optuna.trial.create_trial(params=params, distributions=dists, value=float(t.value))
+        )
+    if len(copies) < 3:
+        return {}
+    study = optuna.create_study()
+    study.add_trials(copies)
+    try:
+        found = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed)
+        )
+    except Exception as exc:  # too few distinct values, and the like
+        log.info("hyperparameter importance not computed: %s", exc)
+        return {}
+    return {k: float(v) for k, v in found.items()}
+
+
+def trials_table(results: Sequence[TrialResult]) -> pd.DataFrame:
+    """One row per trial: number, model_family, state, cv_mean, cv_std, train_mean, fit_gap,
+    fit_status, one ``val_<metric>`` column per secondary metric, fit_time_s, peak_memory_mb,
+    fitted_rounds, is_defaults, is_warm_start, error and one ``param_<name>`` per hyperparameter.
+    """
+    rows = [
+        {
+            "number": r.number,
+            "model_family": r.model_family,
+            "state": r.state,
+            "cv_mean": r.cv_mean,
+            "cv_std": r.cv_std,
+            "train_mean": r.train_mean,
+            "fit_gap": r.fit_gap,
+            "fit_status": r.fit_status,
+            **{f"val_{k}": v for k, v in r.metrics.items()},
+            "fit_time_s": r.fit_time_s,
+            "peak_memory_mb": r.peak_memory_mb,
+            "fitted_rounds": r.fitted_rounds,
+            "is_defaults": r.is_defaults,
+            "is_warm_start": r.is_warm_start,
+            "error": r.error,
+            **{f"param_{k}": v for k, v in r.params.items()},
+        }
+        for r in sorted(results, key=lambda r: r.number)
+    ]
+    return pd.DataFrame(rows)
 
 
 def tune(
@@ -119,168 +385,414 @@ def tune(
     cv: int = 3,
     seed: int = 42,
     strategy: Strategy = "bayesian",
+    models: Sequence[str] = ("xgboost",),
+    search_space: Mapping[str, Mapping[str, ParamOverride]] | None = None,
+    grid: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
+    n_jobs: int = 1,
+    patience: int | None = None,
+    pruner: str = "median",
+    is_time_ordered: bool = False,
     storage: str | None = None,
     study_name: str = "automl",
+    study_group: str | None = None,
+    warm_start_from: str | None = None,
+    warm_start_top_k: int = 3,
     on_trial: Callable[[TrialResult], None] | None = None,
 ) -> TuningResult:
-    """Search XGBoost hyperparameters by cross-validation and refit the best on all rows.
+    """Search model families and hyperparameters by cross-validation; refit the best on all rows.
 
-    Trial 0 is always the library defaults, so the tuned model is never worse than the
-    untuned one on CV. Folds are stratified for classification. Failed configurations are
-    recorded as failed trials; the search goes on.
+    Each family's library defaults run as an early trial, so the tuned model is never worse
+    than the untuned one on CV. Folds are stratified for classification, shuffled k-fold for
+    regression, and forward-chaining (train on the past, validate on the next block) when
+    ``is_time_ordered``. Failed configurations are recorded as failed trials; the search goes on.
 
     Args:
-        frame: Tuning rows (features and target).
+        frame: Tuning rows (features and target), in time order when ``is_time_ordered``.
         target: Label column.
-        task: ``classification`` or ``regression``.
+        task: ``classification`` (binary or multiclass) or ``regression``.
         numeric: Numeric feature columns.
         categorical: Categorical feature columns.
-        metric: Primary metric (see :data:`automl.tuning.GREATER_IS_BETTER`).
-        n_trials: Trial budget (>= 1), trial 0 included.
-        timeout_s: Wall-time budget; the running trial finishes.
+        metric: Primary metric that fits the task (see :data:`TASK_METRICS`).
+        n_trials: Trial budget (>= 1), warm-start and defaults trials included. ``grid`` runs
+            every grid point whatever this says.
+        timeout_s: Wall-time budget; the running trials finish.
         cv: Number of folds (>= 2).
-        seed: Seeds the sampler, the folds and the model.
-        strategy: ``bayesian`` (multivariate TPE) or ``random``.
+        seed: Seeds the sampler, the folds and the models: with ``n_jobs=1`` a search is
+            reproducible.
+        strategy: ``bayesian`` (multivariate TPE, default), ``gp`` (Gaussian process; needs the
+            ``gp`` extra), ``random``, ``grid`` (exhaustive over ``grid``), ``genetic``
+            (NSGA-II) or ``cmaes``.
+        models: Families to search (see :data:`automl.tuning.MODEL_FAMILIES`); several make one
+            conditional space with the family as its first choice.
+        search_space: Per family, per hyperparameter, a narrower range or a fixed value (see
+            :func:`automl.tuning.family_space`).
+        grid: Per family, per hyperparameter, the values to try (strategy ``grid``).
+        n_jobs: Trials run in parallel threads (not reproducible when > 1).
+        patience: Stop after this many trials in a row without a better score.
+        pruner: ``median`` stops trials whose first-fold learning curve (boosting rounds,
+            epochs; folds for the other families) trails the median; ``none``.
+        is_time_ordered: Rows are in time order: validate only on rows after the training rows.
         storage: Optuna storage URL (None keeps the study in memory).
         study_name: Name of the study in ``storage``.
+        study_group: Group (pipeline) recorded on the study, so a later search finds it with
+            :func:`automl.tuning.latest_study`.
+        warm_start_from: A previous study in ``storage`` whose best configurations are
+            re-evaluated first, on this data (their old scores are not reused).
+        warm_start_top_k: How many of them.
         on_trial: Called after every trial (e.g. to log it to MLflow).
 
     Returns:
         The best configuration, its scores, the trials table and the refit model.
 
     Raises:
-        TuningError: Bad arguments, too few rows for ``cv`` folds, or no trial completed.
+        TuningError: Bad arguments (unknown family, strategy, metric or column), too few rows
+            for ``cv`` folds, a missing optional dependency, or no trial completed.
+
+    Example:
+        >>> from sklearn.datasets import load_diabetes
+        >>> data = load_diabetes(as_frame=True).frame
+        >>> result = tune(data, target="target", task="regression", numeric=list(data.columns[:-1]),
+        ...               categorical=[], metric="rmse", n_trials=3, models=["linear"], seed=0)
+        >>> result.model_family, result.n_trials, result.best_score <= result.default_score
+        ('linear', 3, True)
     """
     import optuna
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
+    from threadpoolctl import threadpool_limits
 
-    if metric not in GREATER_IS_BETTER:
-        raise TuningError(f"unknown metric {metric!r}; allowed: {', '.join(GREATER_IS_BETTER)}")
-    if target not in frame.columns:
-        raise TuningError(f"target column {target!r} not in data; columns: {list(frame.columns)}")
-    if n_trials < 1:
-        raise TuningError(f"n_trials must be >= 1, got {n_trials}")
-    X = frame[[*numeric, *categorical]]  # noqa: N806
-    y = frame[target]
-    n_classes = int(y.nunique()) if task == "classification" else None
-    encode_labels = task == "classification" and not (
-        pd.api.types.is_integer_dtype(y) and set(y.unique()) == set(range(n_classes or 0))
+    started = time.perf_counter()
+    models = tuple(dict.fromkeys(models))
+    _check_inputs(
+        frame,
+        target=target,
+        task=task,
+        numeric=numeric,
+        categorical=categorical,
+        metric=metric,
+        n_trials=n_trials,
+        cv=cv,
+        models=models,
+        strategy=strategy,
+        pruner=pruner,
+        n_jobs=n_jobs,
+        patience=patience,
+        search_space=search_space,
+        grid=grid,
     )
+    if warm_start_from is not None and storage is None:
+        raise TuningError("warm_start_from needs the storage that holds the previous study")
+    X = frame[[*numeric, *categorical]]  # noqa: N806
+    y_raw = frame[target]
+    if y_raw.isna().any():
+        raise TuningError(f"target {target!r} has {int(y_raw.isna().sum())} missing values")
+    n_classes: int | None = None
     if task == "classification":
-        if n_classes is not None and n_classes < 2:
-            raise TuningError(f"target {target!r} has a single class; need at least two")
-        min_class = int(y.value_counts().min())
-        if min_class < cv:
-            raise TuningError(
-                f"the rarest class of {target!r} has {min_class} rows, fewer than cv={cv} folds"
-            )
-        splitter: Any = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
+        classes, y = np.unique(np.asarray(y_raw), return_inverse=True)
+        n_classes = len(classes)
+        encode_labels = not (
+            pd.api.types.is_integer_dtype(y_raw) and list(classes) == list(range(n_classes))
+        )
     else:
-        if len(frame) < cv * 2:
-            raise TuningError(f"{len(frame)} rows are too few for cv={cv} folds")
-        splitter = KFold(n_splits=cv, shuffle=True, random_state=seed)
-    scoring = sklearn_scoring(metric, n_classes=n_classes)
-    n_onehot = sum(int(frame[c].nunique()) for c in categorical)
-    space = xgboost_space(n_rows=len(frame), n_features=len(numeric) + n_onehot)
+        if not pd.api.types.is_numeric_dtype(y_raw):
+            raise TuningError(f"regression target {target!r} is not numeric ({y_raw.dtype})")
+        y, encode_labels = np.asarray(y_raw, dtype=float), False
+    folds = _folds(y, task=task, cv=cv, seed=seed, is_time_ordered=is_time_ordered, target=target)
+    setup = CVSetup(
+        X=X,
+        y=y,
+        task=task,
+        n_classes=n_classes,
+        metric=metric,
+        folds=folds,
+        numeric=tuple(numeric),
+        categorical=tuple(categorical),
+        seed=seed,
+        is_time_ordered=is_time_ordered,
+    )
+    n_features = _n_features(frame, numeric, categorical)
+    spaces = {
+        family: family_space(
+            family,
+            task=task,
+            n_rows=len(frame),
+            n_features=n_features,
+            overrides=(search_space or {}).get(family),
+        )
+        for family in models
+    }
+    if strategy == "grid":
+        for family, family_grid in (grid or {}).items():
+            spaces[family] = grid_space(spaces[family], family_grid)
+    is_conditional = len(models) > 1
     greater = GREATER_IS_BETTER[metric]
+    baseline = baseline_score(setup)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=storage,
-        direction="maximize" if greater else "minimize",
-        sampler=_sampler(strategy, seed, n_trials),
-        load_if_exists=True,
-    )
-    defaults = {k: v for k, v in XGBOOST_DEFAULTS.items() if k in space}
-    study.enqueue_trial(defaults, user_attrs={"is_defaults": True}, skip_if_exists=True)
-    results: list[TrialResult] = []
+    previous: list[Configuration] = []
+    if warm_start_from is not None:
+        previous = best_configurations(
+            storage,  # type: ignore[arg-type]  # checked above
+            warm_start_from,
+            top_k=warm_start_top_k,
+            families=MODEL_FAMILIES,
+        )
+    n_informed = sum(config.family in spaces for config in previous)
+    try:
+        with warnings.catch_warnings():  # TPE's `group` is flagged experimental since Optuna 2
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            sampler = make_sampler(
+                strategy,
+                seed=seed,
+                n_trials=n_trials,
+                n_jobs=n_jobs,
+                is_conditional=is_conditional,
+                n_informed=n_informed,
+            )
+        study = optuna.create_study(
+            study_name=study_name,
+            storage=storage,
+            direction="maximize" if greater else "minimize",
+            sampler=sampler,
+            pruner=make_pruner(pruner, n_trials=n_trials),
+            load_if_exists=True,
+        )
+    except TuningError:
+        raise
+    except Exception as exc:
+        raise TuningError(
+            f"cannot create Optuna study {study_name!r} in {storage!r}: {exc}"
+        ) from exc
+    if study_group is not None:
+        study.set_user_attr(GROUP_ATTR, study_group)
 
+    # -- the opening trials: warm start, library defaults, grid ------------------------
+    queued: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    seen: set[tuple[tuple[str, Any], ...]] = set()
+
+    def queue(family: str, config: Mapping[str, Any], attrs: dict[str, Any]) -> bool:
+        params = _enqueue_params(family, config, spaces[family], is_conditional)
+        key = tuple(sorted(params.items()))
+        if key in seen:
+            return False
+        seen.add(key)
+        queued.append((params, {"model_family": family, **attrs}))
+        return True
+
+    n_warm = 0
+    for config in previous:
+        if config.family in spaces:
+            attrs = {"is_warm_start": True, "warm_start_trial": config.trial_number}
+            n_warm += queue(config.family, config.params, attrs)
+    defaults_keys: dict[str, tuple[tuple[str, Any], ...]] = {}
+    for family, space in spaces.items():
+        params = _enqueue_params(family, space.defaults, space, is_conditional)
+        defaults_keys[family] = tuple(sorted(params.items()))
+        if not queue(family, space.defaults, {"is_defaults": True}):
+            # The previous best *is* the defaults: mark that queued trial as the defaults one.
+            for p, attrs in queued:
+                if tuple(sorted(p.items())) == defaults_keys[family]:
+                    attrs["is_defaults"] = True
+    if strategy == "grid":
+        for family, family_grid in (grid or {}).items():
+            for point in grid_configs(spaces[family], family_grid):
+                queue(family, point, {"is_grid": True})
+        n_trials = len(queued)
+    for params, attrs in queued:
+        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
+
+    # -- objective and bookkeeping --------------------------------------------------------
     def objective(trial: optuna.Trial) -> float:
-        params = {name: _suggest(trial, name, dist) for name, dist in space.items()}
+        family = str(trial.suggest_categorical("model", models)) if is_conditional else models[0]
+        space = spaces[family]
+        params = {
+            name: _suggest(trial, _param_name(family, name, is_conditional), dist)
+            for name, dist in space.distributions.items()
+        }
+        params.update(space.fixed)
+        trial.set_user_attr("model_family", family)
+        is_defaults = bool(trial.user_attrs.get("is_defaults", False))
+        is_baseline = is_defaults or bool(trial.user_attrs.get("is_warm_start", False))
+        offset = MODEL_FAMILIES.index(family) * STEP_OFFSET_PER_FAMILY
+
+        def report(steps: Sequence[int], values: Sequence[float]) -> bool:
+            for step, value in zip(steps, values, strict=True):
+                if math.isfinite(value):
+                    trial.report(value if greater else -value, offset + step)
+            # Re-evaluated baselines are reported (others compare against them), never pruned.
+            return not is_baseline and trial.should_prune()
+
+        t0 = time.perf_counter()
+        try:
+            ev = evaluate(
+                setup,
+                family,
+                params,
+                is_tuned=not is_defaults,
+                report_curve=None if pruner == "none" else report,
+            )
+        except TrialPrunedError as exc:
+            trial.set_user_attr("fit_time_s", time.perf_counter() - t0)
+            trial.set_user_attr("pruned_reason", str(exc))
+            raise optuna.TrialPruned(str(exc)) from None
+        trial.set_user_attr("cv_std", ev.cv_std)
+        trial.set_user_attr("train_mean", ev.train_mean)
+        trial.set_user_attr("fit_time_s", ev.fit_time_s)
+        trial.set_user_attr("peak_memory_mb", ev.peak_memory_mb)
+        trial.set_user_attr("metrics", {k: v for k, v in ev.metrics.items() if math.isfinite(v)})
+        if ev.fitted_rounds is not None:
+            trial.set_user_attr("fitted_rounds", ev.fitted_rounds)
+        return ev.cv_mean
+
+    results: list[TrialResult] = []
+    lock = threading.Lock()
+    stop_reason = ["n_trials"]
+    best_so_far: list[float] = []
+    since_best = [0]
+
+    def plain_params(trial: optuna.trial.FrozenTrial, family: str) -> dict[str, Any]:
+        space = spaces.get(family)
+        out = {}
+        for name in space.distributions if space else ():
+            key = _param_name(family, name, is_conditional)
+            if key in trial.params:
+                out[name] = trial.params[key]
+        return {**out, **(space.fixed if space else {})}
+
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        state = trial.state.name
+        complete = state == "COMPLETE"
+        family = str(trial.user_attrs.get("model_family", models[0]))
+        attrs = trial.user_attrs
+        cv_mean = float(trial.value) if complete and trial.value is not None else float("nan")
+        train_mean = float(attrs.get("train_mean", float("nan")))
+        gap, status = float("nan"), ""
+        if complete:
+            gap = (train_mean - cv_mean) if greater else (cv_mean - train_mean)
+            s_train = skill(train_mean, metric=metric, baseline=baseline)
+            s_val = skill(cv_mean, metric=metric, baseline=baseline)
+            if s_train - s_val > OVERFIT_SKILL_GAP:
+                status = "overfit"
+            elif s_train < UNDERFIT_TRAIN_SKILL:
+                status = "underfit"
+            else:
+                status = "ok"
+        error = None
+        if state == "FAIL":
+            error = str(trial.system_attrs.get("fail_reason", "failed"))
+        elif state == "PRUNED":
+            error = str(attrs.get("pruned_reason", "pruned"))
+        result = TrialResult(
+            number=trial.number,
+            params=plain_params(trial, family),
+            cv_mean=cv_mean,
+            cv_std=float(attrs.get("cv_std", float("nan"))),
+            train_mean=train_mean,
+            fit_time_s=float(attrs.get("fit_time_s", float("nan"))),
+            state=state,
+            is_defaults=bool(attrs.get("is_defaults", False)),
+            error=error,
+            model_family=family,
+            metrics={k: float(v) for k, v in dict(attrs.get("metrics", {})).items()},
+            fit_gap=gap,
+            fit_status=status,
+            peak_memory_mb=float(attrs.get("peak_memory_mb", float("nan"))),
+            is_warm_start=bool(attrs.get("is_warm_start", False)),
+            fitted_rounds=attrs.get("fitted_rounds"),
+        )
+        with lock:
+            results.append(result)
+            improved = complete and (
+                not best_so_far
+                or (cv_mean > best_so_far[0] if greater else cv_mean < best_so_far[0])
+            )
+            if improved:
+                best_so_far[:] = [cv_mean]
+                since_best[0] = 0
+            else:
+                since_best[0] += 1
+            if patience is not None and since_best[0] >= patience:
+                stop_reason[0] = "patience"
+                study.stop()
+        if on_trial is not None:
+            on_trial(result)
+
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        # One core per trial: parallelism comes from n_jobs (trials), and OpenMP/BLAS pools
+        # inside trials only oversubscribe the cores (histogram boosting slows down 100x when
+        # its OpenMP threads compete with anything else). Convergence and experimental-feature
+        # warnings would repeat once per trial.
+        warnings.filterwarnings("ignore", module="sklearn")
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message=".*early stopping.*")
+        study.optimize(
+            objective,
+            n_trials=n_trials,
+            timeout=timeout_s,
+            n_jobs=n_jobs,
+            callbacks=[callback],
+            catch=(Exception,),
+            gc_after_trial=False,
+        )
+        complete = [r for r in results if r.state == "COMPLETE"]
+        if not complete:
+            errors = {r.error for r in results if r.error}
+            raise TuningError(
+                f"no trial completed in study {study_name!r}; errors: {sorted(errors)}"
+            )
+        best = (max if greater else min)(complete, key=lambda r: r.cv_mean)
+        refit_params = dict(best.params)
+        is_tuned = not best.is_defaults
+        if best.model_family == "xgboost" and is_tuned and best.fitted_rounds:
+            # Early stopping chose the rounds per fold; refit with their mean, on every row.
+            refit_params["n_estimators"] = int(best.fitted_rounds)
+            is_tuned = False
         model = build_model(
             task=task,
             numeric=numeric,
             categorical=categorical,
-            params=params,
+            params=refit_params,
             seed=seed,
             encode_labels=encode_labels,
-        )
-        started = time.perf_counter()
-        scores = cross_validate(
-            model, X, y, cv=splitter, scoring=scoring, return_train_score=True, error_score="raise"
-        )
-        test = np.array([to_metric_value(s, metric) for s in scores["test_score"]])
-        train = np.array([to_metric_value(s, metric) for s in scores["train_score"]])
-        trial.set_user_attr("cv_std", float(test.std()))
-        trial.set_user_attr("train_mean", float(train.mean()))
-        trial.set_user_attr("fit_time_s", time.perf_counter() - started)
-        return float(test.mean())
-
-    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        failed = trial.state != optuna.trial.TrialState.COMPLETE
-        result = TrialResult(
-            number=trial.number,
-            params=dict(trial.params),
-            cv_mean=float("nan") if failed else float(trial.value),  # type: ignore[arg-type]
-            cv_std=float(trial.user_attrs.get("cv_std", float("nan"))),
-            train_mean=float(trial.user_attrs.get("train_mean", float("nan"))),
-            fit_time_s=float(trial.user_attrs.get("fit_time_s", float("nan"))),
-            state=trial.state.name,
-            is_defaults=bool(trial.user_attrs.get("is_defaults", False)),
-            error=trial.system_attrs.get("fail_reason") if failed else None,
-        )
-        results.append(result)
-        if on_trial is not None:
-            on_trial(result)
-
-    study.optimize(
-        objective,
-        n_trials=n_trials,
-        timeout=timeout_s,
-        callbacks=[callback],
-        catch=(Exception,),
-        gc_after_trial=False,
+            family=best.model_family,
+            is_tuned=is_tuned,
+        ).fit(X, y_raw)
+    if stop_reason[0] != "patience":
+        if strategy == "grid" and len(results) >= n_trials:
+            stop_reason[0] = "grid_exhausted"
+        elif len(results) < n_trials:
+            stop_reason[0] = "timeout"
+    default_scores = {r.model_family: r.cv_mean for r in complete if r.is_defaults}
+    default_score = (
+        (max if greater else min)(default_scores.values()) if default_scores else float("nan")
     )
-    complete = [r for r in results if r.state == "COMPLETE"]
-    if not complete:
-        errors = {r.error for r in results if r.error}
-        raise TuningError(f"no trial completed in study {study_name!r}; errors: {sorted(errors)}")
-    best = (max if greater else min)(complete, key=lambda r: r.cv_mean)
-    model = build_model(
-        task=task,
-        numeric=numeric,
-        categorical=categorical,
-        params=best.params,
+    importances = _importances(
+        study.get_trials(deepcopy=False),
+        best.model_family,
+        spaces[best.model_family],
+        is_conditional=is_conditional,
         seed=seed,
-        encode_labels=encode_labels,
-    ).fit(X, y)
-    default = next((r for r in results if r.is_defaults and r.state == "COMPLETE"), None)
-    table = pd.DataFrame(
-        [
-            {
-                "number": r.number,
-                "state": r.state,
-                "cv_mean": r.cv_mean,
-                "cv_std": r.cv_std,
-                "train_mean": r.train_mean,
-                "fit_time_s": r.fit_time_s,
-                "is_defaults": r.is_defaults,
-                **{f"param_{k}": v for k, v in r.params.items()},
-            }
-            for r in results
-        ]
     )
+    study.set_user_attr(FINISHED_ATTR, datetime.now(UTC).isoformat())
     return TuningResult(
-        model_family="xgboost",
+        model_family=best.model_family,
         metric=metric,
         greater_is_better=greater,
         best_params=best.params,
         best_score=best.cv_mean,
         best_score_std=best.cv_std,
-        default_score=default.cv_mean if default else float("nan"),
+        default_score=default_score,
         n_trials=len(results),
-        trials=table,
+        trials=trials_table(results),
         model=model,
         study_name=study_name,
+        strategy=strategy,
+        refit_params=refit_params,
+        default_scores=default_scores,
+        family_defaults={f: s.default_config for f, s in spaces.items()},
+        param_importances=importances,
+        baseline_score=baseline,
+        stop_reason=stop_reason[0],
+        warm_start_from=warm_start_from if n_warm else None,
+        n_warm_start=n_warm,
+        n_pruned=sum(r.state == "PRUNED" for r in results),
+        elapsed_s=time.perf_counter() - started,
     )

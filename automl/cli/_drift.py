@@ -1,0 +1,133 @@
+"""``automl drift``: compare two files once and print the drift decision.
+
+One-shot: no hysteresis state (``state`` is this check's level), no model (the weighted policy
+uses the spec's fixed ``drift.weights`` or falls back to equal weights), no re-tune.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from automl.config import DriftSpec, load_spec
+from automl.errors import DriftCheckError
+
+
+@dataclass(frozen=True)
+class DriftOptions:
+    """What ``automl drift`` was asked to do."""
+
+    reference: Path
+    current: Path
+    pipeline: Path | None = None
+    html: Path | None = None
+
+
+def check_files(options: DriftOptions) -> dict[str, Any]:
+    """Run the check and return the JSON contract of ``automl drift --json``.
+
+    Returns:
+        ``drift_detected``, ``state`` (``ok`` / ``warning`` / ``drift``), ``score``,
+        ``share_drifted``, ``columns`` (per column ``method``, ``score``, ``threshold``,
+        ``drifted`` and more evidence), ``signals``, ``schema_changes`` and the inputs.
+
+    Raises:
+        ConfigError: The pipeline spec is invalid.
+        DataValidationError: A file is missing, unreadable or of an unsupported type.
+        DriftCheckError: The check cannot be computed (e.g. no common column).
+    """
+    from automl.data import read_table
+    from automl.drift import EvidentlyDriftDetector, infer_column_kinds, render_drift_html
+
+    spec = load_spec(options.pipeline) if options.pipeline else None
+    drift = spec.drift if spec else DriftSpec()
+    target = spec.data.target if spec else None
+    reference = _read(options.reference, read_table)
+    current = _read(options.current, read_table)
+    numeric, categorical = infer_column_kinds(reference, exclude=[target] if target else [])
+    if drift.columns:
+        unknown = [c for c in drift.columns if c not in reference.columns]
+        if unknown:
+            raise DriftCheckError(
+                f"drift.columns names columns the reference lacks: {unknown}; "
+                f"reference columns: {list(reference.columns)}"
+            )
+        numeric = [c for c in numeric if c in drift.columns]
+        categorical = [c for c in categorical if c in drift.columns]
+    detector = EvidentlyDriftDetector.from_spec(drift, seed=spec.tuning.seed if spec else 0)
+    task = spec.data.task if spec else None
+    report = detector.detect(
+        reference,
+        current,
+        numeric=numeric,
+        categorical=categorical,
+        weights=drift.weights,
+        target=target if drift.target_drift else None,
+        target_kind="categorical" if task == "classification" else "numeric",
+    )
+    payload = {
+        "reference": str(options.reference),
+        "current": str(options.current),
+        "pipeline": spec.name if spec else None,
+        **report.to_dict(),
+    }
+    if options.html is not None:
+        html = render_drift_html(
+            reference,
+            current,
+            options.html,
+            numeric=numeric,
+            categorical=categorical,
+            method=drift.method,
+            threshold=drift.threshold,
+            drift_share=drift.drift_share,
+            per_column=detector.per_column,
+        )
+        payload["html"] = str(html)
+    return payload
+
+
+def _read(path: Path, read_table: Any) -> Any:
+    if not path.is_file():
+        from automl.errors import DataValidationError
+
+        raise DataValidationError(f"{path}: file not found (expected a CSV or Parquet file)")
+    return read_table(path)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def print_drift(payload: dict[str, Any], console: Console) -> None:
+    """Human-readable form of :func:`check_files`'s result."""
+    table = Table(title=f"drift: {payload['current']} vs {payload['reference']}")
+    for col in ("column", "kind", "method", "score", "threshold", "drifted", "why"):
+        table.add_column(col)
+    for name, col in payload["columns"].items():
+        table.add_row(
+            name,
+            col["kind"],
+            col["method"],
+            _number(col["score"]),
+            _number(col["threshold"]),
+            "yes" if col["drifted"] else "no",
+            ", ".join(col["reasons"]),
+        )
+    console.print(table)
+    for change in payload["schema_changes"]:
+        console.print(f"schema change: {change['column']}: {change['change']} ({change['detail']})")
+    for signal in payload["signals"]:
+        mark = "fired" if signal["drifted"] else "quiet"
+        console.print(f"signal {signal['name']}: {mark} ({signal['detail']})")
+    console.print(
+        f"state: [bold]{payload['state']}[/bold]  score {payload['score']:.3f} "
+        f"({payload['policy']} policy; drift at {payload['drift_share']}, "
+        f"warning at {payload['warning_share']:.3g})"
+    )
+    if payload.get("html"):
+        console.print(f"report: {payload['html']}")

@@ -1,0 +1,478 @@
+"""evidently's per-column drift statistics, computed once per column, vectorized.
+
+evidently (``evidently.legacy.calculations.stattests``) picks a test per column by type and sample
+size and runs it on pandas Series; ``DataDriftPreset`` then recomputes histograms, correlations and
+plots around it. This module reproduces the same statistics on NumPy arrays, each column sorted
+once, so that the same method and threshold give the same score and the same verdict:
+
+===============  ==========================================================  ==================
+method           statistic (as evidently defines it)                        drift when
+===============  ==========================================================  ==================
+``ks``           two-sample Kolmogorov-Smirnov p-value (scipy's ``auto``)    p <= threshold
+``z``            two-proportion z-test p-value                               p < threshold
+``chisquare``    chi-square goodness of fit of current to reference counts   p < threshold
+``wasserstein``  Wasserstein-1 distance / max(std(reference), 0.001)         d >= threshold
+``jensenshannon`` Jensen-Shannon distance of binned frequencies              d >= threshold
+``psi``          population stability index of binned frequencies            d >= threshold
+``kl_div``       Kullback-Leibler divergence of binned frequencies           d >= threshold
+===============  ==========================================================  ==================
+
+Any other evidently method (``anderson``, ``mannw``, ``t_test``, ``hellinger``, ...) is run by
+evidently itself, once, on the cleaned column. The Wasserstein distance is computed from the two
+quantile functions (one sort per side, no merged sort of both samples); the K-S statistic from
+the two sorted samples with one ``searchsorted`` each way; both are exact, not approximations.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+ColumnKind = Literal["numeric", "categorical"]
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+IntArray = np.ndarray[Any, np.dtype[np.int64]]
+
+#: Methods computed here; every other evidently method is delegated to evidently.
+FAST_METHODS = frozenset({"ks", "z", "chisquare", "wasserstein", "jensenshannon", "psi", "kl_div"})
+#: evidently's default threshold of each fast method (checked against evidently in the tests).
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "ks": 0.05,
+    "z": 0.05,
+    "chisquare": 0.05,
+    "wasserstein": 0.1,
+    "jensenshannon": 0.1,
+    "psi": 0.1,
+    "kl_div": 0.1,
+}
+#: evidently methods whose score is a p-value (drift when small); the rest are distances.
+PVALUE_METHODS = frozenset(
+    {
+        "ks",
+        "z",
+        "chisquare",
+        "anderson",
+        "cramer_von_mises",
+        "es",
+        "mannw",
+        "t_test",
+        "fisher_exact",
+        "g_test",
+        "TVD",
+        "empirical_mmd",
+    }
+)
+_ALLOWED_KINDS: dict[str, tuple[ColumnKind, ...]] = {
+    "ks": ("numeric",),
+    "wasserstein": ("numeric",),
+    "z": ("categorical",),
+    "chisquare": ("categorical",),
+    "jensenshannon": ("numeric", "categorical"),
+    "psi": ("numeric", "categorical"),
+    "kl_div": ("numeric", "categorical"),
+}
+#: scipy's ks_2samp computes exact p-values up to this sample size ('auto' mode).
+_KS_EXACT_MAX_N = 10_000
+
+
+class StatTestError(ValueError):
+    """A method is unknown or does not apply to a column's kind."""
+
+
+def is_pvalue_method(method: str) -> bool:
+    """Whether ``method``'s score is a p-value (drift when below the threshold)."""
+    return method in PVALUE_METHODS
+
+
+def default_method(n_reference: int, n_values: int, kind: ColumnKind) -> str:
+    """The test evidently picks by default (``_get_default_stattest`` in evidently 0.7).
+
+    Args:
+        n_reference: Non-missing reference values.
+        n_values: Distinct non-missing values in reference and current together.
+        kind: ``numeric`` or ``categorical``.
+
+    Returns:
+        The method name.
+
+    Example:
+        >>> default_method(500, 40, "numeric"), default_method(5000, 40, "numeric")
+        ('ks', 'wasserstein')
+        >>> default_method(500, 2, "categorical"), default_method(5000, 3, "categorical")
+        ('z', 'jensenshannon')
+    """
+    if n_reference <= 1000:
+        if n_values <= 5:
+            return "chisquare" if n_values > 2 else "z"
+        return "ks" if kind == "numeric" else "chisquare"
+    if kind == "numeric" and n_values > 5:
+        return "wasserstein"
+    return "jensenshannon"
+
+
+def check_method(method: str, kind: ColumnKind) -> None:
+    """Raise :class:`StatTestError` when a fast ``method`` does not apply to ``kind``.
+
+    Methods computed by evidently are checked by evidently itself.
+    """
+    allowed = _ALLOWED_KINDS.get(method)
+    if allowed is not None and kind not in allowed:
+        raise StatTestError(
+            f"method {method!r} does not apply to {kind} columns (allowed: {', '.join(allowed)})"
+        )
+
+
+class Sample:
+    """One side (reference or current) of one column, cleaned as evidently cleans it.
+
+    Missing and infinite values are dropped (their rate is kept); numeric values are sorted once,
+    lazily, and every statistic reads the sorted copy.
+
+    Args:
+        series: The raw column.
+        kind: ``numeric`` or ``categorical``.
+    """
+
+    def __init__(self, series: pd.Series, kind: ColumnKind) -> None:
+        self.kind = kind
+        self.n_total = len(series)
+        if kind == "numeric":
+            raw = series.to_numpy(dtype=np.float64, na_value=np.nan)
+            finite = np.isfinite(raw)
+            self.values: FloatArray | pd.Series = raw if finite.all() else raw[finite]
+        else:
+            self.values = series.dropna()
+        self.n = len(self.values)
+        # Plain lazy attributes, not functools.cached_property: on Python 3.11 that one takes a
+        # class-wide lock, which would serialize the column threads.
+        self._sorted: FloatArray | None = None
+        self._counts: dict[Any, int] | None = None
+        self._n_distinct: int | None = None
+        self._std: float | None = None
+
+    @property
+    def missing_rate(self) -> float:
+        """Share of rows that were missing (or infinite)."""
+        return 1.0 - self.n / self.n_total if self.n_total else 0.0
+
+    @property
+    def sorted(self) -> FloatArray:
+        """The numeric values, sorted ascending (computed once)."""
+        if self._sorted is None:
+            self._sorted = np.sort(np.asarray(self.values, dtype=np.float64))
+        return self._sorted
+
+    @property
+    def n_distinct(self) -> int:
+        """Distinct values."""
+        if self._n_distinct is None:
+            if self.kind == "numeric":
+                s = self.sorted
+                self._n_distinct = int(np.count_nonzero(s[1:] != s[:-1])) + 1 if len(s) else 0
+            else:
+                self._n_distinct = len(self.counts)
+        return self._n_distinct
+
+    @property
+    def counts(self) -> dict[Any, int]:
+        """Count of every distinct value (``value_counts``, computed once)."""
+        if self._counts is None:
+            if self.kind == "numeric":
+                s = self.sorted
+                if len(s):
+                    starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+                    sizes = np.diff(np.append(starts, len(s)))
+                    self._counts = dict(zip(s[starts].tolist(), sizes.tolist(), strict=True))
+                else:
+                    self._counts = {}
+            else:
+                assert isinstance(self.values, pd.Series)
+                self._counts = {k: int(v) for k, v in self.values.value_counts().items()}
+        return self._counts
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation (``np.std``, ddof 0)."""
+        if self._std is None:
+            self._std = float(np.std(self.values))
+        return self._std
+
+    def series(self) -> pd.Series:
+        """The cleaned values as a Series, in their original order (for evidently)."""
+        if isinstance(self.values, pd.Series):
+            return self.values
+        return pd.Series(self.values)
+
+
+def union_distinct(ref: Sample, cur: Sample, *, cap: int = 5) -> int:
+    """Distinct values of both samples together, exact up to ``cap`` (more means ``cap + 1``).
+
+    evidently only asks whether a column has at most 2 or at most 5 values; counting the union
+    exactly would hash millions of values, so a side with more than ``cap`` values ends it.
+    """
+    if ref.n_distinct > cap or cur.n_distinct > cap:
+        return cap + 1
+    return len(set(ref.counts) | set(cur.counts))
+
+
+# -- numeric statistics on sorted samples --------------------------------------------------
+@lru_cache(maxsize=4)
+def _quantile_grid(n: int, m: int) -> tuple[IntArray, IntArray, FloatArray]:
+    """Merged breakpoints of two empirical quantile functions with ``n`` and ``m`` steps.
+
+    Returns, for every interval of the merged grid of ``{i/n}`` and ``{j/m}``, the index of the
+    step of each quantile function on it and the interval's width. Built without sorting: in
+    units of ``1/(n*m)`` the breakpoints are ``i*m`` and ``j*n``, and each one's position in the
+    merged order is its rank in its own grid plus the count of the other grid's points before it.
+    """
+    i = np.arange(1, n + 1, dtype=np.int64)
+    j = np.arange(1, m + 1, dtype=np.int64)
+    a, b = i * m, j * n
+    grid = np.empty(n + m, dtype=np.int64)
+    grid[(i - 1) + (a - 1) // n] = a  # v-points strictly before a
+    grid[(j - 1) + b // m] = b  # u-points at or before b (ties: u first)
+    width = np.diff(grid, prepend=0).astype(np.float64) / float(n * m)
+    u_index = (grid + m - 1) // m - 1
+    v_index = (grid + n - 1) // n - 1
+    return u_index, v_index, width
+
+
+def wasserstein_norm(ref: Sample, cur: Sample) -> float:
+    """evidently's ``wasserstein``: W1(reference, current) / max(std(reference), 0.001).
+
+    W1 is the area between the two quantile functions, which equals the area between the two
+    CDFs that scipy integrates; only each side's own sort is needed.
+    """
+    u, v = ref.sorted, cur.sorted
+    if len(u) == len(v):
+        distance = float(np.mean(np.abs(u - v)))
+    else:
+        u_index, v_index, width = _quantile_grid(len(u), len(v))
+        distance = float(np.dot(np.abs(u[u_index] - v[v_index]), width))
+    return distance / max(ref.std, 0.001)
+
+
+def ks_statistic(ref: Sample, cur: Sample) -> float:
+    """The two-sample K-S statistic sup |F_ref - F_cur| (scipy's ``ks_2samp`` statistic)."""
+    u, v = ref.sorted, cur.sorted
+    n, m = len(u), len(v)
+    # Both CDFs are right-continuous steps, so the supremum sits at the last copy of a value.
+    u_last = np.flatnonzero(np.append(u[1:] != u[:-1], True))
+    v_last = np.flatnonzero(np.append(v[1:] != v[:-1], True))
+    at_u = (u_last + 1) / n - np.searchsorted(v, u[u_last], side="right") / m
+    at_v = np.searchsorted(u, v[v_last], side="right") / n - (v_last + 1) / m
+    return float(max(np.max(np.abs(at_u)), np.max(np.abs(at_v))))
+
+
+def ks_pvalue(ref: Sample, cur: Sample) -> tuple[float, float]:
+    """evidently's ``ks``: the two-sided p-value of scipy's ``ks_2samp`` (method ``auto``).
+
+    Up to 10,000 values a side scipy's exact distribution is used (by calling scipy); above, the
+    statistic is computed here and scipy's asymptotic ``kstwo`` survival function applied to it,
+    exactly as ``ks_2samp`` does.
+
+    Returns:
+        ``(p_value, statistic)``.
+    """
+    from scipy import stats
+
+    n, m = ref.n, cur.n
+    if max(n, m) <= _KS_EXACT_MAX_N:
+        result = stats.ks_2samp(ref.sorted, cur.sorted)
+        return float(result.pvalue), float(result.statistic)
+    d = ks_statistic(ref, cur)
+    big, small = sorted([float(n), float(m)], reverse=True)
+    en = big * small / (big + small)
+    p = float(np.clip(stats.kstwo.sf(d, np.round(en)), 0.0, 1.0))
+    return p, d
+
+
+# -- frequency statistics -------------------------------------------------------------------
+def _keyed(ref: Sample, cur: Sample) -> tuple[FloatArray, FloatArray]:
+    keys = list(set(ref.counts) | set(cur.counts))
+    r = np.array([ref.counts.get(k, 0) for k in keys], dtype=np.float64)
+    c = np.array([cur.counts.get(k, 0) for k in keys], dtype=np.float64)
+    return r, c
+
+
+def _histogram(sample: Sample, edges: FloatArray) -> FloatArray:
+    # np.histogram with explicit edges, on data that is already sorted (last bin closed).
+    s = sample.sorted
+    cum = np.concatenate(
+        (np.searchsorted(s, edges[:-1], side="left"), np.searchsorted(s, edges[-1:], "right"))
+    )
+    return np.diff(cum).astype(np.float64)
+
+
+def binned_frequencies(
+    ref: Sample, cur: Sample, *, fill_zeroes: bool
+) -> tuple[FloatArray, FloatArray]:
+    """evidently's ``get_binned_data``: shares per value, or per Sturges bin for numeric columns
+    with more than 20 reference values; zero shares replaced by a tiny one when ``fill_zeroes``.
+    """
+    if ref.kind == "numeric" and ref.n_distinct > 20:
+        combined = np.concatenate((np.asarray(ref.values), np.asarray(cur.values)))
+        edges = np.histogram_bin_edges(combined, bins="sturges")
+        del combined
+        r, c = _histogram(ref, edges) / ref.n, _histogram(cur, edges) / cur.n
+    else:
+        r_counts, c_counts = _keyed(ref, cur)
+        r, c = r_counts / ref.n, c_counts / cur.n
+    if fill_zeroes:
+        for p in (r, c):
+            smallest = float(np.min(p[p != 0]))
+            np.place(p, p == 0, smallest / 10**6 if smallest <= 0.0001 else 0.0001)
+    return r, c
+
+
+def total_variation(ref: Sample, cur: Sample) -> float:
+    """Total variation distance of the two value distributions (half the L1 distance)."""
+    r, c = _keyed(ref, cur)
+    return float(0.5 * np.sum(np.abs(r / ref.n - c / cur.n)))
+
+
+def z_pvalue(ref: Sample, cur: Sample) -> float:
+    """evidently's ``z``: two-proportion z-test of "not the smallest value" between the sides."""
+    from scipy.stats import norm
+
+    if ref.n_distinct == 1 and cur.n_distinct == 1 and set(ref.counts) == set(cur.counts):
+        return 1.0
+    first = sorted(set(ref.counts) | set(cur.counts))[0]
+    n1, n2 = ref.n, cur.n
+    # Same arithmetic, in the same order, as evidently's proportions_diff_z_stat_ind.
+    p1 = float(n1 - ref.counts.get(first, 0)) / n1
+    p2 = float(n2 - cur.counts.get(first, 0)) / n2
+    pooled = float(p1 * n1 + p2 * n2) / (n1 + n2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2))
+    return float(2 * (1 - norm.cdf(np.abs(z))))
+
+
+def chisquare_pvalue(ref: Sample, cur: Sample) -> float:
+    """evidently's ``chisquare``: current counts against reference shares scaled to its size."""
+    from scipy.stats import chisquare
+
+    r, c = _keyed(ref, cur)
+    expected = r * (cur.n / ref.n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(chisquare(c, expected)[1])
+
+
+def jensenshannon(ref: Sample, cur: Sample) -> float:
+    """evidently's ``jensenshannon``: scipy's Jensen-Shannon distance (natural log)."""
+    from scipy.spatial import distance
+
+    r, c = binned_frequencies(ref, cur, fill_zeroes=False)
+    return float(distance.jensenshannon(r, c, None))
+
+
+def psi(ref: Sample, cur: Sample) -> float:
+    """evidently's ``psi``: sum((ref - cur) * ln(ref / cur)) over filled binned shares."""
+    r, c = binned_frequencies(ref, cur, fill_zeroes=True)
+    return float(np.sum((r - c) * np.log(r / c)))
+
+
+def kl_div(ref: Sample, cur: Sample) -> float:
+    """evidently's ``kl_div``: scipy's entropy of reference relative to current shares."""
+    from scipy import stats
+
+    r, c = binned_frequencies(ref, cur, fill_zeroes=True)
+    return float(stats.entropy(r, c))
+
+
+@dataclass(frozen=True)
+class StatOutcome:
+    """One column's statistic, as evidently would report it.
+
+    Attributes:
+        method: The method's evidently name.
+        score: p-value or distance.
+        threshold: The threshold applied.
+        is_drifted: The method's own verdict (its comparison, at ``threshold``).
+        is_pvalue: Whether ``score`` is a p-value.
+        effect: Effect size when already at hand (the K-S statistic), else None.
+    """
+
+    method: str
+    score: float
+    threshold: float
+    is_drifted: bool
+    is_pvalue: bool
+    effect: float | None = None
+
+
+def _evidently_outcome(
+    method: str, threshold: float | None, ref: Sample, cur: Sample
+) -> StatOutcome:
+    from evidently.legacy.calculations.stattests.registry import get_registered_stattest
+    from evidently.legacy.core import ColumnType
+
+    ctype = ColumnType.Numerical if ref.kind == "numeric" else ColumnType.Categorical
+    test = get_registered_stattest(method, ctype)
+    result = test(ref.series().copy(), cur.series().copy(), ctype, threshold)
+    return StatOutcome(
+        method=test.name,
+        score=float(result.drift_score),
+        threshold=float(result.actual_threshold),
+        is_drifted=bool(result.drifted),
+        is_pvalue=is_pvalue_method(test.name),
+    )
+
+
+def run_method(method: str, threshold: float | None, ref: Sample, cur: Sample) -> StatOutcome:
+    """Compute one method on one column, the way evidently's ``StatTest`` would.
+
+    Args:
+        method: evidently method name.
+        threshold: None uses the method's default.
+        ref: Reference side.
+        cur: Current side.
+
+    Returns:
+        The outcome.
+
+    Raises:
+        StatTestError: The method does not apply to the column kind (fast methods).
+        ValueError: evidently rejects the method (unknown name, wrong kind).
+    """
+    if method not in FAST_METHODS:
+        return _evidently_outcome(method, threshold, ref, cur)
+    t = DEFAULT_THRESHOLDS[method] if threshold is None else float(threshold)
+    effect: float | None = None
+    if method == "ks":
+        score, effect = ks_pvalue(ref, cur)
+        drifted = score <= t
+    elif method == "z":
+        score = z_pvalue(ref, cur)
+        drifted = score < t
+    elif method == "chisquare":
+        score = chisquare_pvalue(ref, cur)
+        drifted = score < t
+    else:
+        distance = {"wasserstein": wasserstein_norm, "jensenshannon": jensenshannon}.get(method)
+        score = (distance or {"psi": psi, "kl_div": kl_div}[method])(ref, cur)
+        drifted = score >= t
+    return StatOutcome(method, score, t, bool(drifted), method in PVALUE_METHODS, effect)
+
+
+def effect_size(ref: Sample, cur: Sample) -> float:
+    """Size of the shift, in [0, 1]: the K-S statistic for numeric columns (largest gap between
+    the CDFs), the total variation distance for categorical ones (share of mass that moved)."""
+    if ref.kind == "numeric" and ref.n and cur.n:
+        return ks_statistic(ref, cur)
+    return total_variation(ref, cur)
+
+
+def two_proportion_pvalue(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Two-sided p-value that two proportions ``k1/n1`` and ``k2/n2`` are equal (pooled z)."""
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    pooled = (k1 + k2) / (n1 + n2)
+    if pooled in (0.0, 1.0):
+        return 1.0
+    z = (k1 / n1 - k2 / n2) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    return math.erfc(abs(z) / math.sqrt(2))

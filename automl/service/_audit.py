@@ -1,0 +1,170 @@
+"""The promotion log: an append-only record of every registry decision and alias move.
+
+Each alias move is written twice: an ``intent`` row before the registry is touched and an
+``applied`` or ``aborted`` row after. A process killed in between leaves an intent without an
+outcome; :meth:`PromotionLog.reconcile` then reads the registry and appends what actually
+happened, so the log always says which version is serving.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from automl.data import get_engine, utcnow
+
+Action = Literal["promote", "reject", "await_approval", "manual_promote", "rollback"]
+Status = Literal["intent", "applied", "aborted", "recorded"]
+
+_meta = sa.MetaData()
+promotions_table = sa.Table(
+    "automl_promotions",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("pipeline", sa.String(64), nullable=False, index=True),
+    sa.Column("model_name", sa.String(256), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("intent_id", sa.Integer, nullable=True),
+    sa.Column("from_version", sa.String(32), nullable=True),
+    sa.Column("to_version", sa.String(32), nullable=True),
+    sa.Column("metric", sa.String(32), nullable=True),
+    sa.Column("challenger_score", sa.Float, nullable=True),
+    sa.Column("champion_score", sa.Float, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("cycle_id", sa.String(64), nullable=True),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("details_json", sa.Text, nullable=True),
+)
+
+
+def current_actor() -> str:
+    """Who is acting: ``user@automl`` for commands, ``service`` for scheduled cycles."""
+    try:
+        return f"{getpass.getuser()}@cli"
+    except Exception:  # no user name in some containers
+        return "unknown@cli"
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One row of the promotion log."""
+
+    id: int
+    pipeline: str
+    model_name: str
+    action: str
+    status: str
+    intent_id: int | None
+    from_version: str | None
+    to_version: str | None
+    metric: str | None
+    challenger_score: float | None
+    champion_score: float | None
+    reason: str | None
+    actor: str
+    cycle_id: str | None
+    created_at: str
+
+
+class PromotionLog:
+    """Append-only promotion log in the workspace state database.
+
+    Args:
+        url: SQLAlchemy URL of the state database.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._engine = get_engine(url)
+        _meta.create_all(self._engine)
+
+    def append(
+        self,
+        *,
+        pipeline: str,
+        model_name: str,
+        action: Action,
+        status: Status,
+        actor: str,
+        intent_id: int | None = None,
+        from_version: str | None = None,
+        to_version: str | None = None,
+        metric: str | None = None,
+        challenger_score: float | None = None,
+        champion_score: float | None = None,
+        reason: str | None = None,
+        cycle_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Append a row and return its id (rows are never updated or deleted)."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                promotions_table.insert().values(
+                    pipeline=pipeline,
+                    model_name=model_name,
+                    action=action,
+                    status=status,
+                    intent_id=intent_id,
+                    from_version=from_version,
+                    to_version=to_version,
+                    metric=metric,
+                    challenger_score=challenger_score,
+                    champion_score=champion_score,
+                    reason=reason,
+                    actor=actor,
+                    cycle_id=cycle_id,
+                    created_at=utcnow(),
+                    details_json=json.dumps(details, default=str) if details else None,
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def entries(self, pipeline: str) -> list[LogEntry]:
+        """All rows of a pipeline, oldest first."""
+        t = promotions_table
+        query = sa.select(t).where(t.c.pipeline == pipeline).order_by(t.c.id)
+        with self._engine.connect() as conn:
+            return [
+                LogEntry(**{k: v for k, v in row._mapping.items() if k != "details_json"})
+                for row in conn.execute(query)
+            ]
+
+    def open_intents(self, pipeline: str) -> list[LogEntry]:
+        """Intents with no outcome row (the process stopped between the two)."""
+        rows = self.entries(pipeline)
+        closed = {r.intent_id for r in rows if r.intent_id is not None}
+        return [r for r in rows if r.status == "intent" and r.id not in closed]
+
+    def reconcile(self, pipeline: str, champion_version: Callable[[], str | None]) -> list[int]:
+        """Close open intents from what the registry says now; return the intents closed.
+
+        Args:
+            pipeline: Pipeline name.
+            champion_version: Reads the version ``@champion`` points at now.
+        """
+        closed = []
+        for intent in self.open_intents(pipeline):
+            serving = champion_version()
+            applied = serving == intent.to_version
+            self.append(
+                pipeline=pipeline,
+                model_name=intent.model_name,
+                action=intent.action,  # type: ignore[arg-type]
+                status="applied" if applied else "aborted",
+                actor="reconcile",
+                intent_id=intent.id,
+                from_version=intent.from_version,
+                to_version=intent.to_version,
+                reason=f"interrupted; registry shows champion v{serving} "
+                f"({'move completed' if applied else 'move did not happen'})",
+            )
+            closed.append(intent.id)
+        return closed

@@ -1,0 +1,53 @@
+"""Drift hysteresis state, one row per pipeline in the workspace state database."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from automl.data import get_engine, utcnow
+from automl.drift import DriftState
+
+_meta = sa.MetaData()
+drift_state_table = sa.Table(
+    "automl_drift_state",
+    _meta,
+    sa.Column("pipeline", sa.String(64), primary_key=True),
+    sa.Column("state_json", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+
+class DriftStateStore:
+    """Loads and saves each pipeline's :class:`~automl.drift.DriftState`.
+
+    Args:
+        url: SQLAlchemy URL of the state database.
+
+    Example:
+        >>> store = DriftStateStore("sqlite://")
+        >>> store.load("churn") == DriftState()
+        True
+        >>> store.save("churn", DriftState(reference_version="3", n_checks=2))
+        >>> store.load("churn").reference_version
+        '3'
+    """
+
+    def __init__(self, url: str) -> None:
+        self._engine = get_engine(url)
+        _meta.create_all(self._engine)
+
+    def load(self, pipeline: str) -> DriftState:
+        """The stored state, or a fresh one when the pipeline has none yet."""
+        t = drift_state_table
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(t.c.state_json).where(t.c.pipeline == pipeline)).first()
+        return DriftState.from_json(row[0]) if row else DriftState()
+
+    def save(self, pipeline: str, state: DriftState) -> None:
+        """Store the state (replacing the previous one)."""
+        t = drift_state_table
+        values = {"state_json": state.to_json(), "updated_at": utcnow()}
+        with self._engine.begin() as conn:
+            updated = conn.execute(t.update().where(t.c.pipeline == pipeline).values(**values))
+            if updated.rowcount == 0:
+                conn.execute(t.insert().values(pipeline=pipeline, **values))

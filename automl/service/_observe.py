@@ -1,0 +1,177 @@
+"""What the service tells operators: Prometheus metrics and a small HTTP endpoint.
+
+``GET /healthz``  the process is alive (200).
+``GET /readyz``   the scheduler runs and every pipeline's state database and MLflow answer
+                  (200, else 503 with the failing checks).
+``GET /metrics``  Prometheus text format.
+``GET /status``   JSON: per pipeline its champion, last cycle and state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from automl.service._history import CycleResult
+
+log = logging.getLogger(__name__)
+
+
+class ServiceMetrics:
+    """The service's Prometheus metrics, in a registry of their own (one per service)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.cycles = Counter(
+            "automl_cycles",
+            "Cycles run, by outcome.",
+            ["pipeline", "status"],
+            registry=self.registry,
+        )
+        self.drift_checks = Counter(
+            "automl_drift_checks",
+            "Drift checks, by verdict.",
+            ["pipeline", "verdict"],
+            registry=self.registry,
+        )
+        self.trials = Counter(
+            "automl_trials", "Tuning trials run.", ["pipeline"], registry=self.registry
+        )
+        self.promotions = Counter(
+            "automl_promotion_decisions",
+            "Promotion decisions, by outcome.",
+            ["pipeline", "outcome"],
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            "automl_cycle_failures", "Failed cycles.", ["pipeline"], registry=self.registry
+        )
+        self.skipped = Counter(
+            "automl_cycles_skipped",
+            "Cycles skipped because another instance holds the pipeline's lock.",
+            ["pipeline"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "automl_cycle_duration_seconds",
+            "Wall time of a cycle.",
+            ["pipeline"],
+            buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600),
+            registry=self.registry,
+        )
+        self.last_success = Gauge(
+            "automl_last_success_timestamp_seconds",
+            "Unix time of the last successful cycle.",
+            ["pipeline"],
+            registry=self.registry,
+        )
+
+    def observe(self, result: CycleResult, duration_s: float) -> None:
+        """Account one finished cycle."""
+        p = result.pipeline
+        self.cycles.labels(p, result.status).inc()
+        self.duration.labels(p).observe(duration_s)
+        if result.status == "failed":
+            self.failures.labels(p).inc()
+        else:
+            self.last_success.labels(p).set(time.time())
+        if result.drift_verdict is not None:
+            self.drift_checks.labels(p, result.drift_verdict).inc()
+        if result.n_trials:
+            self.trials.labels(p).inc(result.n_trials)
+        if result.is_promoted is not None:
+            self.promotions.labels(p, "promoted" if result.is_promoted else "not_promoted").inc()
+
+    def render(self) -> bytes:
+        """The metrics in the Prometheus text format."""
+        from prometheus_client import generate_latest
+
+        return bytes(generate_latest(self.registry))
+
+
+class StatusServer:
+    """A tiny threaded HTTP server for health, readiness, metrics and status.
+
+    Args:
+        host: Interface to bind (127.0.0.1 by default; 0.0.0.0 in a container).
+        port: TCP port (0 picks a free one; see :attr:`port`).
+        metrics: The service's metrics.
+        is_ready: Returns (ready, failing checks).
+        status: Returns the JSON-ready status of every pipeline.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        metrics: ServiceMetrics,
+        is_ready: Callable[[], tuple[bool, dict[str, str]]],
+        status: Callable[[], list[dict[str, Any]]],
+    ) -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer._handle(self)
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                log.debug("http: " + fmt, *args)
+
+        self.metrics, self.is_ready, self.status = metrics, is_ready, status
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="automl-http", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return int(self._server.server_address[1])
+
+    def _send(self, handler: BaseHTTPRequestHandler, code: int, body: bytes, ctype: str) -> None:
+        handler.send_response(code)
+        handler.send_header("Content-Type", ctype)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        path = handler.path.split("?", 1)[0]
+        try:
+            if path == "/healthz":
+                self._send(handler, 200, b'{"status": "alive"}', "application/json")
+            elif path == "/readyz":
+                ready, failing = self.is_ready()
+                body = json.dumps({"ready": ready, "failing": failing}).encode()
+                self._send(handler, 200 if ready else 503, body, "application/json")
+            elif path == "/metrics":
+                from prometheus_client import CONTENT_TYPE_LATEST
+
+                self._send(handler, 200, self.metrics.render(), CONTENT_TYPE_LATEST)
+            elif path == "/status":
+                body = json.dumps({"pipelines": self.status()}, default=str).encode()
+                self._send(handler, 200, body, "application/json")
+            else:
+                self._send(handler, 404, b'{"error": "not found"}', "application/json")
+        except Exception as exc:  # an endpoint must answer, not kill its thread
+            log.exception("http %s failed", path)
+            self._send(handler, 500, json.dumps({"error": str(exc)}).encode(), "application/json")
+
+    def start(self) -> None:
+        """Serve in a background thread."""
+        self._thread.start()
+        log.info("status endpoint on http://%s:%d", *self._server.server_address[:2])
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()

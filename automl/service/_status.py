@@ -1,0 +1,54 @@
+"""Per-pipeline status and store reachability, shared by ``automl status`` and ``/status``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from automl.config import PipelineSpec
+from automl.data import BatchLedger, get_engine
+from automl.service._history import CycleHistory
+from automl.tracking import CHAMPION
+
+
+def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
+    """Champion, last cycle, last drift check, pending and quarantined counts of a pipeline."""
+    from automl.service._cycle import make_tracker
+
+    history = CycleHistory(spec.state_url)
+    ledger = BatchLedger(spec.state_url)
+    champion = make_tracker(spec).get_alias(spec.model_name, CHAMPION)
+    latest = history.last(spec.name)
+    checked = history.last(spec.name, checked=True)
+    return {
+        "pipeline": spec.name,
+        "model": spec.model_name,
+        "champion_version": champion.version if champion else None,
+        "champion_cv_score": champion.tags.get("automl.cv_score") if champion else None,
+        "last_cycle": latest.cycle_id if latest else None,
+        "last_status": latest.status if latest else None,
+        "last_finished_at": latest.finished_at if latest else None,
+        "last_error": latest.error if latest else None,
+        "last_drift_verdict": checked.drift_verdict if checked else None,
+        "last_drift_share": checked.share_drifted if checked else None,
+        "pending_batches": len(ledger.pending(spec.name)),
+        "quarantined_files": len(ledger.records(spec.name, status="rejected")),
+    }
+
+
+def check_stores(spec: PipelineSpec) -> dict[str, str]:
+    """Reach the state database and MLflow; return the failures (empty when all answer)."""
+    from automl.service._cycle import make_tracker
+
+    failing: dict[str, str] = {}
+    try:
+        with get_engine(spec.state_url).connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        failing[f"{spec.name}:state_db"] = str(exc)[:300]
+    try:
+        make_tracker(spec).client.search_experiments(max_results=1)
+    except Exception as exc:
+        failing[f"{spec.name}:mlflow"] = str(exc)[:300]
+    return failing

@@ -1,0 +1,348 @@
+"""Evaluating one configuration: cross-validation, learning curves for the pruner, metrics.
+
+The objective runs its own fold loop rather than ``cross_validate`` because it needs what that
+helper does not give: an early-stopping split carved from each training fold (never the
+validation fold, which would leak), the learning curve of the first fold for the pruner, every
+secondary metric from one prediction per fold, and the peak memory of the trial.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from automl.errors import TuningError
+from automl.tuning._estimators import Task, make_estimator, make_preprocessor
+from automl.tuning._metrics import (
+    GREATER_IS_BETTER,
+    classification_scores,
+    regression_scores,
+)
+from automl.tuning._space import ITERATIVE_FAMILIES, MODEL_FAMILIES
+
+#: Learning curves are reported to the pruner every this many rounds (epochs for the MLP), at
+#: the same steps in every trial so the pruner compares like with like.
+CURVE_REPORT_EVERY = {"xgboost": 10, "hist_gradient_boosting": 10, "mlp": 5}
+#: Each family reports to its own range of pruner steps, so trials of one family are only ever
+#: compared with trials of the same family (round 10 of XGBoost is not epoch 10 of an MLP).
+STEP_OFFSET_PER_FAMILY = 1_000_000
+_EARLY_STOP_SHARE = 0.1
+
+#: Reports a learning curve (steps and values, greater is better) and says whether to prune.
+CurveReporter = Callable[[Sequence[int], Sequence[float]], bool]
+
+
+class TrialPrunedError(Exception):
+    """Raised inside the fold loop when the pruner stops a trial (turned into Optuna's)."""
+
+
+@dataclass(frozen=True)
+class CVSetup:
+    """Everything fixed across the trials of one search.
+
+    Attributes:
+        X: Feature frame.
+        y: Target; classification labels encoded as 0..K-1.
+        task: ``classification`` or ``regression``.
+        n_classes: Number of classes (classification) or None.
+        metric: Primary metric.
+        folds: ``(train_index, validation_index)`` per fold.
+        numeric: Numeric feature columns.
+        categorical: Categorical feature columns.
+        seed: Random state for models and early-stopping splits.
+        is_time_ordered: Rows are in time order (early-stopping rows are the newest).
+    """
+
+    X: pd.DataFrame
+    y: np.ndarray[Any, Any]
+    task: Task
+    n_classes: int | None
+    metric: str
+    folds: tuple[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]], ...]
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    seed: int
+    is_time_ordered: bool = False
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Cross-validated scores of one configuration.
+
+    Attributes:
+        cv_mean: Mean validation score of the primary metric.
+        cv_std: Its standard deviation over folds.
+        train_mean: Mean score on the training folds.
+        metrics: Mean validation value of every secondary metric.
+        fit_time_s: Wall time of the whole evaluation.
+        peak_memory_mb: Peak resident memory of the process above its level at the start.
+        fitted_rounds: Mean rounds kept by early stopping (XGBoost), else None.
+    """
+
+    cv_mean: float
+    cv_std: float
+    train_mean: float
+    metrics: dict[str, float]
+    fit_time_s: float
+    peak_memory_mb: float
+    fitted_rounds: int | None = None
+    fold_scores: tuple[float, ...] = field(default=())
+
+
+def _rss_bytes() -> int | None:
+    try:
+        fields = Path("/proc/self/statm").read_text(encoding="ascii").split()
+        return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class PeakMemory:
+    """Samples the process's resident memory in a thread; ``peak_mb`` is the rise above start.
+
+    Linux only (``/proc``); elsewhere ``peak_mb`` is NaN. With parallel trials (``n_jobs`` > 1)
+    the figure includes the memory of trials running at the same time.
+    """
+
+    def __init__(self, interval_s: float = 0.01) -> None:
+        self.interval_s = interval_s
+        self.peak_mb = float("nan")
+        self._stop = threading.Event()
+        self._start: int | None = None
+        self._peak = 0
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            rss = _rss_bytes()
+            if rss is not None:
+                self._peak = max(self._peak, rss)
+
+    def __enter__(self) -> PeakMemory:
+        self._start = _rss_bytes()
+        if self._start is not None:
+            self._peak = self._start
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._start is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        end = _rss_bytes() or self._start
+        self.peak_mb = max(self._peak, end) / 2**20 - self._start / 2**20
+
+
+def xgboost_eval_metric(task: Task, metric: str, n_classes: int | None) -> tuple[str, bool]:
+    """XGBoost's early-stopping metric matching the primary metric, and whether larger is better.
+
+    Example:
+        >>> xgboost_eval_metric("classification", "roc_auc", 2)
+        ('auc', True)
+        >>> xgboost_eval_metric("regression", "r2", None)
+        ('rmse', False)
+    """
+    if task == "regression":
+        return ("mae", False) if metric == "mae" else ("rmse", False)
+    if metric == "roc_auc":
+        return "auc", True
+    return ("mlogloss" if (n_classes or 2) > 2 else "logloss"), False
+
+
+def _early_stop_split(
+    y: np.ndarray[Any, Any], *, task: Task, seed: int, is_time_ordered: bool
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(y))
+    n_stop = max(1, round(len(y) * _EARLY_STOP_SHARE))
+    if is_time_ordered:
+        return index[:-n_stop], index[-n_stop:]
+    stratify = None
+    if task == "classification" and np.bincount(y.astype(int)).min() >= 2:
+        stratify = y
+    fit, stop = train_test_split(index, test_size=n_stop, random_state=seed, stratify=stratify)
+    return np.sort(fit), np.sort(stop)
+
+
+def _predict(model: Any, X: Any, setup: CVSetup) -> np.ndarray[Any, Any]:  # noqa: N803
+    if setup.task == "regression":
+        return np.asarray(model.predict(X), dtype=float)
+    proba = np.asarray(model.predict_proba(X), dtype=float)
+    n_classes = setup.n_classes or proba.shape[1]
+    if proba.shape[1] != n_classes:  # a class absent from this training fold
+        full = np.zeros((proba.shape[0], n_classes))
+        full[:, np.asarray(model.classes_, dtype=int)] = proba
+        proba = full
+    return proba
+
+
+def _scores(
+    setup: CVSetup, y: np.ndarray[Any, Any], pred: np.ndarray[Any, Any]
+) -> dict[str, float]:
+    if setup.task == "regression":
+        return regression_scores(y, pred)
+    return classification_scores(y, pred, n_classes=setup.n_classes or pred.shape[1])
+
+
+def _curve(family: str, estimator: Any, eval_metric: tuple[str, bool]) -> list[float]:
+    """The first fold's validation curve per round/epoch, oriented so larger is better."""
+    if family == "xgboost":
+        history = estimator.evals_result().get("validation_0", {}).get(eval_metric[0], [])
+        sign = 1.0 if eval_metric[1] else -1.0
+        return [sign * float(v) for v in history]
+    if family == "hist_gradient_boosting":
+        scores = getattr(estimator, "validation_score_", None)
+        return [] if scores is None else [float(v) for v in np.asarray(scores)[1:]]
+    if family == "mlp":
+        scores = getattr(estimator, "validation_scores_", None)
+        return [] if scores is None else [float(v) for v in scores]
+    return []
+
+
+def baseline_score(setup: CVSetup) -> float:
+    """Mean CV score of a trivial model (class priors, or the mean target).
+
+    Used to tell under- from overfitting: a model whose *training* score is near this baseline
+    learned little.
+    """
+    values = []
+    for train, val in setup.folds:
+        if setup.task == "classification":
+            n_classes = setup.n_classes or 2
+            prior = np.bincount(setup.y[train].astype(int), minlength=n_classes) / len(train)
+            pred = np.tile(prior, (len(val), 1))
+        else:
+            pred = np.full(len(val), float(np.mean(setup.y[train])))
+        values.append(_scores(setup, setup.y[val], pred)[setup.metric])
+    return float(np.mean(values))
+
+
+def evaluate(
+    setup: CVSetup,
+    family: str,
+    params: dict[str, Any],
+    *,
+    is_tuned: bool = True,
+    report_curve: CurveReporter | None = None,
+) -> Evaluation:
+    """Cross-validate one configuration.
+
+    Args:
+        setup: Data, folds and metric.
+        family: Model family.
+        params: The family's hyperparameters.
+        is_tuned: Tuned trials of iterative families stop early (XGBoost on a split carved
+            from each training fold, the others on their own internal split); the
+            library-defaults trial runs as the library would.
+        report_curve: Receives the first fold's learning curve (or, for families without
+            rounds, each fold's score) and returns True to prune; the trial then stops with
+            :class:`TrialPrunedError`.
+
+    Returns:
+        Scores and costs.
+
+    Raises:
+        TrialPrunedError: The pruner stopped the trial.
+    """
+    from sklearn.base import clone
+
+    if family not in MODEL_FAMILIES:
+        raise TuningError(f"unknown model family {family!r}")
+    greater = GREATER_IS_BETTER[setup.metric]
+    eval_metric = xgboost_eval_metric(setup.task, setup.metric, setup.n_classes)
+    pre_template = make_preprocessor(family, numeric=setup.numeric, categorical=setup.categorical)
+    est_template = make_estimator(
+        family,
+        task=setup.task,
+        params=params,
+        seed=setup.seed,
+        is_tuned=is_tuned,
+        eval_metric=eval_metric[0],
+    )
+    val_scores: list[dict[str, float]] = []
+    train_primary: list[float] = []
+    rounds: list[int] = []
+    started = time.perf_counter()
+    with PeakMemory() as memory:
+        for fold, (train, val) in enumerate(setup.folds):
+            X_tr, y_tr = setup.X.iloc[train], setup.y[train]  # noqa: N806
+            X_val, y_val = setup.X.iloc[val], setup.y[val]  # noqa: N806
+            pre, est = clone(pre_template), clone(est_template)
+            if family == "xgboost" and is_tuned:
+                fit, stop = _early_stop_split(
+                    y_tr, task=setup.task, seed=setup.seed, is_time_ordered=setup.is_time_ordered
+                )
+                Xt_fit = pre.fit_transform(X_tr.iloc[fit])  # noqa: N806
+                Xt_val = pre.transform(X_val)  # noqa: N806
+                # The last eval set drives early stopping; the first records the curve.
+                est.fit(
+                    Xt_fit,
+                    y_tr[fit],
+                    eval_set=[(Xt_val, y_val), (pre.transform(X_tr.iloc[stop]), y_tr[stop])],
+                    verbose=False,
+                )
+                rounds.append(int(est.best_iteration) + 1)
+            else:
+                Xt_fit = pre.fit_transform(X_tr, y_tr)  # noqa: N806
+                est.fit(Xt_fit, y_tr)
+                Xt_val = pre.transform(X_val)  # noqa: N806
+            model = _Fitted(pre, est)
+            val_scores.append(_scores(setup, y_val, _predict(model, Xt_val, setup)))
+            train_primary.append(
+                _scores(setup, y_tr, _predict(model, pre.transform(X_tr), setup))[setup.metric]
+            )
+            if report_curve is None or not is_tuned:
+                continue
+            if family in ITERATIVE_FAMILIES:
+                if fold == 0:
+                    curve = _curve(family, est, eval_metric)
+                    every = CURVE_REPORT_EVERY[family]
+                    steps = list(range(every, len(curve) + 1, every))
+                    if steps and report_curve(steps, [curve[s - 1] for s in steps]):
+                        raise TrialPrunedError(f"pruned after {steps[-1]} rounds of fold 1")
+            elif fold < len(setup.folds) - 1:
+                score = val_scores[-1][setup.metric]
+                if report_curve([fold + 1], [score if greater else -score]):
+                    raise TrialPrunedError(f"pruned after fold {fold + 1}")
+    primary = np.array([s[setup.metric] for s in val_scores])
+    metrics = {k: float(np.nanmean([s[k] for s in val_scores])) for k in val_scores[0]}
+    return Evaluation(
+        cv_mean=float(primary.mean()),
+        cv_std=float(primary.std()),
+        train_mean=float(np.mean(train_primary)),
+        metrics=metrics,
+        fit_time_s=time.perf_counter() - started,
+        peak_memory_mb=memory.peak_mb,
+        fitted_rounds=round(float(np.mean(rounds))) if rounds else None,
+        fold_scores=tuple(float(v) for v in primary),
+    )
+
+
+class _Fitted:
+    """A fitted preprocessor and estimator, predicting on already-transformed rows."""
+
+    def __init__(self, pre: Any, est: Any) -> None:
+        self.pre, self.est = pre, est
+        self.classes_ = getattr(est, "classes_", None)
+
+    def predict(self, Xt: Any) -> Any:  # noqa: N803
+        return self.est.predict(Xt)
+
+    def predict_proba(self, Xt: Any) -> Any:  # noqa: N803
+        return self.est.predict_proba(Xt)

@@ -1,0 +1,118 @@
+"""``automl drift``: the one-shot check and its JSON contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from automl.cli import app
+from automl.data import make_churn_frame
+
+runner = CliRunner()
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    paths = {
+        "reference": tmp_path / "reference.csv",
+        "calm": tmp_path / "calm.parquet",
+        "drifted": tmp_path / "drifted.csv",
+    }
+    make_churn_frame(600, seed=1).to_csv(paths["reference"], index=False)
+    make_churn_frame(400, seed=2).to_parquet(paths["calm"], index=False)
+    make_churn_frame(400, seed=3, drift=1.0).to_csv(paths["drifted"], index=False)
+    return paths
+
+
+def _json(*args: str) -> dict:
+    result = runner.invoke(app, ["drift", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_json_contract(files: dict[str, Path]) -> None:
+    out = _json("--reference", str(files["reference"]), "--current", str(files["drifted"]))
+    assert out["drift_detected"] is True and out["state"] == "drift"
+    assert isinstance(out["score"], float) and 0.5 <= out["share_drifted"] <= 1.0
+    assert out["score"] == out["share_drifted"]  # default policy: share of drifted columns
+    assert set(out["columns"]) >= {"monthly_charges", "contract", "age"}
+    for name, col in out["columns"].items():
+        assert {"method", "score", "threshold", "drifted"} <= set(col), name
+        assert isinstance(col["method"], str) and isinstance(col["drifted"], bool)
+        assert isinstance(col["score"], float) and isinstance(col["threshold"], float)
+    assert out["columns"]["monthly_charges"]["drifted"] is True
+    assert out["columns"]["monthly_charges"]["method"] == "ks"
+
+
+def test_calm_batch_is_not_drift(files: dict[str, Path]) -> None:
+    out = _json("--reference", str(files["reference"]), "--current", str(files["calm"]))
+    assert out["drift_detected"] is False and out["state"] in ("ok", "warning")
+    assert out["share_drifted"] < out["drift_share"]
+
+
+def test_pipeline_spec_sets_target_and_overrides(files: dict[str, Path], tmp_path: Path) -> None:
+    spec = tmp_path / "churn.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "churn",
+                "data": {"landing_dir": "landing", "target": "churned"},
+                "drift": {
+                    "per_column": {"age": {"method": "wasserstein", "threshold": 0.2}},
+                    "target_drift": True,
+                    "drift_share": 0.9,
+                },
+            }
+        )
+    )
+    out = _json(
+        "--reference",
+        str(files["reference"]),
+        "--current",
+        str(files["drifted"]),
+        "--pipeline",
+        str(spec),
+    )
+    assert "churned" not in out["columns"]  # the label is a signal, not a feature
+    assert (out["columns"]["age"]["method"], out["columns"]["age"]["threshold"]) == (
+        "wasserstein",
+        0.2,
+    )
+    assert out["pipeline"] == "churn" and out["drift_share"] == 0.9
+    assert [s["name"] for s in out["signals"]] == ["data", "target"]
+
+
+def test_html_only_when_asked(files: dict[str, Path], tmp_path: Path) -> None:
+    html = tmp_path / "out" / "drift.html"
+    args = ["--reference", str(files["reference"]), "--current", str(files["drifted"])]
+    assert "html" not in _json(*args)
+    out = _json(*args, "--html", str(html))
+    assert out["html"] == str(html) and html.stat().st_size > 10_000
+
+
+def test_schema_change_is_reported_not_a_crash(files: dict[str, Path], tmp_path: Path) -> None:
+    changed = tmp_path / "changed.csv"
+    frame = make_churn_frame(300, seed=4).drop(columns=["age"])
+    frame["promo_code"] = "none"
+    frame.to_csv(changed, index=False)
+    out = _json("--reference", str(files["reference"]), "--current", str(changed))
+    assert {"column": "age", "change": "missing_column"}.items() <= out["schema_changes"][0].items()
+    assert out["columns"]["age"]["drifted"] is True and out["columns"]["age"]["method"] == "schema"
+    assert any(c["change"] == "new_column" for c in out["schema_changes"])
+
+
+def test_table_output_and_errors(files: dict[str, Path], tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["drift", "--reference", str(files["reference"]), "--current", str(files["drifted"])]
+    )
+    assert result.exit_code == 0 and "state: drift" in result.output
+    missing = runner.invoke(
+        app, ["drift", "--reference", str(tmp_path / "nope.csv"), "--current", str(files["calm"])]
+    )
+    assert missing.exit_code == 1 and "nope.csv: file not found" in missing.output
+    assert "drift" in runner.invoke(app, ["--help"]).output
