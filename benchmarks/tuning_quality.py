@@ -13,7 +13,7 @@ study (the previous study's 3 best configurations re-evaluated first) tune on th
 with the same budget and seed. Reported: trials the warm study needs to reach the cold study's
 best CV score, against the trials the cold study needed to find it.
 
-Run: ``.venv/bin/python benchmarks/tuning_quality.py [--quick]`` (about 8 minutes on 2 cores;
+Run: ``.venv/bin/python benchmarks/tuning_quality.py [--quick]`` (about 9 minutes on 2 cores;
 ``--quick`` is a smoke run). Results print as Markdown and go to
 ``benchmarks/results/tuning_quality.json``.
 """

@@ -84,7 +84,7 @@ class _Measured:
 def _kind_label(ref: Sample, cur: Sample, series: pd.Series) -> str:
     if pd.api.types.is_bool_dtype(series):
         return "boolean"
-    if 0 < union_distinct(ref, cur, cap=2) <= 2:
+    if union_distinct(ref, cur, cap=2) == 2:
         return "binary"
     return ref.kind
 

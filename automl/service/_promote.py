@@ -238,6 +238,31 @@ class AliasMove:
     to_version: str
 
 
+def _target(
+    tracker: MlflowTracker,
+    spec: PipelineSpec,
+    version: str | None,
+    *,
+    default_alias: str,
+    current: str | None,
+) -> ModelVersionInfo:
+    """The version to move @champion to: ``version``, else what ``default_alias`` names."""
+    if version is None:
+        aliased = tracker.get_alias(spec.model_name, default_alias)
+        if aliased is None:
+            raise TrackingError(
+                f"model {spec.model_name!r} has no @{default_alias}; pass --version N"
+            )
+        version = aliased.version
+    try:
+        target = tracker.get_version(spec.model_name, version)
+    except Exception as exc:
+        raise TrackingError(f"model {spec.model_name!r} has no version {version}: {exc}") from exc
+    if target.version == current:
+        raise TrackingError(f"v{target.version} of {spec.model_name!r} is already the champion")
+    return target
+
+
 def promote_manually(
     spec: PipelineSpec, *, version: str | None = None, actor: str | None = None
 ) -> AliasMove:
@@ -250,20 +275,8 @@ def promote_manually(
 
     tracker, audit = make_tracker(spec), PromotionLog(spec.state_url)
     reconcile(spec, tracker, audit)
-    if version is None:
-        challenger = tracker.get_alias(spec.model_name, CHALLENGER)
-        if challenger is None:
-            raise TrackingError(
-                f"model {spec.model_name!r} has no @challenger to promote; pass --version N"
-            )
-        version = challenger.version
-    try:
-        target = tracker.get_version(spec.model_name, version)
-    except Exception as exc:
-        raise TrackingError(f"model {spec.model_name!r} has no version {version}: {exc}") from exc
     current = _serving(tracker, spec)
-    if current == target.version:
-        raise TrackingError(f"v{target.version} of {spec.model_name!r} is already the champion")
+    target = _target(tracker, spec, version, default_alias=CHALLENGER, current=current)
     who = actor or current_actor()
     reason = f"manual promotion of v{target.version} by {who}"
     tracker.set_version_tags(
@@ -301,19 +314,7 @@ def rollback(
     current = _serving(tracker, spec)
     if current is None:
         raise TrackingError(f"model {spec.model_name!r} has no @champion to roll back")
-    if version is None:
-        previous = tracker.get_alias(spec.model_name, PREVIOUS_CHAMPION)
-        if previous is None:
-            raise TrackingError(
-                f"model {spec.model_name!r} has no @previous-champion; pass --version N"
-            )
-        version = previous.version
-    try:
-        target = tracker.get_version(spec.model_name, version)
-    except Exception as exc:
-        raise TrackingError(f"model {spec.model_name!r} has no version {version}: {exc}") from exc
-    if target.version == current:
-        raise TrackingError(f"v{current} of {spec.model_name!r} is already the champion")
+    target = _target(tracker, spec, version, default_alias=PREVIOUS_CHAMPION, current=current)
     who = actor or current_actor()
     _move(
         spec,

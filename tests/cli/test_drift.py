@@ -87,6 +87,7 @@ def test_pipeline_spec_sets_target_and_overrides(files: dict[str, Path], tmp_pat
     assert [s["name"] for s in out["signals"]] == ["data", "target"]
 
 
+@pytest.mark.slow  # evidently's HTML report takes seconds
 def test_html_only_when_asked(files: dict[str, Path], tmp_path: Path) -> None:
     html = tmp_path / "out" / "drift.html"
     args = ["--reference", str(files["reference"]), "--current", str(files["drifted"])]
