@@ -682,6 +682,14 @@ def run_cycle(
     try:
         with cycle_context(spec.name, cycle_id):
             result = cycle.run()
+            log.info(
+                "cycle %s: %d new file(s), %d quarantined, drift %s, champion v%s",
+                result.status,
+                len(result.accepted_files),
+                len(result.rejected_files),
+                result.drift_verdict,
+                result.champion_version,
+            )
     except CycleInterruptedError as exc:
         log.warning("[%s %s] %s", spec.name, cycle.cycle_id, exc)
         if cycle.run_id is not None:

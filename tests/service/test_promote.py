@@ -330,3 +330,23 @@ def test_webhook_is_called_on_promotion_rejection_and_failure(
 
     down = write_spec("other", notify={"webhook_url": "http://127.0.0.1:9/hook", "timeout_s": 1})
     assert notify(down, "failure", {"error": "x"}) is False  # never raises
+
+
+def test_better_on_the_holdout_but_not_credibly_is_rejected(
+    write_spec: Callable[..., PipelineSpec], churn: Churn
+) -> None:
+    train, holdout = churn(800, seed=1), churn(150, seed=2)
+    schema = infer_schema(train, target="churned", task="classification")
+    deeper = {**GOOD, "max_depth": 3}  # +0.002 AUC on these 150 rows: noise
+    spec = write_spec()
+    tracker = make_tracker(spec)
+    _judge(spec, _register(tracker, spec, train, GOOD), holdout, schema)
+    decision = _judge(spec, _register(tracker, spec, train, deeper), holdout, schema)
+    assert decision.gate is not None and decision.gate.passes_margin  # it is better...
+    assert not decision.is_promoted and "not credible" in decision.reason  # ...but not credibly
+    assert tracker.get_alias(spec.model_name, CHAMPION).version == "1"  # type: ignore[union-attr]
+
+    lenient = write_spec("lenient", registry={"significance": {"test": "none"}})
+    tracker = make_tracker(lenient)
+    _judge(lenient, _register(tracker, lenient, train, GOOD), holdout, schema)
+    assert _judge(lenient, _register(tracker, lenient, train, deeper), holdout, schema).is_promoted

@@ -377,3 +377,69 @@ def test_mlflow_outage_is_retried_and_recovers(
     finally:
         service.stop()
     assert BatchLedger(spec.state_url).pending("alpha") == []
+
+
+@pytest.mark.slow
+def test_served_process_endpoints_hot_reload_and_job_persistence(tmp_path: Path) -> None:
+    """The same checks as above, against a real ``automl serve`` process and its restart."""
+    folder = tmp_path / "pipes"
+    folder.mkdir()
+    _write(folder, "alpha", schedule={"interval_s": 3600, "retune_interval_s": 7 * 86400})
+    served = Served(folder, "--port", "0", "--json-logs")
+    try:
+        _wait(lambda: served.saw(r"status endpoint on http://127\.0\.0\.1:\d+"), 60, "the endpoint")
+        port = next(
+            m.group(1)
+            for line in served.lines
+            if (m := re.search(r"status endpoint on http://127\.0\.0\.1:(\d+)", line))
+        )
+        base = f"http://127.0.0.1:{port}"
+        assert _get(f"{base}/healthz")[0] == 200
+        _wait(lambda: _get(f"{base}/readyz")[0] == 200, 30, "readiness")
+        _wait(lambda: b"automl_cycles_total" in _get(f"{base}/metrics")[1], 30, "a first cycle")
+        _write(folder, "beta", schedule={"interval_s": 3600})
+        _wait(
+            lambda: (
+                {p["pipeline"] for p in json.loads(_get(f"{base}/status")[1])["pipelines"]}
+                == {"alpha", "beta"}
+            ),
+            30,
+            "beta to be picked up",
+        )
+        (folder / "beta.yaml").unlink()
+        _wait(
+            lambda: (
+                [p["pipeline"] for p in json.loads(_get(f"{base}/status")[1])["pipelines"]]
+                == ["alpha"]
+            ),
+            30,
+            "beta to be dropped",
+        )
+        records = [json.loads(line) for line in served.lines if line.startswith("{")]
+        assert any(r["pipeline"] == "alpha" and r["cycle_id"] != "-" for r in records)
+        assert served.stop() == 0
+    finally:
+        if served.proc.poll() is None:
+            served.proc.kill()
+
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+    from automl.service._scheduler import default_jobstore_url
+
+    def stored_jobs() -> dict[str, Any]:
+        store = SQLAlchemyJobStore(url=default_jobstore_url(folder))
+        store.start(None, "default")  # type: ignore[arg-type]
+        jobs = {j.id: j.next_run_time for j in store.get_all_jobs()}
+        store.shutdown()
+        return jobs
+
+    before = stored_jobs()
+    assert set(before) == {"cycle:alpha", "retune:alpha"}
+    again = Served(folder)
+    try:
+        _wait(lambda: again.saw("service started"), 60, "the restart")
+        assert again.stop() == 0
+    finally:
+        if again.proc.poll() is None:
+            again.proc.kill()
+    assert stored_jobs()["retune:alpha"] == before["retune:alpha"]  # the week did not restart
