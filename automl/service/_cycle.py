@@ -21,6 +21,7 @@ import pandas as pd
 from automl.config import PipelineSpec
 from automl.data import (
     BatchLedger,
+    BatchRecord,
     PipelinePaths,
     Schema,
     frame_sha256,
@@ -512,27 +513,13 @@ class _Cycle:
             return self.result
         current = load_batches(pending)
         self.update(n_rows=len(current))
+        self.run_id = self.start_run(pending)
         if not pending:  # a forced re-tune with nothing new: tune on the newest rows
-            self.start_run(pending_files="")
             self.update(drift_verdict="scheduled")
-            self.tracker.set_tags(self.run_id or "", {"automl.drift_verdict": "scheduled"})
+            self.tracker.set_tags(self.run_id, {"automl.drift_verdict": "scheduled"})
             assert champion is not None
             self.retune(schema, since_id=None, champion=champion)
             return self.finish([])
-        self.run_id = self.tracker.start_run(
-            f"cycle-{self.cycle_id}",
-            tags={"automl.pipeline": spec.name, "automl.cycle_id": self.cycle_id},
-        )
-        self.update(run_id=self.run_id)
-        self.tracker.log_params(
-            self.run_id,
-            {
-                "pipeline": spec.name,
-                "new_batches": len(pending),
-                "new_rows": len(current),
-                "batch_files": ",".join(r.file_name for r in pending)[:500],
-            },
-        )
         decision: HysteresisDecision | None = None
         if champion is None:
             self.update(drift_verdict="no_champion")
@@ -570,18 +557,25 @@ class _Cycle:
         self.tracker.end_run(self.run_id, "FINISHED")
         return self.result
 
-    def start_run(self, *, pending_files: str) -> None:
-        """Open the cycle's parent MLflow run."""
+    def start_run(self, pending: list[BatchRecord]) -> str:
+        """Open the cycle's parent MLflow run, with the batches it consumes as params."""
         spec = self.spec
-        self.run_id = self.tracker.start_run(
+        run_id = self.tracker.start_run(
             f"cycle-{self.cycle_id}",
             tags={"automl.pipeline": spec.name, "automl.cycle_id": self.cycle_id},
         )
-        self.update(run_id=self.run_id)
+        self.run_id = run_id
+        self.update(run_id=run_id)
         self.tracker.log_params(
-            self.run_id,
-            {"pipeline": spec.name, "new_batches": 0, "new_rows": 0, "batch_files": pending_files},
+            run_id,
+            {
+                "pipeline": spec.name,
+                "new_batches": len(pending),
+                "new_rows": sum(r.n_rows for r in pending),
+                "batch_files": ",".join(r.file_name for r in pending)[:500],
+            },
         )
+        return run_id
 
     def stoppable(self, on_trial: Callable[[TrialResult], None]) -> Callable[[TrialResult], None]:
         """Wrap a trial callback so a stopping service ends the search after this trial."""

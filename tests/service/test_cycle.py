@@ -96,3 +96,23 @@ def test_unreachable_mlflow_fails_the_cycle_and_keeps_the_batch(
     healthy = healthy.with_base_dir(spec.base_dir)
     assert run_cycle(healthy).status == "retuned"
     assert BatchLedger(spec.state_url).pending("churn") == []
+
+
+@pytest.mark.slow
+def test_forced_retune_runs_without_drift_and_is_idempotent_without_new_data(
+    write_spec: Callable[..., PipelineSpec], churn: Churn
+) -> None:
+    spec = write_spec(registry={"significance": {"test": "none"}})
+    land(spec, "history.csv", churn(500, seed=1))
+    assert run_cycle(spec).model_version == "1"
+    same = run_cycle(spec, force_retune=True)  # nothing new: the same window, the same model
+    assert (same.status, same.drift_verdict, same.model_version, same.n_trials) == (
+        "retuned",
+        "scheduled",
+        "1",
+        0,
+    )
+    land(spec, "calm.csv", churn(300, seed=2))
+    forced = run_cycle(spec, force_retune=True)
+    assert (forced.status, forced.drift_verdict, forced.model_version) == ("retuned", "ok", "2")
+    assert forced.n_trials == 3 and forced.is_promoted is not None
