@@ -10,6 +10,7 @@ from automl.data import make_churn_frame, write_table
 
 SPEC_TEMPLATE = """\
 # automl pipeline spec: one file per pipeline. Relative paths resolve against this file's folder.
+# Every field is documented in the README ("Pipeline spec"); the commented lines show options.
 name: {name}
 data:
   landing_dir: landing/{name}     # drop new CSV/Parquet batches here (write .name.tmp, then rename)
@@ -23,19 +24,28 @@ drift:
   method: null                    # null: evidently picks a test per column type and size
   threshold: null
   drift_share: 0.5                # dataset drift when >= half of the columns drifted
+  correction: bh                  # p-values corrected for the number of columns
+  # per_column: {{monthly_charges: {{method: psi, threshold: 0.2}}}}
+  # hysteresis: {{confirm_checks: 2, cooldown_checks: 3}}   # confirm drift twice, then rest
 tuning:
-  strategy: bayesian              # Optuna TPE; trial 0 is always XGBoost's defaults
-  models: [xgboost]
+  strategy: bayesian              # bayesian (TPE), gp, random, grid, genetic, cmaes
+  models: [xgboost]               # + random_forest extra_trees hist_gradient_boosting linear mlp
   metric: roc_auc
   n_trials: {n_trials}
   timeout_s: 300
   cv: 3
   seed: 42
+  warm_start: true                # after drift, re-evaluate the previous study's best first
 registry:
   model_name: {name}
   promotion_margin: 0.005         # challenger must beat the champion by this much (holdout AUC)
+  approval: auto                  # manual: wait for `automl promote`
+  significance: {{test: bootstrap, alpha: 0.05}}
+  # guardrails: [{{metric: recall, max_regression: 0.02}}, {{metric: latency_ms, max_ratio: 2.0}}]
+# notify: {{webhook_url: "https://hooks.example.com/automl"}}
 schedule:
   interval_s: {interval_s}
+  # retune_cron: "0 3 * * 0"      # a forced re-tune every Sunday 03:00 UTC, drift or not
 """
 
 
