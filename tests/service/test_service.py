@@ -301,20 +301,25 @@ def test_kill_9_mid_tuning_then_restart_recovers(long_tuning: tuple[Path, Path])
     assert [str(v.version) for v in client.search_model_versions("name='alpha'")] == ["1"]
 
 
-def _postgres_available() -> bool:
+def _postgres_unavailable() -> str | None:
+    """Why PostgreSQL cannot be used here, or None when it can."""
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        return "the psycopg2 driver is not installed"
     try:
         import sqlalchemy as sa
 
         with sa.create_engine(PG_URL, connect_args={"connect_timeout": 2}).connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-        return True
-    except Exception:
-        return False
+    except Exception as exc:
+        return f"PostgreSQL not reachable at {PG_URL}: {str(exc).splitlines()[0]}"
+    return None
 
 
 @pytest.mark.slow
 @pytest.mark.postgres
-@pytest.mark.skipif(not _postgres_available(), reason=f"PostgreSQL not reachable at {PG_URL}")
+@pytest.mark.skipif(_postgres_unavailable() is not None, reason=str(_postgres_unavailable()))
 def test_two_instances_on_postgres_never_run_one_pipeline_at_once(tmp_path: Path) -> None:
     folder = tmp_path / "pipes"
     folder.mkdir()
