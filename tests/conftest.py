@@ -63,3 +63,34 @@ def churn() -> Callable[..., pd.DataFrame]:
         return make_churn_frame(n_rows, seed=seed, drift=drift)
 
     return _make
+
+
+PG_URL = os.environ.get("AUTOML_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+
+
+def postgres_unavailable() -> str | None:
+    """Why PostgreSQL cannot be used by the tests here, or None when it can."""
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        return "the psycopg2 driver is not installed"
+    try:
+        import sqlalchemy as sa
+
+        with sa.create_engine(PG_URL, connect_args={"connect_timeout": 2}).connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        return f"PostgreSQL not reachable at {PG_URL}: {str(exc).splitlines()[0]}"
+    return None
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """The test PostgreSQL URL; skips with the reason when absent, or fails when CI says
+    PostgreSQL is present (AUTOML_REQUIRE_POSTGRES=1) so a broken setup cannot hide."""
+    reason = postgres_unavailable()
+    if reason is not None:
+        if os.environ.get("AUTOML_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required here but unusable: {reason}")
+        pytest.skip(reason)
+    return PG_URL

@@ -24,9 +24,7 @@ from mlflow import MlflowClient
 from automl.config import load_spec
 from automl.data import BatchLedger, make_churn_frame, write_table
 from automl.service import AutomlService, CycleHistory, CycleResult
-from tests.conftest import small_spec_dict
-
-PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+from tests.conftest import PG_URL, small_spec_dict
 
 
 def _write(folder: Path, name: str, **overrides: Any) -> Path:
@@ -301,26 +299,11 @@ def test_kill_9_mid_tuning_then_restart_recovers(long_tuning: tuple[Path, Path])
     assert [str(v.version) for v in client.search_model_versions("name='alpha'")] == ["1"]
 
 
-def _postgres_unavailable() -> str | None:
-    """Why PostgreSQL cannot be used here, or None when it can."""
-    try:
-        import psycopg2  # noqa: F401
-    except ImportError:
-        return "the psycopg2 driver is not installed"
-    try:
-        import sqlalchemy as sa
-
-        with sa.create_engine(PG_URL, connect_args={"connect_timeout": 2}).connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:
-        return f"PostgreSQL not reachable at {PG_URL}: {str(exc).splitlines()[0]}"
-    return None
-
-
 @pytest.mark.slow
 @pytest.mark.postgres
-@pytest.mark.skipif(_postgres_unavailable() is not None, reason=str(_postgres_unavailable()))
-def test_two_instances_on_postgres_never_run_one_pipeline_at_once(tmp_path: Path) -> None:
+def test_two_instances_on_postgres_never_run_one_pipeline_at_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
     folder = tmp_path / "pipes"
     folder.mkdir()
     name = f"pg{uuid.uuid4().hex[:8]}"
