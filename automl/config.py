@@ -301,6 +301,30 @@ class TuningSpec(_Strict):
         default=None,
         description="Optuna storage URL; None means the SQLite file optuna.db in the workspace.",
     )
+    distributed: bool | None = Field(
+        default=None,
+        description="Share each re-tune's study with `automl worker` processes; None: on when "
+        "`storage` is a database server (postgresql://, mysql://).",
+    )
+    heartbeat_s: int = Field(
+        default=10, ge=1, le=3600, description="Distributed: heartbeat of a running trial."
+    )
+    grace_s: int | None = Field(
+        default=None,
+        ge=2,
+        description="Distributed: a trial without heartbeat this long is re-queued "
+        "(None: 2 x heartbeat_s).",
+    )
+
+    @property
+    def is_distributed(self) -> bool:
+        """Whether re-tunes open their study to workers (see ``distributed``)."""
+        if self.distributed is not None:
+            return self.distributed
+        return self.storage is not None and self.storage.split(":", 1)[0].split("+", 1)[0] in (
+            "postgresql",
+            "mysql",
+        )
 
     @model_validator(mode="after")
     def _check_models(self) -> TuningSpec:
@@ -317,6 +341,15 @@ class TuningSpec(_Strict):
                 )
         if self.strategy == "grid" and not self.grid:
             raise ValueError("strategy 'grid' needs `grid`: {family: {param: [values]}}")
+        if self.distributed and not (self.storage or "").startswith(("postgresql", "mysql")):
+            raise ValueError(
+                f"distributed: true needs `storage` on a database server that workers reach "
+                f"(postgresql+psycopg2://user@host/db), got {self.storage!r}"
+            )
+        if self.grace_s is not None and self.grace_s <= self.heartbeat_s:
+            raise ValueError(
+                f"grace_s ({self.grace_s}) must exceed heartbeat_s ({self.heartbeat_s})"
+            )
         return self
 
 

@@ -189,6 +189,37 @@ def serve(
 
 
 @command
+def worker(
+    pipeline: Annotated[Path, typer.Option("--pipeline", help="Pipeline spec (.yaml).")],
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="After a study, wait for the next one (until SIGTERM)."),
+    ] = False,
+    wait_s: Annotated[
+        float, typer.Option("--wait-s", help="Without --wait: how long to wait for a study.")
+    ] = 60.0,
+    json_logs: Annotated[bool, typer.Option("--json-logs", help="Log JSON lines.")] = False,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Evaluate trials of the pipeline's active tuning study until its budget is spent."""
+    import signal
+    import threading
+
+    from automl.service._worker import run_worker
+
+    _setup_logging(log_level, as_json=json_logs)
+    spec = load_spec(pipeline)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # The running trial finishes (or, if the process is killed, is re-queued by the others).
+        signal.signal(sig, lambda *_: stop.set())
+    summary = run_worker(spec, wait=wait, wait_s=wait_s, stop=stop)
+    typer.echo(
+        json.dumps({"studies": list(summary.studies), "n_trials": summary.n_trials}),
+    )
+
+
+@command
 def status(
     pipeline: Annotated[Path, typer.Argument(help="Pipeline spec, or a folder of specs.")] = Path(),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -53,9 +55,15 @@ from automl.service._notify import notify
 from automl.service._promote import judge_and_promote, reconcile
 from automl.service._tuning_log import log_tuning_result, trial_logger
 from automl.tracking import CHAMPION, MlflowTracker, ModelVersionInfo
-from automl.tuning import TrialResult, latest_study, tune
+from automl.tuning import TrialResult, TuningResult, latest_study, tune, tune_distributed
 
 log = logging.getLogger(__name__)
+
+#: Where a distributed re-tune leaves its training rows for the workers (an artifact of the
+#: cycle's MLflow run), and the study attributes that point workers to them.
+ROWS_ARTIFACT = "tuning/train.parquet"
+PARENT_RUN_ATTR = "automl.parent_run_id"
+ROWS_ATTR = "automl.rows_artifact"
 
 
 def new_cycle_id() -> str:
@@ -350,32 +358,34 @@ class _Cycle:
             },
         )
 
-        result = tune(
-            train,
-            target=target,
-            task=schema.task,
-            numeric=schema.numeric,
-            categorical=schema.categorical,
-            metric=metric,
-            n_trials=tuning.n_trials,
-            timeout_s=tuning.timeout_s,
-            cv=tuning.cv,
-            seed=tuning.seed,
-            strategy=tuning.strategy,
-            models=tuning.models,
-            search_space=tuning.search_space,
-            grid=tuning.grid,
-            n_jobs=tuning.n_jobs,
-            patience=tuning.patience,
-            pruner=tuning.pruner,
-            is_time_ordered=tuning.split == "time",
-            storage=storage,
-            study_name=study_name,
-            study_group=spec.name,
-            warm_start_from=previous,
-            warm_start_top_k=tuning.warm_start_top_k,
-            on_trial=self.stoppable(trial_logger(tracker, run_id, metric)),
-        )
+        on_trial = self.stoppable(trial_logger(tracker, run_id, metric))
+        common: dict[str, Any] = {
+            "target": target,
+            "task": schema.task,
+            "numeric": schema.numeric,
+            "categorical": schema.categorical,
+            "metric": metric,
+            "n_trials": tuning.n_trials,
+            "timeout_s": tuning.timeout_s,
+            "cv": tuning.cv,
+            "seed": tuning.seed,
+            "strategy": tuning.strategy,
+            "models": tuning.models,
+            "search_space": tuning.search_space,
+            "grid": tuning.grid,
+            "pruner": tuning.pruner,
+            "is_time_ordered": tuning.split == "time",
+            "storage": storage,
+            "study_name": study_name,
+            "study_group": spec.name,
+            "warm_start_from": previous,
+            "warm_start_top_k": tuning.warm_start_top_k,
+            "on_trial": on_trial,
+        }
+        if tuning.is_distributed:
+            result = self.tune_with_workers(train, common)
+        else:
+            result = tune(train, n_jobs=tuning.n_jobs, patience=tuning.patience, **common)
         log_tuning_result(
             tracker,
             run_id,
@@ -428,6 +438,40 @@ class _Cycle:
             model_version=version.version,
         )
         self.judge(schema, version, champion, holdout)
+
+    def tune_with_workers(self, train: pd.DataFrame, common: dict[str, Any]) -> TuningResult:
+        """Open the study to ``automl worker`` processes and evaluate trials with them.
+
+        The rows go to the workers as a Parquet artifact of this cycle's MLflow run: every
+        worker already needs the tracking server (its trials are nested runs of this run), and
+        the server proxies artifacts to the object store, so no shared file system is needed.
+        """
+        tuning, run_id = self.spec.tuning, self.run_id
+        assert run_id is not None
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = write_table(train, Path(tmp) / ROWS_ARTIFACT.rsplit("/", 1)[-1])
+            self.tracker.log_artifact(run_id, rows, artifact_dir=ROWS_ARTIFACT.rsplit("/", 1)[0])
+        self.tracker.set_tags(run_id, {"automl.distributed": "true"})
+        log.info(
+            "[%s %s] study %s open to workers (budget %d trials)",
+            self.spec.name,
+            self.cycle_id,
+            common["study_name"],
+            tuning.n_trials,
+        )
+        stop = self.stop
+        return tune_distributed(
+            train,
+            attrs={
+                PARENT_RUN_ATTR: run_id,
+                ROWS_ATTR: ROWS_ARTIFACT,
+                "automl.cycle_id": self.cycle_id,
+            },
+            heartbeat_s=tuning.heartbeat_s,
+            grace_s=tuning.grace_s,
+            should_stop=stop.is_set if stop is not None else (lambda: False),
+            **common,
+        )
 
     def reuse_version(
         self,

@@ -106,6 +106,9 @@ class MlflowTracker:
 
         # Progress bars on every model download would flood service logs.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # With a tracking server MLflow prints a "View run" link to stdout at every run's end,
+        # which would corrupt `--json` output (one per trial); the logs name the runs anyway.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.artifact_location = artifact_location
@@ -210,6 +213,22 @@ class MlflowTracker:
         """Upload a local file as an artifact."""
         self.client.log_artifact(run_id, str(path), artifact_path=artifact_dir)
 
+    def download_artifact(self, run_id: str, artifact_path: str, dst_dir: str | Path) -> Path:
+        """Download one artifact of a run into ``dst_dir``; return the local path.
+
+        Raises:
+            TrackingError: The run or the artifact cannot be read.
+        """
+        try:
+            local = self.client.download_artifacts(run_id, artifact_path, str(dst_dir))
+        except Exception as exc:
+            raise TrackingError(
+                f"cannot download artifact {artifact_path!r} of run {run_id} from "
+                f"{self.tracking_uri}: {exc}; check that the tracking server and its artifact "
+                "store are reachable from this host"
+            ) from exc
+        return Path(local)
+
     def log_json(self, run_id: str, data: Mapping[str, Any], file_name: str) -> None:
         """Upload a mapping as a JSON artifact."""
         with tempfile.TemporaryDirectory() as tmp:
@@ -284,12 +303,18 @@ class MlflowTracker:
             self.client.get_registered_model(model_name)
         except MlflowException:
             self.client.create_registered_model(model_name)
+        # A tracking server checks that a ``models:/m-<id>`` source names the logged model it
+        # was given (a local store does not); without model_id the server refuses it.
+        model_id = (
+            model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+        )
         version = self.client.create_model_version(
             model_name,
             source=model_uri,
             run_id=run_id,
             tags={k: str(v) for k, v in (tags or {}).items()},
             description=description,
+            model_id=model_id,
         )
         return self.get_version(model_name, str(version.version))
 

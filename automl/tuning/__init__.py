@@ -6,6 +6,8 @@ Public surface:
   trial through ``on_trial``);
 - :data:`MODEL_FAMILIES` and :func:`family_space` describe the curated search spaces,
   :data:`STRATEGIES` the search strategies;
+- :func:`tune_distributed` owns a study on a database server that :func:`work_on_study`
+  workers on other hosts join (:func:`find_active_study`);
 - :func:`latest_study` finds a pipeline's previous study for a warm start;
 - :func:`write_tuning_report` renders the HTML report and PNG plots of a search;
 - :func:`metric_from_predictions` scores stored predictions (the promotion gate uses it).
@@ -13,6 +15,13 @@ Public surface:
 
 from __future__ import annotations
 
+from automl.tuning._distributed import (
+    ActiveStudy,
+    find_active_study,
+    is_server_storage,
+    tune_distributed,
+    work_on_study,
+)
 from automl.tuning._estimators import LabelEncodedClassifier, build_model, make_preprocessor
 from automl.tuning._holdout import PREDICTION_METRICS, metric_from_predictions
 from automl.tuning._metrics import GREATER_IS_BETTER, TRIAL_METRICS, score_model
@@ -43,6 +52,7 @@ __all__ = [
     "TASK_METRICS",
     "TRIAL_METRICS",
     "XGBOOST_DEFAULTS",
+    "ActiveStudy",
     "FamilySpace",
     "LabelEncodedClassifier",
     "TrialResult",
@@ -50,7 +60,9 @@ __all__ = [
     "build_model",
     "check_strategy",
     "family_space",
+    "find_active_study",
     "grid_configs",
+    "is_server_storage",
     "latest_study",
     "make_preprocessor",
     "make_sampler",
@@ -58,6 +70,8 @@ __all__ = [
     "score_model",
     "trials_table",
     "tune",
+    "tune_distributed",
+    "work_on_study",
     "write_tuning_report",
     "xgboost_space",
 ]

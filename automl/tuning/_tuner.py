@@ -7,12 +7,13 @@ after that. The best configuration is refit on every tuning row.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -456,10 +457,121 @@ def tune(
         >>> result.model_family, result.n_trials, result.best_score <= result.default_score
         ('linear', 3, True)
     """
-    import optuna
-    from threadpoolctl import threadpool_limits
-
     started = time.perf_counter()
+    search = prepare_search(
+        frame,
+        target=target,
+        task=task,
+        numeric=numeric,
+        categorical=categorical,
+        metric=metric,
+        n_trials=n_trials,
+        cv=cv,
+        seed=seed,
+        strategy=strategy,
+        models=models,
+        search_space=search_space,
+        grid=grid,
+        n_jobs=n_jobs,
+        patience=patience,
+        pruner=pruner,
+        is_time_ordered=is_time_ordered,
+    )
+    if warm_start_from is not None and storage is None:
+        raise TuningError("warm_start_from needs the storage that holds the previous study")
+    previous = search.previous_configurations(storage, warm_start_from, warm_start_top_k)
+    study = search.create_study(
+        storage, study_name, n_trials=n_trials, n_jobs=n_jobs, previous=previous
+    )
+    if study_group is not None:
+        study.set_user_attr(GROUP_ATTR, study_group)
+    queued, n_warm = search.opening_trials(previous, grid)
+    if strategy == "grid":
+        n_trials = len(queued)
+    for params, attrs in queued:
+        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
+
+    results: list[TrialResult] = []
+    lock = threading.Lock()
+    stop_reason = ["n_trials"]
+    best_so_far: list[float] = []
+    since_best = [0]
+
+    def callback(study: Any, trial: Any) -> None:
+        result = search.trial_result(trial)
+        complete = result.state == "COMPLETE"
+        cv_mean = result.cv_mean
+        with lock:
+            results.append(result)
+            improved = complete and (
+                not best_so_far
+                or (cv_mean > best_so_far[0] if search.greater else cv_mean < best_so_far[0])
+            )
+            if improved:
+                best_so_far[:] = [cv_mean]
+                since_best[0] = 0
+            else:
+                since_best[0] += 1
+            if patience is not None and since_best[0] >= patience:
+                stop_reason[0] = "patience"
+                study.stop()
+        if on_trial is not None:
+            on_trial(result)
+
+    with search.quiet_threads():
+        study.optimize(
+            search.objective,
+            n_trials=n_trials,
+            timeout=timeout_s,
+            n_jobs=n_jobs,
+            callbacks=[callback],
+            catch=(Exception,),
+            gc_after_trial=False,
+        )
+        best, model, refit_params = search.refit(results, study_name)
+    if stop_reason[0] != "patience":
+        if strategy == "grid" and len(results) >= n_trials:
+            stop_reason[0] = "grid_exhausted"
+        elif len(results) < n_trials:
+            stop_reason[0] = "timeout"
+    return search.result(
+        study,
+        results,
+        best=best,
+        model=model,
+        refit_params=refit_params,
+        stop_reason=stop_reason[0],
+        warm_start_from=warm_start_from if n_warm else None,
+        n_warm=n_warm,
+        started=started,
+    )
+
+
+def prepare_search(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    task: Task,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    metric: str,
+    n_trials: int,
+    cv: int = 3,
+    seed: int = 42,
+    strategy: Strategy = "bayesian",
+    models: Sequence[str] = ("xgboost",),
+    search_space: Mapping[str, Mapping[str, ParamOverride]] | None = None,
+    grid: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
+    n_jobs: int = 1,
+    patience: int | None = None,
+    pruner: str = "median",
+    is_time_ordered: bool = False,
+) -> Search:
+    """Check the arguments of a search and fix what every trial shares (see :func:`tune`).
+
+    Raises:
+        TuningError: Bad arguments or too few rows for the folds.
+    """
     models = tuple(dict.fromkeys(models))
     _check_inputs(
         frame,
@@ -478,8 +590,6 @@ def tune(
         search_space=search_space,
         grid=grid,
     )
-    if warm_start_from is not None and storage is None:
-        raise TuningError("warm_start_from needs the storage that holds the previous study")
     X = frame[[*numeric, *categorical]]  # noqa: N806
     y_raw = frame[target]
     if y_raw.isna().any():
@@ -522,87 +632,151 @@ def tune(
     if strategy == "grid":
         for family, family_grid in (grid or {}).items():
             spaces[family] = grid_space(spaces[family], family_grid)
-    is_conditional = len(models) > 1
-    greater = GREATER_IS_BETTER[metric]
-    baseline = baseline_score(setup)
+    return Search(
+        X=X,
+        y_raw=y_raw,
+        setup=setup,
+        spaces=spaces,
+        models=models,
+        metric=metric,
+        task=task,
+        numeric=tuple(numeric),
+        categorical=tuple(categorical),
+        seed=seed,
+        strategy=strategy,
+        pruner=pruner,
+        encode_labels=encode_labels,
+        baseline=baseline_score(setup),
+    )
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    previous: list[Configuration] = []
-    if warm_start_from is not None:
-        previous = best_configurations(
-            storage,  # type: ignore[arg-type]  # checked above
-            warm_start_from,
-            top_k=warm_start_top_k,
-            families=MODEL_FAMILIES,
-        )
-    n_informed = sum(config.family in spaces for config in previous)
-    try:
-        with warnings.catch_warnings():  # TPE's `group` is flagged experimental since Optuna 2
-            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-            sampler = make_sampler(
-                strategy,
-                seed=seed,
-                n_trials=n_trials,
-                n_jobs=n_jobs,
-                is_conditional=is_conditional,
-                n_informed=n_informed,
+
+@dataclass
+class Search:
+    """What every trial of one search shares: data, folds, spaces, the objective.
+
+    Built by :func:`prepare_search`; :func:`tune` drives it in one process, and
+    :mod:`automl.tuning._distributed` drives the same objective from many processes.
+    """
+
+    X: pd.DataFrame
+    y_raw: pd.Series
+    setup: CVSetup
+    spaces: dict[str, FamilySpace]
+    models: tuple[str, ...]
+    metric: str
+    task: Task
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    seed: int
+    strategy: Strategy
+    pruner: str
+    encode_labels: bool
+    baseline: float
+
+    @property
+    def is_conditional(self) -> bool:
+        return len(self.models) > 1
+
+    @property
+    def greater(self) -> bool:
+        return GREATER_IS_BETTER[self.metric]
+
+    def previous_configurations(
+        self, storage: Any, warm_start_from: str | None, top_k: int
+    ) -> list[Configuration]:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if warm_start_from is None:
+            return []
+        return best_configurations(storage, warm_start_from, top_k=top_k, families=MODEL_FAMILIES)
+
+    def create_study(
+        self,
+        storage: Any,
+        study_name: str,
+        *,
+        n_trials: int,
+        n_jobs: int,
+        previous: Sequence[Configuration],
+        seed: int | None = None,
+        load_if_exists: bool = True,
+    ) -> Any:
+        """Create (or load) the study with this search's seeded sampler and pruner."""
+        import optuna
+
+        n_informed = sum(config.family in self.spaces for config in previous)
+        try:
+            with warnings.catch_warnings():  # TPE's `group` is flagged experimental
+                warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+                sampler = make_sampler(
+                    self.strategy,
+                    seed=self.seed if seed is None else seed,
+                    n_trials=n_trials,
+                    n_jobs=n_jobs,
+                    is_conditional=self.is_conditional,
+                    n_informed=n_informed,
+                )
+            return optuna.create_study(
+                study_name=study_name,
+                storage=storage,
+                direction="maximize" if self.greater else "minimize",
+                sampler=sampler,
+                pruner=make_pruner(self.pruner, n_trials=n_trials),
+                load_if_exists=load_if_exists,
             )
-        study = optuna.create_study(
-            study_name=study_name,
-            storage=storage,
-            direction="maximize" if greater else "minimize",
-            sampler=sampler,
-            pruner=make_pruner(pruner, n_trials=n_trials),
-            load_if_exists=True,
-        )
-    except TuningError:
-        raise
-    except Exception as exc:
-        raise TuningError(
-            f"cannot create Optuna study {study_name!r} in {storage!r}: {exc}"
-        ) from exc
-    if study_group is not None:
-        study.set_user_attr(GROUP_ATTR, study_group)
+        except TuningError:
+            raise
+        except Exception as exc:
+            raise TuningError(
+                f"cannot create Optuna study {study_name!r} in {storage!r}: {exc}"
+            ) from exc
 
-    # -- the opening trials: warm start, library defaults, grid ------------------------
-    queued: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    seen: set[tuple[tuple[str, Any], ...]] = set()
+    def opening_trials(
+        self,
+        previous: Sequence[Configuration],
+        grid: Mapping[str, Mapping[str, Sequence[Any]]] | None,
+    ) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], int]:
+        """The trials to enqueue first (warm start, defaults, grid) and how many warm ones."""
+        spaces, is_conditional = self.spaces, self.is_conditional
+        queued: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        seen: set[tuple[tuple[str, Any], ...]] = set()
 
-    def queue(family: str, config: Mapping[str, Any], attrs: dict[str, Any]) -> bool:
-        params = _enqueue_params(family, config, spaces[family], is_conditional)
-        key = tuple(sorted(params.items()))
-        if key in seen:
-            return False
-        seen.add(key)
-        queued.append((params, {"model_family": family, **attrs}))
-        return True
+        def queue(family: str, config: Mapping[str, Any], attrs: dict[str, Any]) -> bool:
+            params = _enqueue_params(family, config, spaces[family], is_conditional)
+            key = tuple(sorted(params.items()))
+            if key in seen:
+                return False
+            seen.add(key)
+            queued.append((params, {"model_family": family, **attrs}))
+            return True
 
-    n_warm = 0
-    for config in previous:
-        if config.family in spaces:
-            attrs = {"is_warm_start": True, "warm_start_trial": config.trial_number}
-            n_warm += queue(config.family, config.params, attrs)
-    defaults_keys: dict[str, tuple[tuple[str, Any], ...]] = {}
-    for family, space in spaces.items():
-        params = _enqueue_params(family, space.defaults, space, is_conditional)
-        defaults_keys[family] = tuple(sorted(params.items()))
-        if not queue(family, space.defaults, {"is_defaults": True}):
-            # The previous best *is* the defaults: mark that queued trial as the defaults one.
-            for p, attrs in queued:
-                if tuple(sorted(p.items())) == defaults_keys[family]:
-                    attrs["is_defaults"] = True
-    if strategy == "grid":
-        for family, family_grid in (grid or {}).items():
-            for point in grid_configs(spaces[family], family_grid):
-                queue(family, point, {"is_grid": True})
-        n_trials = len(queued)
-    for params, attrs in queued:
-        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
+        n_warm = 0
+        for config in previous:
+            if config.family in spaces:
+                attrs = {"is_warm_start": True, "warm_start_trial": config.trial_number}
+                n_warm += queue(config.family, config.params, attrs)
+        for family, space in spaces.items():
+            params = _enqueue_params(family, space.defaults, space, is_conditional)
+            defaults_key = tuple(sorted(params.items()))
+            if not queue(family, space.defaults, {"is_defaults": True}):
+                # The previous best *is* the defaults: mark that queued trial as the defaults one.
+                for p, attrs in queued:
+                    if tuple(sorted(p.items())) == defaults_key:
+                        attrs["is_defaults"] = True
+        if self.strategy == "grid":
+            for family, family_grid in (grid or {}).items():
+                for point in grid_configs(spaces[family], family_grid):
+                    queue(family, point, {"is_grid": True})
+        return queued, n_warm
 
-    # -- objective and bookkeeping --------------------------------------------------------
-    def objective(trial: optuna.Trial) -> float:
+    def objective(self, trial: Any) -> float:
+        """Evaluate one trial's configuration by CV (Optuna objective)."""
+        import optuna
+
+        models, is_conditional, greater = self.models, self.is_conditional, self.greater
         family = str(trial.suggest_categorical("model", models)) if is_conditional else models[0]
-        space = spaces[family]
+        space = self.spaces[family]
         params = {
             name: _suggest(trial, _param_name(family, name, is_conditional), dist)
             for name, dist in space.distributions.items()
@@ -618,16 +792,16 @@ def tune(
                 if math.isfinite(value):
                     trial.report(value if greater else -value, offset + step)
             # Re-evaluated baselines are reported (others compare against them), never pruned.
-            return not is_baseline and trial.should_prune()
+            return not is_baseline and bool(trial.should_prune())
 
         t0 = time.perf_counter()
         try:
             ev = evaluate(
-                setup,
+                self.setup,
                 family,
                 params,
                 is_tuned=not is_defaults,
-                report_curve=None if pruner == "none" else report,
+                report_curve=None if self.pruner == "none" else report,
             )
         except TrialPrunedError as exc:
             trial.set_user_attr("fit_time_s", time.perf_counter() - t0)
@@ -642,25 +816,21 @@ def tune(
             trial.set_user_attr("fitted_rounds", ev.fitted_rounds)
         return ev.cv_mean
 
-    results: list[TrialResult] = []
-    lock = threading.Lock()
-    stop_reason = ["n_trials"]
-    best_so_far: list[float] = []
-    since_best = [0]
-
-    def plain_params(trial: optuna.trial.FrozenTrial, family: str) -> dict[str, Any]:
-        space = spaces.get(family)
+    def plain_params(self, trial: Any, family: str) -> dict[str, Any]:
+        space = self.spaces.get(family)
         out = {}
         for name in space.distributions if space else ():
-            key = _param_name(family, name, is_conditional)
+            key = _param_name(family, name, self.is_conditional)
             if key in trial.params:
                 out[name] = trial.params[key]
         return {**out, **(space.fixed if space else {})}
 
-    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    def trial_result(self, trial: Any) -> TrialResult:
+        """A finished Optuna trial (``FrozenTrial``) as a :class:`TrialResult`."""
+        metric, greater, baseline = self.metric, self.greater, self.baseline
         state = trial.state.name
         complete = state == "COMPLETE"
-        family = str(trial.user_attrs.get("model_family", models[0]))
+        family = str(trial.user_attrs.get("model_family", self.models[0]))
         attrs = trial.user_attrs
         cv_mean = float(trial.value) if complete and trial.value is not None else float("nan")
         train_mean = float(attrs.get("train_mean", float("nan")))
@@ -680,9 +850,9 @@ def tune(
             error = str(trial.system_attrs.get("fail_reason", "failed"))
         elif state == "PRUNED":
             error = str(attrs.get("pruned_reason", "pruned"))
-        result = TrialResult(
+        return TrialResult(
             number=trial.number,
-            params=plain_params(trial, family),
+            params=self.plain_params(trial, family),
             cv_mean=cv_mean,
             cv_std=float(attrs.get("cv_std", float("nan"))),
             train_mean=train_mean,
@@ -698,47 +868,34 @@ def tune(
             is_warm_start=bool(attrs.get("is_warm_start", False)),
             fitted_rounds=attrs.get("fitted_rounds"),
         )
-        with lock:
-            results.append(result)
-            improved = complete and (
-                not best_so_far
-                or (cv_mean > best_so_far[0] if greater else cv_mean < best_so_far[0])
-            )
-            if improved:
-                best_so_far[:] = [cv_mean]
-                since_best[0] = 0
-            else:
-                since_best[0] += 1
-            if patience is not None and since_best[0] >= patience:
-                stop_reason[0] = "patience"
-                study.stop()
-        if on_trial is not None:
-            on_trial(result)
 
-    with warnings.catch_warnings(), threadpool_limits(limits=1):
-        # One core per trial: parallelism comes from n_jobs (trials), and OpenMP/BLAS pools
-        # inside trials only oversubscribe the cores (histogram boosting slows down 100x when
-        # its OpenMP threads compete with anything else). Convergence and experimental-feature
-        # warnings would repeat once per trial.
-        warnings.filterwarnings("ignore", module="sklearn")
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        warnings.filterwarnings("ignore", message=".*early stopping.*")
-        study.optimize(
-            objective,
-            n_trials=n_trials,
-            timeout=timeout_s,
-            n_jobs=n_jobs,
-            callbacks=[callback],
-            catch=(Exception,),
-            gc_after_trial=False,
-        )
+    @contextlib.contextmanager
+    def quiet_threads(self) -> Iterator[None]:
+        """One core per trial, without the warnings that would repeat once per trial."""
+        import optuna
+        from threadpoolctl import threadpool_limits
+
+        with warnings.catch_warnings(), threadpool_limits(limits=1):
+            # One core per trial: parallelism comes from n_jobs (trials), and OpenMP/BLAS pools
+            # inside trials only oversubscribe the cores (histogram boosting slows down 100x
+            # when its OpenMP threads compete with anything else). Convergence and
+            # experimental-feature warnings would repeat once per trial.
+            warnings.filterwarnings("ignore", module="sklearn")
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", message=".*early stopping.*")
+            yield
+
+    def refit(
+        self, results: Sequence[TrialResult], study_name: str
+    ) -> tuple[TrialResult, Any, dict[str, Any]]:
+        """The best complete trial, refit on every row, and the parameters the refit used."""
         complete = [r for r in results if r.state == "COMPLETE"]
         if not complete:
             errors = {r.error for r in results if r.error}
             raise TuningError(
                 f"no trial completed in study {study_name!r}; errors: {sorted(errors)}"
             )
-        best = (max if greater else min)(complete, key=lambda r: r.cv_mean)
+        best = (max if self.greater else min)(complete, key=lambda r: r.cv_mean)
         refit_params = dict(best.params)
         is_tuned = not best.is_defaults
         if best.model_family == "xgboost" and is_tuned and best.fitted_rounds:
@@ -746,53 +903,66 @@ def tune(
             refit_params["n_estimators"] = int(best.fitted_rounds)
             is_tuned = False
         model = build_model(
-            task=task,
-            numeric=numeric,
-            categorical=categorical,
+            task=self.task,
+            numeric=self.numeric,
+            categorical=self.categorical,
             params=refit_params,
-            seed=seed,
-            encode_labels=encode_labels,
+            seed=self.seed,
+            encode_labels=self.encode_labels,
             family=best.model_family,
             is_tuned=is_tuned,
-        ).fit(X, y_raw)
-    if stop_reason[0] != "patience":
-        if strategy == "grid" and len(results) >= n_trials:
-            stop_reason[0] = "grid_exhausted"
-        elif len(results) < n_trials:
-            stop_reason[0] = "timeout"
-    default_scores = {r.model_family: r.cv_mean for r in complete if r.is_defaults}
-    default_score = (
-        (max if greater else min)(default_scores.values()) if default_scores else float("nan")
-    )
-    importances = _importances(
-        study.get_trials(deepcopy=False),
-        best.model_family,
-        spaces[best.model_family],
-        is_conditional=is_conditional,
-        seed=seed,
-    )
-    study.set_user_attr(FINISHED_ATTR, datetime.now(UTC).isoformat())
-    return TuningResult(
-        model_family=best.model_family,
-        metric=metric,
-        greater_is_better=greater,
-        best_params=best.params,
-        best_score=best.cv_mean,
-        best_score_std=best.cv_std,
-        default_score=default_score,
-        n_trials=len(results),
-        trials=trials_table(results),
-        model=model,
-        study_name=study_name,
-        strategy=strategy,
-        refit_params=refit_params,
-        default_scores=default_scores,
-        family_defaults={f: s.default_config for f, s in spaces.items()},
-        param_importances=importances,
-        baseline_score=baseline,
-        stop_reason=stop_reason[0],
-        warm_start_from=warm_start_from if n_warm else None,
-        n_warm_start=n_warm,
-        n_pruned=sum(r.state == "PRUNED" for r in results),
-        elapsed_s=time.perf_counter() - started,
-    )
+        ).fit(self.X, self.y_raw)
+        return best, model, refit_params
+
+    def result(
+        self,
+        study: Any,
+        results: Sequence[TrialResult],
+        *,
+        best: TrialResult,
+        model: Any,
+        refit_params: dict[str, Any],
+        stop_reason: str,
+        warm_start_from: str | None,
+        n_warm: int,
+        started: float,
+    ) -> TuningResult:
+        """Mark the study finished and assemble the :class:`TuningResult`."""
+        complete = [r for r in results if r.state == "COMPLETE"]
+        greater = self.greater
+        default_scores = {r.model_family: r.cv_mean for r in complete if r.is_defaults}
+        default_score = (
+            (max if greater else min)(default_scores.values()) if default_scores else float("nan")
+        )
+        importances = _importances(
+            study.get_trials(deepcopy=False),
+            best.model_family,
+            self.spaces[best.model_family],
+            is_conditional=self.is_conditional,
+            seed=self.seed,
+        )
+        study.set_user_attr(FINISHED_ATTR, datetime.now(UTC).isoformat())
+        return TuningResult(
+            model_family=best.model_family,
+            metric=self.metric,
+            greater_is_better=greater,
+            best_params=best.params,
+            best_score=best.cv_mean,
+            best_score_std=best.cv_std,
+            default_score=default_score,
+            n_trials=len(results),
+            trials=trials_table(results),
+            model=model,
+            study_name=study.study_name,
+            strategy=self.strategy,
+            refit_params=refit_params,
+            default_scores=default_scores,
+            family_defaults={f: s.default_config for f, s in self.spaces.items()},
+            param_importances=importances,
+            baseline_score=self.baseline,
+            stop_reason=stop_reason,
+            warm_start_from=warm_start_from,
+            n_warm_start=n_warm,
+            n_pruned=sum(r.state == "PRUNED" for r in results),
+            elapsed_s=time.perf_counter() - started,
+        )

@@ -93,3 +93,23 @@ def test_init_then_run_then_status(tmp_path: Path) -> None:
     assert row["last_status"] == "no_data" and row["last_drift_verdict"] is None
     table = runner.invoke(app, ["status", str(spec_path)])
     assert "churn v1" in table.output
+
+
+def test_worker_needs_a_database_server_as_storage(tmp_path: Path) -> None:
+    from tests.conftest import small_spec_dict
+
+    spec = tmp_path / "p.yaml"
+    spec.write_text(yaml.safe_dump(small_spec_dict("p")), encoding="utf-8")
+    result = runner.invoke(app, ["worker", "--pipeline", str(spec), "--wait-s", "0"])
+    assert result.exit_code == 1
+    assert "database server" in result.output and "postgresql" in result.output
+
+
+def test_distributed_spec_without_server_storage_is_refused(tmp_path: Path) -> None:
+    from tests.conftest import small_spec_dict
+
+    spec = tmp_path / "p.yaml"
+    raw = small_spec_dict("p", tuning={"distributed": True, "storage": "sqlite:///x.db"})
+    spec.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    result = runner.invoke(app, ["run", str(spec)])
+    assert result.exit_code == 1 and "distributed" in result.output

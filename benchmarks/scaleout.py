@@ -1,0 +1,107 @@
+"""Scale-out: trials per minute with 1 and 2 processes on one PostgreSQL study.
+
+    python benchmarks/scaleout.py [--trials 24] [--rows 3000] [--url postgresql+psycopg2://...]
+
+The same search twice, each in a fresh study of a fresh database: the owner alone
+(``tune_distributed``, what the service runs), then the owner plus one ``work_on_study``
+process (what ``automl worker`` runs, without the MLflow download). Both use the worker protocol
+(heartbeats, admission to the budget). Reports wall time from opening the study to the refit
+model, trials per minute, the speed-up, and that each run completed exactly the budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import time
+import uuid
+
+import psycopg2
+
+from automl.data import make_churn_frame
+from automl.tuning import find_active_study, tune_distributed, work_on_study
+
+NUMERIC = ["tenure_months", "monthly_charges", "total_charges", "support_calls", "age"]
+CATEGORICAL = ["contract", "payment_method", "internet_service"]
+
+
+def _admin(sql: str) -> None:
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(sql)
+    conn.close()
+
+
+def _worker(url: str, group: str, rows: int) -> None:
+    frame = make_churn_frame(rows, seed=0)
+    deadline = time.monotonic() + 60
+    while (active := find_active_study(url, group=group)) is None:
+        if time.monotonic() > deadline:
+            raise SystemExit("no active study")
+        time.sleep(0.2)
+    work_on_study(frame, active, heartbeat_s=5)
+
+
+def run(url: str, n_workers: int, trials: int, rows: int) -> tuple[float, int]:
+    frame = make_churn_frame(rows, seed=0)
+    group = f"bench-{n_workers}-{uuid.uuid4().hex[:6]}"
+    procs = [
+        mp.get_context("spawn").Process(target=_worker, args=(url, group, rows))
+        for _ in range(n_workers - 1)
+    ]
+    for p in procs:
+        p.start()
+    time.sleep(3.0)  # let the workers import and start polling: measure tuning, not start-up
+    started = time.perf_counter()
+    result = tune_distributed(
+        frame,
+        target="churned",
+        task="classification",
+        numeric=NUMERIC,
+        categorical=CATEGORICAL,
+        metric="roc_auc",
+        n_trials=trials,
+        cv=3,
+        seed=0,
+        pruner="none",
+        storage=url,
+        study_name=group,
+        study_group=group,
+        heartbeat_s=5,
+    )
+    elapsed = time.perf_counter() - started
+    for p in procs:
+        p.join(timeout=60)
+    n_complete = int((result.trials["state"] == "COMPLETE").sum())
+    return elapsed, n_complete
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=24)
+    parser.add_argument("--rows", type=int, default=3000)
+    args = parser.parse_args()
+    print(f"cores: {os.cpu_count()}, trials: {args.trials}, rows: {args.rows}, xgboost, 3-fold CV")
+    rows = []
+    for n in (1, 2):
+        name = f"automl_bench_{uuid.uuid4().hex[:8]}"
+        _admin(f"CREATE DATABASE {name}")
+        try:
+            elapsed, complete = run(
+                f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", n, args.trials, args.rows
+            )
+        finally:
+            _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        rows.append((n, elapsed, complete))
+        print(
+            f"{n} process(es): {elapsed:.1f} s, {60 * args.trials / elapsed:.1f} trials/min, "
+            f"{complete} complete"
+        )
+    speedup = rows[0][1] / rows[1][1]
+    print(f"speed-up with 2 processes: {speedup:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""Scale-out as real processes: PostgreSQL, ``mlflow server`` on it, the cycle and workers.
+
+The topology of ``deploy/docker-compose.yml`` without containers: a fresh PostgreSQL database
+for the MLflow server and one for the Optuna studies, an ``mlflow server`` subprocess proxying
+artifacts to a local folder (MinIO in the compose file), ``automl run`` as the service's
+cycle, and ``automl worker`` subprocesses. The commands are the ones in ``docs/scaling.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from automl.data import make_churn_frame, write_table
+from tests.conftest import small_spec_dict
+
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+PG_BASE = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+
+
+def _postgres_available() -> bool:
+    try:
+        import psycopg2
+
+        psycopg2.connect(
+            host="127.0.0.1", user="postgres", dbname="test", connect_timeout=2
+        ).close()
+        return True
+    except Exception:
+        return False
+
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        not _postgres_available(),
+        reason="PostgreSQL not reachable at 127.0.0.1:5432 (user postgres, database test)",
+    ),
+]
+
+
+def _admin(sql: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
+    conn.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+def _fresh_database(prefix: str) -> Iterator[str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    _admin(f"CREATE DATABASE {name}")
+    try:
+        yield f"{PG_BASE}/{name}"
+    finally:
+        _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def optuna_db() -> Iterator[str]:
+    for url in _fresh_database("automl_optuna"):
+        import optuna
+
+        optuna.storages.RDBStorage(url)  # tables once, before processes race to create them
+        yield url
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``mlflow server`` on a fresh PostgreSQL database, artifacts proxied to a folder."""
+    artifacts = tmp_path_factory.mktemp("mlflow-artifacts")
+    for backend in _fresh_database("automl_mlflow"):
+        port = _free_port()
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                backend,
+                "--artifacts-destination",
+                str(artifacts),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its uvicorn child is stopped with it
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"mlflow server did not start (exit code {proc.poll()})")
+                time.sleep(0.3)
+            yield url
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _pipeline(
+    tmp_path: Path, optuna_db: str, tracking_uri: str, *, n_rows: int = 500, **tuning: Any
+) -> tuple[Path, str]:
+    name = f"so{uuid.uuid4().hex[:8]}"
+    raw = small_spec_dict(
+        name,
+        tuning={
+            "n_trials": 8,
+            "cv": 2,
+            "pruner": "none",
+            "timeout_s": 120,
+            "storage": optuna_db,
+            "heartbeat_s": 1,
+            "grace_s": 3,
+            **tuning,
+        },
+        mlflow={"tracking_uri": tracking_uri},
+    )
+    spec_file = tmp_path / f"{name}.yaml"
+    spec_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    write_table(make_churn_frame(n_rows, seed=3), tmp_path / "landing" / name / "history.csv")
+    return spec_file, name
+
+
+def _automl(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "automl", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_LOGGING_LEVEL": "WARNING"},
+    )
+
+
+def _finish(proc: subprocess.Popen[str], timeout_s: float = 120) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return int(proc.returncode), out, err
+
+
+def _study(optuna_db: str, name: str) -> Any:
+    import optuna
+
+    (summary,) = [
+        s
+        for s in optuna.get_all_study_summaries(optuna_db, include_best_trial=False)
+        if s.user_attrs.get("automl.group") == name
+    ]
+    return optuna.load_study(study_name=summary.study_name, storage=optuna_db)
+
+
+def _trial_runs(tracking_uri: str, run_id: str) -> list[Any]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(run_id)
+    return list(
+        client.search_runs([parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'")
+    )
+
+
+def test_workers_and_the_cycle_share_one_budget_on_postgres(
+    tmp_path: Path, optuna_db: str, mlflow_server: str
+) -> None:
+    spec_file, name = _pipeline(tmp_path, optuna_db, mlflow_server)
+    workers = [_automl("worker", "--pipeline", str(spec_file), "--wait-s", "90") for _ in range(2)]
+    cycle = _automl("run", str(spec_file), "--json")
+    code, out, err = _finish(cycle)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["status"] == "retuned" and result["is_promoted"] is True
+    summaries = []
+    for worker in workers:
+        w_code, w_out, w_err = _finish(worker, 60)
+        assert w_code == 0, w_err
+        summaries.append(json.loads(w_out.strip().splitlines()[-1]))
+
+    study = _study(optuna_db, name)
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 8  # exactly the budget
+    assert len({t.number for t in trials}) == len(trials)
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == 8  # no repeated config
+    assert study.user_attrs["automl.active"] is False
+    by = {t.user_attrs["automl.worker"] for t in complete}
+    assert len(by) >= 2, by  # the cycle did not do it alone
+    assert sum(s["n_trials"] for s in summaries) >= 1
+    assert all(s["studies"] == [study.study_name] for s in summaries)
+    # One cycle in MLflow: every trial, whoever evaluated it, is a nested run of its run.
+    runs = _trial_runs(mlflow_server, result["run_id"])
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    assert sorted(int(r.data.tags["automl.trial_number"]) for r in finished) == sorted(
+        t.number for t in complete
+    )
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server)
+    parent = client.get_run(result["run_id"])
+    assert parent.data.metrics["n_trials"] == 8
+    assert parent.data.tags["automl.distributed"] == "true"
+    versions = client.search_model_versions(f"name='{name}'")
+    assert [v.version for v in versions] == ["1"]
+    assert client.get_model_version_by_alias(name, "champion").version == "1"
+
+
+def test_killing_a_worker_mid_trial_loses_no_trial(
+    tmp_path: Path, optuna_db: str, mlflow_server: str
+) -> None:
+    import optuna
+
+    spec_file, name = _pipeline(tmp_path, optuna_db, mlflow_server, n_rows=1500, n_trials=10)
+    victim = _automl("worker", "--pipeline", str(spec_file), "--wait-s", "90")
+    survivor = _automl("worker", "--pipeline", str(spec_file), "--wait-s", "90")
+    cycle = _automl("run", str(spec_file), "--json")
+    victim_id = f"{socket.gethostname()}:{victim.pid}"
+    killed_trial = None
+    deadline = time.monotonic() + 90
+    while killed_trial is None and time.monotonic() < deadline:
+        try:
+            study = _study(optuna_db, name)
+        except ValueError:  # not created yet
+            time.sleep(0.2)
+            continue
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if t.user_attrs.get("automl.worker") == victim_id:
+                victim.send_signal(signal.SIGKILL)
+                killed_trial = t.number
+                break
+        time.sleep(0.05)
+    assert killed_trial is not None, "the victim never ran a trial"
+    finished_before = {
+        t.number
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name == "COMPLETE" and t.number != killed_trial
+    }
+    victim.wait(timeout=10)
+
+    code, out, err = _finish(cycle)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["status"] == "retuned"
+    s_code, _, s_err = _finish(survivor, 60)
+    assert s_code == 0, s_err
+
+    study = _study(optuna_db, name)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    complete = [t for t in trials.values() if t.state.name == "COMPLETE"]
+    assert len(complete) == 10  # the budget is still met
+    assert trials[killed_trial].state.name == "FAIL"  # found stale by its heartbeat
+    retries = [t for t in complete if t.system_attrs.get("failed_trial") == killed_trial]
+    assert len(retries) == 1  # ... and evaluated again, once
+    assert finished_before <= {t.number for t in complete}  # nothing finished was lost
+    runs = _trial_runs(mlflow_server, result["run_id"])
+    logged = sorted(int(r.data.tags["automl.trial_number"]) for r in runs)
+    assert logged == sorted(t.number for t in complete)  # no run for the lost trial, no twin
