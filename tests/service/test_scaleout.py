@@ -8,6 +8,7 @@ cycle, and ``automl worker`` subprocesses. The commands are the ones in ``docs/s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -109,12 +110,14 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         try:
             deadline = time.monotonic() + 60
             while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
+                healthy = False
+                with (
+                    contextlib.suppress(OSError),  # not listening yet
+                    urllib.request.urlopen(f"{url}/health", timeout=2) as response,
+                ):
+                    healthy = response.status == 200
+                if healthy:
+                    break
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"mlflow server did not start (exit code {proc.poll()})")
                 time.sleep(0.3)
