@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +79,28 @@ def postgres_unavailable() -> str | None:
     try:
         import sqlalchemy as sa
 
-        with sa.create_engine(PG_URL, connect_args={"connect_timeout": 2}).connect() as conn:
+        engine = sa.create_engine(
+            PG_URL, connect_args={"connect_timeout": 2}, poolclass=sa.pool.NullPool
+        )
+        with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:
         return f"PostgreSQL not reachable at {PG_URL}: {str(exc).splitlines()[0]}"
     return None
+
+
+def pytest_report_header() -> str | None:
+    """How many of PostgreSQL's connections are taken before the tests start: the scale-out
+    tests need a few dozen, and a server that something else nearly fills fails them."""
+    if postgres_unavailable() is not None:
+        return None
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(PG_URL, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        used = conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity")).scalar_one()
+        limit = conn.execute(sa.text("SHOW max_connections")).scalar_one()
+    return f"postgresql: {used} of {limit} connections in use at the start"
 
 
 @pytest.fixture
@@ -94,3 +113,26 @@ def postgres_url() -> str:
             pytest.fail(f"PostgreSQL is required here but unusable: {reason}")
         pytest.skip(reason)
     return PG_URL
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
+    conn.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database (its URL), dropped afterwards with its connections."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    _pg_admin(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -8,6 +8,8 @@ Public surface:
   :data:`STRATEGIES` the search strategies;
 - :func:`tune_distributed` owns a study on a database server that :func:`work_on_study`
   workers on other hosts join (:func:`find_active_study`);
+- :func:`open_storage` opens an Optuna storage once per database server and process
+  (:func:`close_storages` closes them);
 - :func:`latest_study` finds a pipeline's previous study for a warm start;
 - :func:`write_tuning_report` renders the HTML report and PNG plots of a search;
 - :func:`metric_from_predictions` scores stored predictions (the promotion gate uses it).
@@ -18,7 +20,6 @@ from __future__ import annotations
 from automl.tuning._distributed import (
     ActiveStudy,
     find_active_study,
-    is_server_storage,
     tune_distributed,
     work_on_study,
 )
@@ -34,6 +35,7 @@ from automl.tuning._space import (
     grid_configs,
     xgboost_space,
 )
+from automl.tuning._storage import close_storages, is_server_storage, open_storage
 from automl.tuning._strategies import STRATEGIES, check_strategy, make_sampler
 from automl.tuning._tuner import (
     TASK_METRICS,
@@ -59,6 +61,7 @@ __all__ = [
     "TuningResult",
     "build_model",
     "check_strategy",
+    "close_storages",
     "family_space",
     "find_active_study",
     "grid_configs",
@@ -67,6 +70,7 @@ __all__ = [
     "make_preprocessor",
     "make_sampler",
     "metric_from_predictions",
+    "open_storage",
     "score_model",
     "trials_table",
     "tune",

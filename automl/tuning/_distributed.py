@@ -32,7 +32,6 @@ import logging
 import os
 import socket
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,14 +41,13 @@ import pandas as pd
 from automl.errors import TuningError
 from automl.tuning._estimators import Task
 from automl.tuning._space import ParamOverride
+from automl.tuning._storage import is_server_storage, open_storage, safe_url
 from automl.tuning._strategies import Strategy
 from automl.tuning._tuner import Search, TrialResult, TuningResult, prepare_search
 from automl.tuning._warmstart import GROUP_ATTR, Configuration
 
 log = logging.getLogger(__name__)
 
-#: URL schemes of databases that many hosts can share (SQLite files cannot be).
-SERVER_SCHEMES = ("postgresql", "mysql")
 ACTIVE_ATTR = "automl.active"
 SEARCH_ATTR = "automl.search"
 BUDGET_ATTR = "automl.n_trials"
@@ -57,22 +55,10 @@ SURPLUS_ATTR = "automl.surplus"
 #: Trial user attribute naming the process that evaluated it (host:pid).
 WORKER_ATTR = "automl.worker"
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
-#: How many times a trial lost with its worker is re-queued.
-MAX_RETRY = 3
 
 
 class BudgetSpentError(Exception):
     """A trial was not admitted: the budget is taken by trials numbered before it."""
-
-
-def is_server_storage(url: str) -> bool:
-    """Whether an Optuna storage URL names a database server many hosts can share.
-
-    Example:
-        >>> is_server_storage("postgresql+psycopg2://u@db/optuna"), is_server_storage("sqlite:///x")
-        (True, False)
-    """
-    return url.split(":", 1)[0].split("+", 1)[0] in SERVER_SCHEMES
 
 
 def heartbeat_storage(url: str, *, heartbeat_s: int = 10, grace_s: int | None = None) -> Any:
@@ -87,8 +73,6 @@ def heartbeat_storage(url: str, *, heartbeat_s: int = 10, grace_s: int | None = 
     Raises:
         TuningError: Not a server database, bad intervals, or the database is unreachable.
     """
-    import optuna
-
     if not is_server_storage(url):
         raise TuningError(
             f"distributed tuning needs a database server as tuning.storage, got {url!r}; "
@@ -101,31 +85,7 @@ def heartbeat_storage(url: str, *, heartbeat_s: int = 10, grace_s: int | None = 
             f"tuning.grace_s ({grace_s}) must exceed tuning.heartbeat_s ({heartbeat_s}), or a "
             "live trial would be taken for a lost one"
         )
-    try:
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs={"pool_pre_ping": True},
-            heartbeat_interval=heartbeat_s,
-            grace_period=grace_s,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=MAX_RETRY
-            ),
-        )
-    except Exception as exc:
-        raise TuningError(
-            f"cannot open the Optuna storage {_safe(url)}: {exc}; check tuning.storage and "
-            "that the database server is reachable"
-        ) from exc
-
-
-def _safe(url: str) -> str:
-    """A URL without its password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not at or ":" not in creds:
-        return url
-    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
+    return open_storage(url, heartbeat_s=heartbeat_s, grace_s=grace_s)
 
 
 @dataclass(frozen=True)
@@ -160,10 +120,12 @@ def find_active_study(
     import optuna
 
     try:
-        summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
+        summaries = optuna.get_all_study_summaries(open_storage(storage), include_best_trial=False)
+    except TuningError:
+        raise
     except Exception as exc:
         raise TuningError(
-            f"cannot read Optuna studies from {_safe(storage)}: {exc}; check tuning.storage"
+            f"cannot read Optuna studies from {safe_url(storage)}: {exc}; check tuning.storage"
         ) from exc
     active = [
         s

@@ -39,6 +39,7 @@ from automl.tuning._space import (
     grid_configs,
     grid_space,
 )
+from automl.tuning._storage import open_storage, safe_url
 from automl.tuning._strategies import PRUNERS, Strategy, check_strategy, make_pruner, make_sampler
 from automl.tuning._warmstart import (
     FINISHED_ATTR,
@@ -719,7 +720,7 @@ class Search:
                 )
             return optuna.create_study(
                 study_name=study_name,
-                storage=storage,
+                storage=open_storage(storage),
                 direction="maximize" if self.greater else "minimize",
                 sampler=sampler,
                 pruner=make_pruner(self.pruner, n_trials=n_trials),
@@ -729,7 +730,8 @@ class Search:
             raise
         except Exception as exc:
             raise TuningError(
-                f"cannot create Optuna study {study_name!r} in {storage!r}: {exc}"
+                f"cannot create Optuna study {study_name!r} in "
+                f"{safe_url(storage) if isinstance(storage, str) else storage!r}: {exc}"
             ) from exc
 
     def opening_trials(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from automl.errors import TuningError
+from automl.tuning._storage import open_storage, safe_url
 
 #: Study user attribute naming the group (pipeline) a study belongs to.
 GROUP_ATTR = "automl.group"
@@ -58,9 +59,12 @@ def latest_study(storage: str, *, group: str, exclude: str | None = None) -> str
     import optuna
 
     try:
-        summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
+        store = open_storage(storage)
+        summaries = optuna.get_all_study_summaries(store, include_best_trial=False)
+    except TuningError:
+        raise
     except Exception as exc:
-        raise TuningError(f"cannot read Optuna studies from {storage!r}: {exc}") from exc
+        raise TuningError(f"cannot read Optuna studies from {safe_url(storage)}: {exc}") from exc
     candidates = [
         s
         for s in summaries
@@ -71,7 +75,7 @@ def latest_study(storage: str, *, group: str, exclude: str | None = None) -> str
     ]
     candidates.sort(key=lambda s: (s.datetime_start, s.study_name))
     for summary in reversed(candidates):
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        study = optuna.load_study(study_name=summary.study_name, storage=store)
         if any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
             return summary.study_name
     return None
@@ -102,7 +106,7 @@ def best_configurations(
     import optuna
 
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
     except Exception as exc:
         raise TuningError(f"cannot load previous study {study_name!r}: {exc}") from exc
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -26,11 +27,7 @@ import pytest
 import yaml
 
 from automl.data import make_churn_frame, write_table
-from tests.conftest import postgres_unavailable, small_spec_dict
-
-PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-PG_BASE = "postgresql+psycopg2://postgres@127.0.0.1:5432"
-
+from tests.conftest import fresh_postgres_database, postgres_unavailable, small_spec_dict
 
 _UNAVAILABLE = postgres_unavailable()
 
@@ -45,27 +42,6 @@ pytestmark = [
 ]
 
 
-def _admin(sql: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
-    conn.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
-
-
-def _fresh_database(prefix: str) -> Iterator[str]:
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    _admin(f"CREATE DATABASE {name}")
-    try:
-        yield f"{PG_BASE}/{name}"
-    finally:
-        _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -74,18 +50,15 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def optuna_db() -> Iterator[str]:
-    for url in _fresh_database("automl_optuna"):
-        import optuna
-
-        optuna.storages.RDBStorage(url)  # tables once, before processes race to create them
-        yield url
+    with fresh_postgres_database("automl_optuna") as url:
+        yield url  # empty: the processes create Optuna's tables (tests/tuning/test_storage.py)
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mlflow server`` on a fresh PostgreSQL database, artifacts proxied to a folder."""
     artifacts = tmp_path_factory.mktemp("mlflow-artifacts")
-    for backend in _fresh_database("automl_mlflow"):
+    with fresh_postgres_database("automl_mlflow") as backend:
         port = _free_port()
         proc = subprocess.Popen(
             [
@@ -174,15 +147,71 @@ def _finish(proc: subprocess.Popen[str], timeout_s: float = 120) -> tuple[int, s
     return int(proc.returncode), out, err
 
 
-def _study(optuna_db: str, name: str) -> Any:
+@pytest.fixture(scope="module")
+def study_storage(optuna_db: str) -> Iterator[dict[str, Any]]:
+    """The test's own view of the studies: one storage, opened once the automl processes made
+    Optuna's tables (racing), with no pooled connections left behind."""
+    opened: dict[str, Any] = {"url": optuna_db}
+    yield opened
+    if "storage" in opened:
+        opened["storage"].engine.dispose()
+
+
+def _study(opened: dict[str, Any], name: str) -> Any:
     import optuna
+    import sqlalchemy as sa
+
+    if "storage" not in opened:
+        opened["storage"] = optuna.storages.RDBStorage(
+            opened["url"], engine_kwargs={"poolclass": sa.pool.NullPool}
+        )
+    storage = opened["storage"]
 
     (summary,) = [
         s
-        for s in optuna.get_all_study_summaries(optuna_db, include_best_trial=False)
+        for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
         if s.user_attrs.get("automl.group") == name
     ]
-    return optuna.load_study(study_name=summary.study_name, storage=optuna_db)
+    return optuna.load_study(study_name=summary.study_name, storage=storage)
+
+
+@contextlib.contextmanager
+def _connection_peaks(database_url: str) -> Iterator[dict[str, int]]:
+    """Sample, every 0.1 s, how many connections each automl process holds to a database.
+
+    automl names its connections ``automl:<pid>`` (``application_name``), so the peaks are per
+    process: ``{"automl:1234": 3, ...}``.
+    """
+    import psycopg2
+
+    database = database_url.rsplit("/", 1)[1]
+    peaks: dict[str, int] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                while not stop.is_set():
+                    cur.execute(
+                        "SELECT application_name, count(*) FROM pg_stat_activity "
+                        "WHERE datname = %s AND application_name LIKE 'automl:%%' GROUP BY 1",
+                        (database,),
+                    )
+                    for name, count in cur.fetchall():
+                        peaks[name] = max(peaks.get(name, 0), int(count))
+                    stop.wait(0.1)
+        finally:
+            conn.close()
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peaks
+    finally:
+        stop.set()
+        sampler.join(timeout=5)
 
 
 def _trial_runs(tracking_uri: str, run_id: str) -> list[Any]:
@@ -196,22 +225,29 @@ def _trial_runs(tracking_uri: str, run_id: str) -> list[Any]:
 
 
 def test_workers_and_the_cycle_share_one_budget_on_postgres(
-    tmp_path: Path, optuna_db: str, mlflow_server: str
+    tmp_path: Path, optuna_db: str, study_storage: dict[str, Any], mlflow_server: str
 ) -> None:
     spec_file, name = _pipeline(tmp_path, optuna_db, mlflow_server)
-    workers = [_automl("worker", "--pipeline", str(spec_file), "--wait-s", "90") for _ in range(2)]
-    cycle = _automl("run", str(spec_file), "--json")
-    code, out, err = _finish(cycle)
-    assert code == 0, err
-    result = json.loads(out)
-    assert result["status"] == "retuned" and result["is_promoted"] is True
-    summaries = []
-    for worker in workers:
-        w_code, w_out, w_err = _finish(worker, 60)
-        assert w_code == 0, w_err
-        summaries.append(json.loads(w_out.strip().splitlines()[-1]))
+    with _connection_peaks(optuna_db) as peaks:
+        workers = [
+            _automl("worker", "--pipeline", str(spec_file), "--wait-s", "90") for _ in range(2)
+        ]
+        cycle = _automl("run", str(spec_file), "--json")
+        code, out, err = _finish(cycle)
+        assert code == 0, err
+        result = json.loads(out)
+        assert result["status"] == "retuned" and result["is_promoted"] is True
+        summaries = []
+        for worker in workers:
+            w_code, w_out, w_err = _finish(worker, 60)
+            assert w_code == 0, w_err
+            summaries.append(json.loads(w_out.strip().splitlines()[-1]))
+    # Every process (2 workers polling, then tuning with heartbeats; the cycle) keeps a bounded
+    # pool: a storage per poll once held 6 connections per worker and exhausted PostgreSQL's 100.
+    assert {f"automl:{w.pid}" for w in workers} | {f"automl:{cycle.pid}"} == set(peaks), peaks
+    assert max(peaks.values()) <= 4, peaks
 
-    study = _study(optuna_db, name)
+    study = _study(study_storage, name)
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     assert len(complete) == 8  # exactly the budget
@@ -240,9 +276,10 @@ def test_workers_and_the_cycle_share_one_budget_on_postgres(
 
 
 def test_killing_a_worker_mid_trial_loses_no_trial(
-    tmp_path: Path, optuna_db: str, mlflow_server: str
+    tmp_path: Path, optuna_db: str, study_storage: dict[str, Any], mlflow_server: str
 ) -> None:
     import optuna
+    import sqlalchemy as sa
 
     spec_file, name = _pipeline(tmp_path, optuna_db, mlflow_server, n_rows=1500, n_trials=10)
     victim = _automl("worker", "--pipeline", str(spec_file), "--wait-s", "90")
@@ -253,8 +290,8 @@ def test_killing_a_worker_mid_trial_loses_no_trial(
     deadline = time.monotonic() + 90
     while killed_trial is None and time.monotonic() < deadline:
         try:
-            study = _study(optuna_db, name)
-        except ValueError:  # not created yet
+            study = _study(study_storage, name)
+        except (ValueError, sa.exc.SQLAlchemyError):  # no study yet, or no tables yet
             time.sleep(0.2)
             continue
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
@@ -278,7 +315,7 @@ def test_killing_a_worker_mid_trial_loses_no_trial(
     s_code, _, s_err = _finish(survivor, 60)
     assert s_code == 0, s_err
 
-    study = _study(optuna_db, name)
+    study = _study(study_storage, name)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     complete = [t for t in trials.values() if t.state.name == "COMPLETE"]
     assert len(complete) == 10  # the budget is still met
