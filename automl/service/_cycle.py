@@ -163,7 +163,7 @@ class _Cycle:
             return drift.weights, None, []
         from automl.tuning import GREATER_IS_BETTER, score_model
 
-        model = self.tracker.load_model(champion.uri)
+        model = self.tracker.load_model(champion)
         classify = schema.task == "classification" and hasattr(model, "predict_proba")
 
         def predict(frame: pd.DataFrame) -> Any:

@@ -14,6 +14,7 @@ import math
 import os
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -25,6 +26,11 @@ import pandas as pd
 from automl.errors import TrackingError
 
 _GLOBAL_URI_LOCK = threading.RLock()
+
+#: Loaded registered versions kept in memory (a service's champions, one per pipeline).
+MODEL_CACHE_SIZE = 8
+_MODEL_CACHE: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+_MODEL_CACHE_LOCK = threading.Lock()
 RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
 
 
@@ -408,12 +414,38 @@ class MlflowTracker:
             reverse=True,
         )
 
-    def load_model(self, model_uri: str) -> Any:
-        """Load a model (scikit-learn flavour, so probabilities are available)."""
+    def load_model(self, model: str | ModelVersionInfo) -> Any:
+        """Load a model (scikit-learn flavour, so probabilities are available).
+
+        A registered version given as :class:`ModelVersionInfo` is kept in memory for the next
+        call (the :data:`MODEL_CACHE_SIZE` most recently used, per process), keyed by its
+        immutable source, so a service that checks drift with the champion every few minutes
+        downloads it once, not at every check, and a registry rebuilt under the same name and
+        version numbers is not confused with the old one. Callers must not modify the model.
+
+        Args:
+            model: A model URI (loaded every time), or a registered version (cached).
+
+        Raises:
+            TrackingError: The model cannot be loaded.
+        """
+        model_uri = model if isinstance(model, str) else model.uri
+        key = None if isinstance(model, str) else (self.tracking_uri, model.uri, model.source)
+        if key is not None:
+            with _MODEL_CACHE_LOCK:
+                if key in _MODEL_CACHE:
+                    _MODEL_CACHE.move_to_end(key)
+                    return _MODEL_CACHE[key]
         import mlflow.sklearn
 
         try:
             with _global_uri(self.tracking_uri):
-                return mlflow.sklearn.load_model(model_uri)
+                loaded = mlflow.sklearn.load_model(model_uri)
         except Exception as exc:
             raise TrackingError(f"could not load model {model_uri}: {exc}") from exc
+        if key is not None:
+            with _MODEL_CACHE_LOCK:
+                _MODEL_CACHE[key] = loaded
+                while len(_MODEL_CACHE) > MODEL_CACHE_SIZE:
+                    _MODEL_CACHE.popitem(last=False)
+        return loaded

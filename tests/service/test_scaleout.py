@@ -105,7 +105,13 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _pipeline(
-    tmp_path: Path, optuna_db: str, tracking_uri: str, *, n_rows: int = 500, **tuning: Any
+    tmp_path: Path,
+    optuna_db: str,
+    tracking_uri: str,
+    *,
+    n_rows: int = 500,
+    state_db: str | None = None,
+    **tuning: Any,
 ) -> tuple[Path, str]:
     name = f"so{uuid.uuid4().hex[:8]}"
     raw = small_spec_dict(
@@ -122,6 +128,8 @@ def _pipeline(
         },
         mlflow={"tracking_uri": tracking_uri},
     )
+    if state_db is not None:
+        raw["state_db"] = state_db
     spec_file = tmp_path / f"{name}.yaml"
     spec_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
     write_table(make_churn_frame(n_rows, seed=3), tmp_path / "landing" / name / "history.csv")
@@ -224,27 +232,57 @@ def _trial_runs(tracking_uri: str, run_id: str) -> list[Any]:
     )
 
 
-def test_workers_and_the_cycle_share_one_budget_on_postgres(
+def test_served_cycle_and_workers_share_one_budget_on_postgres(
     tmp_path: Path, optuna_db: str, study_storage: dict[str, Any], mlflow_server: str
 ) -> None:
-    spec_file, name = _pipeline(tmp_path, optuna_db, mlflow_server)
-    with _connection_peaks(optuna_db) as peaks:
-        workers = [
-            _automl("worker", "--pipeline", str(spec_file), "--wait-s", "90") for _ in range(2)
-        ]
-        cycle = _automl("run", str(spec_file), "--json")
-        code, out, err = _finish(cycle)
-        assert code == 0, err
-        result = json.loads(out)
-        assert result["status"] == "retuned" and result["is_promoted"] is True
-        summaries = []
-        for worker in workers:
-            w_code, w_out, w_err = _finish(worker, 60)
-            assert w_code == 0, w_err
-            summaries.append(json.loads(w_out.strip().splitlines()[-1]))
-    # Every process (2 workers polling, then tuning with heartbeats; the cycle) keeps a bounded
-    # pool: a storage per poll once held 6 connections per worker and exhausted PostgreSQL's 100.
-    assert {f"automl:{w.pid}" for w in workers} | {f"automl:{cycle.pid}"} == set(peaks), peaks
+    """``automl serve`` (state on PostgreSQL, as in the compose file) owns the re-tune."""
+    from automl.service import CycleHistory
+
+    with fresh_postgres_database("automl_state") as state_db:
+        spec_file, name = _pipeline(tmp_path, optuna_db, mlflow_server, state_db=state_db)
+        history = CycleHistory(state_db)
+        with _connection_peaks(optuna_db) as peaks:
+            workers = [
+                _automl("worker", "--pipeline", str(spec_file), "--wait-s", "90") for _ in range(2)
+            ]
+            log = tmp_path / "serve.log"
+            with log.open("w") as stderr:  # a pipe nobody reads would fill and block it
+                service = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "automl",
+                        "serve",
+                        str(tmp_path),
+                        "--jobstore",
+                        "memory",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                    env={**os.environ, "MLFLOW_LOGGING_LEVEL": "WARNING"},
+                )
+            deadline = time.monotonic() + 150
+            while not (
+                done := [h for h in history.list(name) if h.status in ("retuned", "failed")]
+            ):
+                assert service.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, f"no re-tune in 150 s: {log.read_text()}"
+                time.sleep(0.5)
+            (last,) = done
+            summaries = []
+            for worker in workers:
+                w_code, w_out, w_err = _finish(worker, 60)
+                assert w_code == 0, w_err
+                summaries.append(json.loads(w_out.strip().splitlines()[-1]))
+            service.send_signal(signal.SIGTERM)
+            assert service.wait(timeout=60) == 0, log.read_text()
+        assert last.status == "retuned" and last.is_promoted is True, (last, log.read_text())
+        assert last.run_id is not None
+        result = {"run_id": last.run_id}
+    # Every process (2 workers polling, then tuning with heartbeats; the service) keeps a
+    # bounded pool: a storage per poll once held 6 connections per worker and exhausted
+    # PostgreSQL's 100.
+    assert {f"automl:{w.pid}" for w in workers} | {f"automl:{service.pid}"} == set(peaks), peaks
     assert max(peaks.values()) <= 4, peaks
 
     study = _study(study_storage, name)
