@@ -251,7 +251,7 @@ ParamOverrideSpec = ParamRange | list[GridValue] | GridValue
 
 
 class TuningSpec(_Strict):
-    """How hyperparameters are searched (see ``automl.tuning.tune`` for the semantics)."""
+    """How hyperparameters are searched (semantics: ``automl.tuning.SearchConfig``, ``tune``)."""
 
     strategy: TuningStrategy = Field(
         default="bayesian",

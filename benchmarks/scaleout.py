@@ -20,10 +20,18 @@ import uuid
 import psycopg2
 
 from automl.data import make_churn_frame
-from automl.tuning import find_active_study, tune_distributed, work_on_study
+from automl.tuning import SearchConfig, find_active_study, tune_distributed, work_on_study
 
-NUMERIC = ["tenure_months", "monthly_charges", "total_charges", "support_calls", "age"]
-CATEGORICAL = ["contract", "payment_method", "internet_service"]
+SEARCH = SearchConfig(
+    target="churned",
+    task="classification",
+    numeric=["tenure_months", "monthly_charges", "total_charges", "support_calls", "age"],
+    categorical=["contract", "payment_method", "internet_service"],
+    metric="roc_auc",
+    cv=3,
+    seed=0,
+    pruner="none",
+)
 
 
 def _admin(sql: str) -> None:
@@ -57,15 +65,8 @@ def run(url: str, n_workers: int, trials: int, rows: int) -> tuple[float, int]:
     started = time.perf_counter()
     result = tune_distributed(
         frame,
-        target="churned",
-        task="classification",
-        numeric=NUMERIC,
-        categorical=CATEGORICAL,
-        metric="roc_auc",
+        SEARCH,
         n_trials=trials,
-        cv=3,
-        seed=0,
-        pruner="none",
         storage=url,
         study_name=group,
         study_group=group,

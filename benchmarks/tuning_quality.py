@@ -62,7 +62,7 @@ def _dataset(name: str) -> tuple[pd.DataFrame, str, str, str]:
 def _strategy_job(dataset: str, seed: int, n_trials: int) -> list[dict[str, Any]]:
     from sklearn.model_selection import train_test_split
 
-    from automl.tuning import build_model, score_model, tune
+    from automl.tuning import SearchConfig, build_model, score_model, tune
 
     warnings.filterwarnings("ignore")
     frame, target, task, metric = _dataset(dataset)
@@ -90,18 +90,17 @@ def _strategy_job(dataset: str, seed: int, n_trials: int) -> list[dict[str, Any]
     )
     for strategy in STRATEGIES:
         started = time.perf_counter()
-        result = tune(
-            train,
+        config = SearchConfig(
             target=target,
             task=task,  # type: ignore[arg-type]
             numeric=features,
             categorical=[],
             metric=metric,
-            n_trials=n_trials,
             cv=3,
             seed=seed,
             strategy=strategy,  # type: ignore[arg-type]
         )
+        result = tune(train, config, n_trials=n_trials)
         rows.append(
             {
                 "dataset": dataset,
@@ -144,28 +143,40 @@ def _drift_frames(kind: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, str
 
 
 def _warm_job(kind: str, seed: int, n_trials: int) -> dict[str, Any]:
-    from automl.tuning import tune
+    from automl.tuning import SearchConfig, tune
 
     warnings.filterwarnings("ignore")
     before, after, target, task, metric = _drift_frames(kind, seed)
     features = [c for c in before.columns if c != target]
     numeric = [c for c in features if pd.api.types.is_numeric_dtype(before[c])]
-    categorical = [c for c in features if c not in numeric]
-    common: dict[str, Any] = {
-        "target": target,
-        "task": task,
-        "numeric": numeric,
-        "categorical": categorical,
-        "metric": metric,
-        "n_trials": n_trials,
-        "cv": 3,
-        "seed": seed,
-    }
+    config = SearchConfig(
+        target=target,
+        task=task,  # type: ignore[arg-type]
+        numeric=numeric,
+        categorical=[c for c in features if c not in numeric],
+        metric=metric,
+        cv=3,
+        seed=seed,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         storage = f"sqlite:///{Path(tmp) / 'optuna.db'}"
-        tune(before, storage=storage, study_name="before", study_group="bench", **common)
-        cold = tune(after, storage=storage, study_name="cold", **common)
-        warm = tune(after, storage=storage, study_name="warm", warm_start_from="before", **common)
+        tune(
+            before,
+            config,
+            n_trials=n_trials,
+            storage=storage,
+            study_name="before",
+            study_group="bench",
+        )
+        cold = tune(after, config, n_trials=n_trials, storage=storage, study_name="cold")
+        warm = tune(
+            after,
+            config,
+            n_trials=n_trials,
+            storage=storage,
+            study_name="warm",
+            warm_start_from="before",
+        )
     greater = cold.greater_is_better
 
     def first_reaching(result: Any, level: float) -> int | None:

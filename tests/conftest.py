@@ -15,11 +15,24 @@ import yaml
 
 from automl.config import PipelineSpec, load_spec
 from automl.data import make_churn_frame, write_table
+from automl.tuning import SearchConfig
 
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 NUMERIC = ["tenure_months", "monthly_charges", "total_charges", "support_calls", "age"]
 CATEGORICAL = ["contract", "payment_method", "internet_service"]
+
+
+def churn_search(**overrides: Any) -> SearchConfig:
+    """The search of the churn table (its columns, ROC AUC); ``overrides`` replace fields."""
+    fields: dict[str, Any] = {
+        "target": "churned",
+        "task": "classification",
+        "numeric": NUMERIC,
+        "categorical": CATEGORICAL,
+        "metric": "roc_auc",
+    }
+    return SearchConfig(**{**fields, **overrides})
 
 
 def small_spec_dict(name: str = "churn", **overrides: Any) -> dict[str, Any]:

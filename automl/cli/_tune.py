@@ -107,11 +107,13 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
         GREATER_IS_BETTER,
         MODEL_FAMILIES,
         TASK_METRICS,
+        SearchConfig,
         check_strategy,
         tune,
     )
 
-    # Argument errors surface before any MLflow run is created.
+    # Argument errors surface before any MLflow run is created (the cheap ones before the data
+    # is read; the rest when the search is described, right after the schema is inferred).
     check_strategy(options.strategy)
     if options.strategy == "grid":
         raise TuningError(
@@ -135,10 +137,20 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
     task = options.task or infer_task(frame[options.target])
     if task not in TASK_METRICS:
         raise TuningError(f"unknown task {task!r}; allowed: classification, regression")
-    metric = options.metric or ("roc_auc" if task == "classification" else "rmse")
-    if metric not in GREATER_IS_BETTER:
-        raise TuningError(f"unknown metric {metric!r}; allowed: {', '.join(GREATER_IS_BETTER)}")
     schema = infer_schema(frame, target=options.target, task=task)  # type: ignore[arg-type]
+    config = SearchConfig(
+        target=options.target,
+        task=schema.task,
+        numeric=schema.numeric,
+        categorical=schema.categorical,
+        metric=options.metric or ("roc_auc" if task == "classification" else "rmse"),
+        cv=options.cv,
+        seed=options.seed,
+        strategy=options.strategy,  # type: ignore[arg-type]
+        models=options.models,
+        is_time_ordered=options.is_time_ordered,
+    )
+    metric = config.metric
     features = coerce_features(frame, schema, source=options.data.name)
     table = features.assign(**{options.target: frame[options.target]})
 
@@ -188,20 +200,11 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
         try:
             result = tune(
                 table,
-                target=options.target,
-                task=task,  # type: ignore[arg-type]
-                numeric=schema.numeric,
-                categorical=schema.categorical,
-                metric=metric,
+                config,
                 n_trials=options.n_trials,
                 timeout_s=options.timeout_s,
-                cv=options.cv,
-                seed=options.seed,
-                strategy=options.strategy,  # type: ignore[arg-type]
-                models=options.models,
                 n_jobs=options.n_jobs,
                 patience=options.patience,
-                is_time_ordered=options.is_time_ordered,
                 study_name=f"tune-{options.data.stem}-{stamp}",
                 on_trial=on_trial,
             )

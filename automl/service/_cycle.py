@@ -55,7 +55,14 @@ from automl.service._notify import notify
 from automl.service._promote import judge_and_promote, reconcile
 from automl.service._tuning_log import log_tuning_result, trial_logger
 from automl.tracking import CHAMPION, MlflowTracker, ModelVersionInfo
-from automl.tuning import TrialResult, TuningResult, latest_study, tune, tune_distributed
+from automl.tuning import (
+    SearchConfig,
+    TrialResult,
+    TuningResult,
+    latest_study,
+    tune,
+    tune_distributed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +76,31 @@ ROWS_ATTR = "automl.rows_artifact"
 def new_cycle_id() -> str:
     """A sortable unique cycle id: UTC time to the microsecond plus a random suffix."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
+
+
+def search_config(spec: PipelineSpec, schema: Schema) -> SearchConfig:
+    """What a pipeline's re-tune searches: the schema's columns and the spec's ``tuning``.
+
+    Raises:
+        TuningError: The spec's tuning section does not fit the schema (e.g. a metric of the
+            other task, the target among the features).
+    """
+    tuning = spec.tuning
+    return SearchConfig(
+        target=schema.target,
+        task=schema.task,
+        numeric=schema.numeric,
+        categorical=schema.categorical,
+        metric=spec.metric,
+        cv=tuning.cv,
+        seed=tuning.seed,
+        strategy=tuning.strategy,
+        models=tuning.models,
+        search_space=tuning.search_space,
+        grid=tuning.grid,
+        pruner=tuning.pruner,
+        is_time_ordered=tuning.split == "time",
+    )
 
 
 def make_tracker(spec: PipelineSpec) -> MlflowTracker:
@@ -324,7 +356,7 @@ class _Cycle:
             max_rows=spec.training.max_rows,
         )
         train, holdout = split_holdout(window, fraction=spec.training.holdout_fraction)
-        target, metric = schema.target, spec.metric
+        metric = spec.metric
         window_hash = frame_sha256(train)
         if self.reuse_version(window_hash, champion, holdout, schema):
             return
@@ -359,22 +391,10 @@ class _Cycle:
         )
 
         on_trial = self.stoppable(trial_logger(tracker, run_id, metric))
-        common: dict[str, Any] = {
-            "target": target,
-            "task": schema.task,
-            "numeric": schema.numeric,
-            "categorical": schema.categorical,
-            "metric": metric,
+        config = search_config(spec, schema)
+        run: dict[str, Any] = {
             "n_trials": tuning.n_trials,
             "timeout_s": tuning.timeout_s,
-            "cv": tuning.cv,
-            "seed": tuning.seed,
-            "strategy": tuning.strategy,
-            "models": tuning.models,
-            "search_space": tuning.search_space,
-            "grid": tuning.grid,
-            "pruner": tuning.pruner,
-            "is_time_ordered": tuning.split == "time",
             "storage": storage,
             "study_name": study_name,
             "study_group": spec.name,
@@ -383,9 +403,9 @@ class _Cycle:
             "on_trial": on_trial,
         }
         if tuning.is_distributed:
-            result = self.tune_with_workers(train, common)
+            result = self.tune_with_workers(train, config, run)
         else:
-            result = tune(train, n_jobs=tuning.n_jobs, patience=tuning.patience, **common)
+            result = tune(train, config, n_jobs=tuning.n_jobs, patience=tuning.patience, **run)
         log_tuning_result(
             tracker,
             run_id,
@@ -439,7 +459,9 @@ class _Cycle:
         )
         self.judge(schema, version, champion, holdout)
 
-    def tune_with_workers(self, train: pd.DataFrame, common: dict[str, Any]) -> TuningResult:
+    def tune_with_workers(
+        self, train: pd.DataFrame, config: SearchConfig, run: dict[str, Any]
+    ) -> TuningResult:
         """Open the study to ``automl worker`` processes and evaluate trials with them.
 
         The rows go to the workers as a Parquet artifact of this cycle's MLflow run: every
@@ -456,12 +478,13 @@ class _Cycle:
             "[%s %s] study %s open to workers (budget %d trials)",
             self.spec.name,
             self.cycle_id,
-            common["study_name"],
+            run["study_name"],
             tuning.n_trials,
         )
         stop = self.stop
         return tune_distributed(
             train,
+            config,
             attrs={
                 PARENT_RUN_ATTR: run_id,
                 ROWS_ATTR: ROWS_ARTIFACT,
@@ -470,7 +493,7 @@ class _Cycle:
             heartbeat_s=tuning.heartbeat_s,
             grace_s=tuning.grace_s,
             should_stop=stop.is_set if stop is not None else (lambda: False),
-            **common,
+            **run,
         )
 
     def reuse_version(

@@ -111,7 +111,7 @@ def run_worker(
             active,
             heartbeat_s=tuning.heartbeat_s,
             grace_s=tuning.grace_s,
-            on_trial=trial_logger(tracker, parent, str(active.search["metric"])),
+            on_trial=trial_logger(tracker, parent, active.search.metric),
             should_stop=stop.is_set,
         )
         log.info("study %s: this worker evaluated %d trials", active.study_name, done)

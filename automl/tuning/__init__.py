@@ -2,8 +2,10 @@
 
 Public surface:
 
-- :func:`tune` runs a search and returns a :class:`TuningResult` (one :class:`TrialResult` per
-  trial through ``on_trial``);
+- :class:`SearchConfig` describes what is searched (columns, task, metric, folds, strategy,
+  families and their spaces); it round-trips through JSON, so other processes can share it;
+- :func:`tune` runs a search of a :class:`SearchConfig` with a budget and returns a
+  :class:`TuningResult` (one :class:`TrialResult` per trial through ``on_trial``);
 - :data:`MODEL_FAMILIES` and :func:`family_space` describe the curated search spaces,
   :data:`STRATEGIES` the search strategies;
 - :func:`tune_distributed` owns a study on a database server that :func:`work_on_study`
@@ -27,6 +29,7 @@ from automl.tuning._estimators import LabelEncodedClassifier, build_model, make_
 from automl.tuning._holdout import PREDICTION_METRICS, metric_from_predictions
 from automl.tuning._metrics import GREATER_IS_BETTER, TRIAL_METRICS, score_model
 from automl.tuning._report import write_tuning_report
+from automl.tuning._search_config import TASK_METRICS, SearchConfig
 from automl.tuning._space import (
     MODEL_FAMILIES,
     XGBOOST_DEFAULTS,
@@ -37,13 +40,7 @@ from automl.tuning._space import (
 )
 from automl.tuning._storage import close_storages, is_server_storage, open_storage
 from automl.tuning._strategies import STRATEGIES, check_strategy, make_sampler
-from automl.tuning._tuner import (
-    TASK_METRICS,
-    TrialResult,
-    TuningResult,
-    trials_table,
-    tune,
-)
+from automl.tuning._tuner import TrialResult, TuningResult, trials_table, tune
 from automl.tuning._warmstart import latest_study
 
 __all__ = [
@@ -57,6 +54,7 @@ __all__ = [
     "ActiveStudy",
     "FamilySpace",
     "LabelEncodedClassifier",
+    "SearchConfig",
     "TrialResult",
     "TuningResult",
     "build_model",

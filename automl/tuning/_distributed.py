@@ -11,8 +11,9 @@ The protocol lives entirely in Optuna's storage, so nothing else needs to be rea
 the service and the workers:
 
 - study user attributes ``automl.group`` (pipeline), ``automl.active`` (the owner still
-  collects trials), ``automl.search`` (the search arguments as JSON), ``automl.n_trials`` (the
-  budget), and whatever the owner adds (its MLflow parent run, where the rows are);
+  collects trials), ``automl.search`` (the :class:`~automl.tuning.SearchConfig` as JSON, plus
+  ``n_informed``), ``automl.n_trials`` (the budget), and whatever the owner adds (its MLflow
+  parent run, where the rows are);
 - the budget counts COMPLETE and PRUNED trials. Before a trial is evaluated it must be
   *admitted*: fewer than ``n_trials`` trials with a smaller number may be alive (not FAIL).
   Trial numbers are handed out by the database, so two workers racing for the last slot cannot
@@ -39,10 +40,8 @@ from typing import Any
 import pandas as pd
 
 from automl.errors import TuningError
-from automl.tuning._estimators import Task
-from automl.tuning._space import ParamOverride
+from automl.tuning._search_config import SearchConfig
 from automl.tuning._storage import is_server_storage, open_storage, safe_url
-from automl.tuning._strategies import Strategy
 from automl.tuning._tuner import Search, TrialResult, TuningResult, prepare_search
 from automl.tuning._warmstart import GROUP_ATTR, Configuration
 
@@ -52,6 +51,8 @@ ACTIVE_ATTR = "automl.active"
 SEARCH_ATTR = "automl.search"
 BUDGET_ATTR = "automl.n_trials"
 SURPLUS_ATTR = "automl.surplus"
+#: Key beside the :class:`SearchConfig` fields in ``automl.search``: warm-start trials queued.
+N_INFORMED_KEY = "n_informed"
 #: Trial user attribute naming the process that evaluated it (host:pid).
 WORKER_ATTR = "automl.worker"
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
@@ -97,16 +98,19 @@ class ActiveStudy:
         storage: Storage URL.
         group: The pipeline.
         n_trials: Budget (COMPLETE and PRUNED trials).
-        search: Arguments of :func:`automl.tuning.prepare_search` (JSON-safe).
+        search: What the study searches, as the owner described it.
         attrs: The owner's other user attributes (e.g. its MLflow run, where the rows are).
+        n_informed: Warm-start trials that opened the study (they shorten the sampler's random
+            start in every process alike).
     """
 
     study_name: str
     storage: str
     group: str
     n_trials: int
-    search: dict[str, Any]
+    search: SearchConfig
     attrs: dict[str, Any]
+    n_informed: int = 0
 
 
 def find_active_study(
@@ -115,7 +119,8 @@ def find_active_study(
     """The newest active study of ``group`` in ``storage``, or None.
 
     Raises:
-        TuningError: The storage cannot be read.
+        TuningError: The storage cannot be read, or the study's search description does not
+            fit this version of automl (see :meth:`SearchConfig.from_dict`).
     """
     import optuna
 
@@ -138,13 +143,16 @@ def find_active_study(
         return None
     newest = max(active, key=lambda s: s.study_name)  # cycle ids sort by time
     attrs = dict(newest.user_attrs)
+    search = json.loads(attrs[SEARCH_ATTR])
+    n_informed = int(search.pop(N_INFORMED_KEY, 0))
     return ActiveStudy(
         study_name=newest.study_name,
         storage=storage,
         group=group,
         n_trials=int(attrs[BUDGET_ATTR]),
-        search=json.loads(attrs[SEARCH_ATTR]),
+        search=SearchConfig.from_dict(search),
         attrs=attrs,
+        n_informed=n_informed,
     )
 
 
@@ -240,68 +248,15 @@ def evaluate_until_spent(
     return evaluated[0]
 
 
-def _search_args(
-    *,
-    target: str,
-    task: Task,
-    numeric: Sequence[str],
-    categorical: Sequence[str],
-    metric: str,
-    cv: int,
-    seed: int,
-    strategy: Strategy,
-    models: Sequence[str],
-    search_space: Mapping[str, Mapping[str, ParamOverride]] | None,
-    grid: Mapping[str, Mapping[str, Sequence[Any]]] | None,
-    pruner: str,
-    is_time_ordered: bool,
-) -> dict[str, Any]:
-    def plain(value: Any) -> Any:
-        dump = getattr(value, "model_dump", None)
-        if callable(dump):  # automl.config.ParamRange
-            return dump(exclude_none=True)
-        raise TypeError(f"not JSON-serializable: {value!r}")
-
-    args = {
-        "target": target,
-        "task": task,
-        "numeric": list(numeric),
-        "categorical": list(categorical),
-        "metric": metric,
-        "cv": cv,
-        "seed": seed,
-        "strategy": strategy,
-        "models": list(models),
-        "search_space": search_space or {},
-        "grid": grid,
-        "pruner": pruner,
-        "is_time_ordered": is_time_ordered,
-    }
-    loaded: dict[str, Any] = json.loads(json.dumps(args, default=plain))
-    return loaded
-
-
 def tune_distributed(
     frame: pd.DataFrame,
+    config: SearchConfig,
     *,
-    target: str,
-    task: Task,
-    numeric: Sequence[str],
-    categorical: Sequence[str],
-    metric: str,
     n_trials: int,
     storage: str,
     study_name: str,
     study_group: str,
     timeout_s: float | None = None,
-    cv: int = 3,
-    seed: int = 42,
-    strategy: Strategy = "bayesian",
-    models: Sequence[str] = ("xgboost",),
-    search_space: Mapping[str, Mapping[str, ParamOverride]] | None = None,
-    grid: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
-    pruner: str = "median",
-    is_time_ordered: bool = False,
     warm_start_from: str | None = None,
     warm_start_top_k: int = 3,
     attrs: Mapping[str, Any] | None = None,
@@ -314,10 +269,12 @@ def tune_distributed(
     """Own a study that workers share: open it, evaluate trials too, close it, refit the best.
 
     The arguments mean what they mean for :func:`automl.tuning.tune` (``n_jobs`` and
-    ``patience`` do not apply: parallelism comes from the workers). ``attrs`` are added to the
-    study's user attributes before it is marked active, so a worker that finds it can find the
-    rows too. The search ends when ``n_trials`` trials are COMPLETE or PRUNED (or at
-    ``timeout_s``, or when ``should_stop()``), and no trial is running any more.
+    ``patience`` do not apply: parallelism comes from the workers). ``config`` goes to the
+    workers as JSON in the study's ``automl.search`` user attribute (see
+    :meth:`SearchConfig.to_json`). ``attrs`` are added to the study's user attributes before it
+    is marked active, so a worker that finds it can find the rows too. The search ends when
+    ``n_trials`` trials are COMPLETE or PRUNED (or at ``timeout_s``, or when ``should_stop()``),
+    and no trial is running any more.
 
     Returns:
         The result over the trials of every process; ``on_trial`` saw only this process's.
@@ -330,22 +287,9 @@ def tune_distributed(
     from optuna.trial import TrialState
 
     started = time.perf_counter()
-    search_args = _search_args(
-        target=target,
-        task=task,
-        numeric=numeric,
-        categorical=categorical,
-        metric=metric,
-        cv=cv,
-        seed=seed,
-        strategy=strategy,
-        models=models,
-        search_space=search_space,
-        grid=grid,
-        pruner=pruner,
-        is_time_ordered=is_time_ordered,
-    )
-    search = prepare_search(frame, n_trials=n_trials, **search_args)
+    # The owner searches exactly what the workers will read back from the study: the JSON form.
+    shared = config.to_dict()
+    search = prepare_search(frame, SearchConfig.from_dict(shared), n_trials=n_trials)
     rdb = heartbeat_storage(storage, heartbeat_s=heartbeat_s, grace_s=grace_s)
     previous = search.previous_configurations(rdb, warm_start_from, warm_start_top_k)
     _close_active(rdb, study_group)
@@ -354,16 +298,17 @@ def tune_distributed(
     study = search.create_study(
         rdb, study_name, n_trials=n_trials, n_jobs=2, previous=previous, load_if_exists=False
     )
-    queued, n_warm = search.opening_trials(previous, grid)
-    if strategy == "grid":
+    queued, n_warm = search.opening_trials(previous)
+    if config.strategy == "grid":
         n_trials = len(queued)
     for params, trial_attrs in queued:
         study.enqueue_trial(params, user_attrs=trial_attrs, skip_if_exists=True)
-    search_args["n_informed"] = sum(c.family in search.spaces for c in previous)
+    # Workers seed their samplers' start as the owner did: the informed trials count too.
+    n_informed = sum(c.family in search.spaces for c in previous)
     for key, value in {
         **(attrs or {}),
         GROUP_ATTR: study_group,
-        SEARCH_ATTR: json.dumps(search_args),
+        SEARCH_ATTR: json.dumps({**shared, N_INFORMED_KEY: n_informed}),
         BUDGET_ATTR: n_trials,
     }.items():
         study.set_user_attr(key, value)
@@ -393,17 +338,12 @@ def tune_distributed(
         time.sleep(poll_s)
     trials = sorted(_counted(study.get_trials(deepcopy=False)), key=lambda t: t.number)
     results = [search.trial_result(t) for t in trials]
-    with search.quiet_threads():
-        best, model, refit_params = search.refit(results, study_name)
     n_done = sum(r.state in ("COMPLETE", "PRUNED") for r in results)
     return search.result(
         study,
         results,
-        best=best,
-        model=model,
-        refit_params=refit_params,
         stop_reason="timeout" if timed_out[0] and n_done < n_trials else "n_trials",
-        warm_start_from=warm_start_from if n_warm else None,
+        warm_start_from=warm_start_from,
         n_warm=n_warm,
         started=started,
     )
@@ -438,11 +378,9 @@ def work_on_study(
     """
     import optuna
 
-    args = dict(active.search)
-    n_informed = int(args.pop("n_informed", 0))
-    search = prepare_search(frame, n_trials=active.n_trials, **args)
+    search = prepare_search(frame, active.search, n_trials=active.n_trials)
     rdb = heartbeat_storage(active.storage, heartbeat_s=heartbeat_s, grace_s=grace_s)
-    informed = [Configuration(search.models[0], {}, 0.0, -1)] * n_informed
+    informed = [Configuration(search.config.models[0], {}, 0.0, -1)] * active.n_informed
     # Each process samples with its own seed; sharing the owner's would repeat its choices.
     study = search.create_study(
         rdb,

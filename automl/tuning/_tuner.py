@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from automl.errors import TuningError
-from automl.tuning._estimators import Task, build_model
+from automl.tuning._estimators import build_model
 from automl.tuning._metrics import GREATER_IS_BETTER, skill
 from automl.tuning._objective import (
     STEP_OFFSET_PER_FAMILY,
@@ -31,16 +31,16 @@ from automl.tuning._objective import (
     baseline_score,
     evaluate,
 )
+from automl.tuning._search_config import SearchConfig
 from automl.tuning._space import (
     MODEL_FAMILIES,
     FamilySpace,
-    ParamOverride,
     family_space,
     grid_configs,
     grid_space,
 )
 from automl.tuning._storage import open_storage, safe_url
-from automl.tuning._strategies import PRUNERS, Strategy, check_strategy, make_pruner, make_sampler
+from automl.tuning._strategies import make_pruner, make_sampler
 from automl.tuning._warmstart import (
     FINISHED_ATTR,
     GROUP_ATTR,
@@ -50,11 +50,6 @@ from automl.tuning._warmstart import (
 
 log = logging.getLogger(__name__)
 
-#: Metrics that fit each task.
-TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "classification": ("roc_auc", "accuracy", "f1", "log_loss"),
-    "regression": ("rmse", "mae", "r2"),
-}
 #: A trial overfits when its training skill exceeds its validation skill by this much (skill:
 #: share of the way from a trivial model's score to a perfect one).
 OVERFIT_SKILL_GAP = 0.2
@@ -171,73 +166,17 @@ def _suggest(trial: Any, name: str, dist: Any) -> Any:
     return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
-def _check_inputs(
-    frame: pd.DataFrame,
-    *,
-    target: str,
-    task: str,
-    numeric: Sequence[str],
-    categorical: Sequence[str],
-    metric: str,
-    n_trials: int,
-    cv: int,
-    models: Sequence[str],
-    strategy: str,
-    pruner: str,
-    n_jobs: int,
-    patience: int | None,
-    search_space: Mapping[str, object] | None,
-    grid: Mapping[str, object] | None,
-) -> None:
-    if task not in TASK_METRICS:
-        raise TuningError(f"unknown task {task!r}; allowed: classification, regression")
-    if metric not in GREATER_IS_BETTER:
-        raise TuningError(f"unknown metric {metric!r}; allowed: {', '.join(GREATER_IS_BETTER)}")
-    if metric not in TASK_METRICS[task]:
+def _check_rows(frame: pd.DataFrame, config: SearchConfig, *, n_trials: int) -> None:
+    """What :class:`SearchConfig` cannot check alone: its columns against the rows, the budget."""
+    if config.target not in frame.columns:
         raise TuningError(
-            f"metric {metric!r} does not fit task {task!r}; "
-            f"allowed: {', '.join(TASK_METRICS[task])}"
+            f"target column {config.target!r} not in data; columns: {list(frame.columns)}"
         )
-    if target not in frame.columns:
-        raise TuningError(f"target column {target!r} not in data; columns: {list(frame.columns)}")
-    missing = [c for c in [*numeric, *categorical] if c not in frame.columns]
+    missing = [c for c in config.features if c not in frame.columns]
     if missing:
         raise TuningError(f"feature columns {missing} not in data; columns: {list(frame.columns)}")
-    if not [*numeric, *categorical]:
-        raise TuningError("no feature columns: give at least one numeric or categorical column")
-    if target in (*numeric, *categorical):
-        raise TuningError(f"target column {target!r} is also listed as a feature")
     if n_trials < 1:
         raise TuningError(f"n_trials must be >= 1, got {n_trials}")
-    if cv < 2:
-        raise TuningError(f"cv must be >= 2 folds, got {cv}")
-    if n_jobs < 1:
-        raise TuningError(f"n_jobs must be >= 1, got {n_jobs}")
-    if patience is not None and patience < 1:
-        raise TuningError(f"patience must be >= 1 trials (or None), got {patience}")
-    if not models:
-        raise TuningError(
-            f"models must name at least one family; allowed: {', '.join(MODEL_FAMILIES)}"
-        )
-    for family in models:
-        if family not in MODEL_FAMILIES:
-            raise TuningError(
-                f"unknown model family {family!r}; allowed: {', '.join(MODEL_FAMILIES)}"
-            )
-    check_strategy(strategy)
-    if pruner not in PRUNERS:
-        raise TuningError(f"unknown pruner {pruner!r}; allowed: {', '.join(PRUNERS)}")
-    for name, table in (("search_space", search_space), ("grid", grid)):
-        for family in table or {}:
-            if family not in models:
-                raise TuningError(
-                    f"tuning.{name} names family {family!r}, which is not in models "
-                    f"({', '.join(models)})"
-                )
-    if strategy == "grid" and not grid:
-        raise TuningError(
-            "strategy 'grid' needs an explicit grid: tuning.grid: {family: {param: [values]}}"
-        )
 
 
 def _folds(
@@ -376,24 +315,12 @@ def trials_table(results: Sequence[TrialResult]) -> pd.DataFrame:
 
 def tune(
     frame: pd.DataFrame,
+    config: SearchConfig,
     *,
-    target: str,
-    task: Task,
-    numeric: Sequence[str],
-    categorical: Sequence[str],
-    metric: str,
     n_trials: int,
     timeout_s: float | None = None,
-    cv: int = 3,
-    seed: int = 42,
-    strategy: Strategy = "bayesian",
-    models: Sequence[str] = ("xgboost",),
-    search_space: Mapping[str, Mapping[str, ParamOverride]] | None = None,
-    grid: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
     n_jobs: int = 1,
     patience: int | None = None,
-    pruner: str = "median",
-    is_time_ordered: bool = False,
     storage: str | None = None,
     study_name: str = "automl",
     study_group: str | None = None,
@@ -406,34 +333,19 @@ def tune(
     Each family's library defaults run as an early trial, so the tuned model is never worse
     than the untuned one on CV. Folds are stratified for classification, shuffled k-fold for
     regression, and forward-chaining (train on the past, validate on the next block) when
-    ``is_time_ordered``. Failed configurations are recorded as failed trials; the search goes on.
+    ``config.is_time_ordered``. Failed configurations are recorded as failed trials; the search
+    goes on.
 
     Args:
-        frame: Tuning rows (features and target), in time order when ``is_time_ordered``.
-        target: Label column.
-        task: ``classification`` (binary or multiclass) or ``regression``.
-        numeric: Numeric feature columns.
-        categorical: Categorical feature columns.
-        metric: Primary metric that fits the task (see :data:`TASK_METRICS`).
-        n_trials: Trial budget (>= 1), warm-start and defaults trials included. ``grid`` runs
-            every grid point whatever this says.
+        frame: Tuning rows (features and target), in time order when
+            ``config.is_time_ordered``.
+        config: What is searched: columns, task, metric, folds, seed, strategy, families and
+            their spaces (see :class:`SearchConfig`).
+        n_trials: Trial budget (>= 1), warm-start and defaults trials included. Strategy
+            ``grid`` runs every grid point whatever this says.
         timeout_s: Wall-time budget; the running trials finish.
-        cv: Number of folds (>= 2).
-        seed: Seeds the sampler, the folds and the models: with ``n_jobs=1`` a search is
-            reproducible.
-        strategy: ``bayesian`` (multivariate TPE, default), ``gp`` (Gaussian process; needs the
-            ``gp`` extra), ``random``, ``grid`` (exhaustive over ``grid``), ``genetic``
-            (NSGA-II) or ``cmaes``.
-        models: Families to search (see :data:`automl.tuning.MODEL_FAMILIES`); several make one
-            conditional space with the family as its first choice.
-        search_space: Per family, per hyperparameter, a narrower range or a fixed value (see
-            :func:`automl.tuning.family_space`).
-        grid: Per family, per hyperparameter, the values to try (strategy ``grid``).
-        n_jobs: Trials run in parallel threads (not reproducible when > 1).
-        patience: Stop after this many trials in a row without a better score.
-        pruner: ``median`` stops trials whose first-fold learning curve (boosting rounds,
-            epochs; folds for the other families) trails the median; ``none``.
-        is_time_ordered: Rows are in time order: validate only on rows after the training rows.
+        n_jobs: Trials run in parallel threads (>= 1; not reproducible when > 1).
+        patience: Stop after this many trials in a row (>= 1) without a better score.
         storage: Optuna storage URL (None keeps the study in memory).
         study_name: Name of the study in ``storage``.
         study_group: Group (pipeline) recorded on the study, so a later search finds it with
@@ -447,37 +359,25 @@ def tune(
         The best configuration, its scores, the trials table and the refit model.
 
     Raises:
-        TuningError: Bad arguments (unknown family, strategy, metric or column), too few rows
-            for ``cv`` folds, a missing optional dependency, or no trial completed.
+        TuningError: Bad budget options, columns of ``config`` missing from ``frame``, too few
+            rows for ``config.cv`` folds, a missing optional dependency, or no trial completed.
 
     Example:
         >>> from sklearn.datasets import load_diabetes
         >>> data = load_diabetes(as_frame=True).frame
-        >>> result = tune(data, target="target", task="regression", numeric=list(data.columns[:-1]),
-        ...               categorical=[], metric="rmse", n_trials=3, models=["linear"], seed=0)
+        >>> config = SearchConfig(target="target", task="regression", metric="rmse",
+        ...                       numeric=list(data.columns[:-1]), categorical=[],
+        ...                       models=["linear"], seed=0)
+        >>> result = tune(data, config, n_trials=3)
         >>> result.model_family, result.n_trials, result.best_score <= result.default_score
         ('linear', 3, True)
     """
+    if n_jobs < 1:
+        raise TuningError(f"n_jobs must be >= 1, got {n_jobs}")
+    if patience is not None and patience < 1:
+        raise TuningError(f"patience must be >= 1 trials (or None), got {patience}")
     started = time.perf_counter()
-    search = prepare_search(
-        frame,
-        target=target,
-        task=task,
-        numeric=numeric,
-        categorical=categorical,
-        metric=metric,
-        n_trials=n_trials,
-        cv=cv,
-        seed=seed,
-        strategy=strategy,
-        models=models,
-        search_space=search_space,
-        grid=grid,
-        n_jobs=n_jobs,
-        patience=patience,
-        pruner=pruner,
-        is_time_ordered=is_time_ordered,
-    )
+    search = prepare_search(frame, config, n_trials=n_trials)
     if warm_start_from is not None and storage is None:
         raise TuningError("warm_start_from needs the storage that holds the previous study")
     previous = search.previous_configurations(storage, warm_start_from, warm_start_top_k)
@@ -486,8 +386,8 @@ def tune(
     )
     if study_group is not None:
         study.set_user_attr(GROUP_ATTR, study_group)
-    queued, n_warm = search.opening_trials(previous, grid)
-    if strategy == "grid":
+    queued, n_warm = search.opening_trials(previous)
+    if config.strategy == "grid":
         n_trials = len(queued)
     for params, attrs in queued:
         study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
@@ -529,68 +429,31 @@ def tune(
             catch=(Exception,),
             gc_after_trial=False,
         )
-        best, model, refit_params = search.refit(results, study_name)
     if stop_reason[0] != "patience":
-        if strategy == "grid" and len(results) >= n_trials:
+        if config.strategy == "grid" and len(results) >= n_trials:
             stop_reason[0] = "grid_exhausted"
         elif len(results) < n_trials:
             stop_reason[0] = "timeout"
     return search.result(
         study,
         results,
-        best=best,
-        model=model,
-        refit_params=refit_params,
         stop_reason=stop_reason[0],
-        warm_start_from=warm_start_from if n_warm else None,
+        warm_start_from=warm_start_from,
         n_warm=n_warm,
         started=started,
     )
 
 
-def prepare_search(
-    frame: pd.DataFrame,
-    *,
-    target: str,
-    task: Task,
-    numeric: Sequence[str],
-    categorical: Sequence[str],
-    metric: str,
-    n_trials: int,
-    cv: int = 3,
-    seed: int = 42,
-    strategy: Strategy = "bayesian",
-    models: Sequence[str] = ("xgboost",),
-    search_space: Mapping[str, Mapping[str, ParamOverride]] | None = None,
-    grid: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
-    n_jobs: int = 1,
-    patience: int | None = None,
-    pruner: str = "median",
-    is_time_ordered: bool = False,
-) -> Search:
-    """Check the arguments of a search and fix what every trial shares (see :func:`tune`).
+def prepare_search(frame: pd.DataFrame, config: SearchConfig, *, n_trials: int) -> Search:
+    """Check ``config`` against the rows and fix what every trial shares (see :func:`tune`).
 
     Raises:
-        TuningError: Bad arguments or too few rows for the folds.
+        TuningError: Columns missing from ``frame``, ``n_trials`` < 1, a bad target or too few
+            rows for the folds.
     """
-    models = tuple(dict.fromkeys(models))
-    _check_inputs(
-        frame,
-        target=target,
-        task=task,
-        numeric=numeric,
-        categorical=categorical,
-        metric=metric,
-        n_trials=n_trials,
-        cv=cv,
-        models=models,
-        strategy=strategy,
-        pruner=pruner,
-        n_jobs=n_jobs,
-        patience=patience,
-        search_space=search_space,
-        grid=grid,
-    )
+    _check_rows(frame, config, n_trials=n_trials)
+    target, task, cv, seed = config.target, config.task, config.cv, config.seed
+    numeric, categorical = tuple(config.numeric), tuple(config.categorical)
     X = frame[[*numeric, *categorical]]  # noqa: N806
     y_raw = frame[target]
     if y_raw.isna().any():
@@ -606,18 +469,20 @@ def prepare_search(
         if not pd.api.types.is_numeric_dtype(y_raw):
             raise TuningError(f"regression target {target!r} is not numeric ({y_raw.dtype})")
         y, encode_labels = np.asarray(y_raw, dtype=float), False
-    folds = _folds(y, task=task, cv=cv, seed=seed, is_time_ordered=is_time_ordered, target=target)
+    folds = _folds(
+        y, task=task, cv=cv, seed=seed, is_time_ordered=config.is_time_ordered, target=target
+    )
     setup = CVSetup(
         X=X,
         y=y,
         task=task,
         n_classes=n_classes,
-        metric=metric,
+        metric=config.metric,
         folds=folds,
-        numeric=tuple(numeric),
-        categorical=tuple(categorical),
+        numeric=numeric,
+        categorical=categorical,
         seed=seed,
-        is_time_ordered=is_time_ordered,
+        is_time_ordered=config.is_time_ordered,
     )
     n_features = _n_features(frame, numeric, categorical)
     spaces = {
@@ -626,26 +491,19 @@ def prepare_search(
             task=task,
             n_rows=len(frame),
             n_features=n_features,
-            overrides=(search_space or {}).get(family),
+            overrides=config.search_space.get(family),
         )
-        for family in models
+        for family in config.models
     }
-    if strategy == "grid":
-        for family, family_grid in (grid or {}).items():
+    if config.strategy == "grid":
+        for family, family_grid in (config.grid or {}).items():
             spaces[family] = grid_space(spaces[family], family_grid)
     return Search(
         X=X,
         y_raw=y_raw,
+        config=config,
         setup=setup,
         spaces=spaces,
-        models=models,
-        metric=metric,
-        task=task,
-        numeric=tuple(numeric),
-        categorical=tuple(categorical),
-        seed=seed,
-        strategy=strategy,
-        pruner=pruner,
         encode_labels=encode_labels,
         baseline=baseline_score(setup),
     )
@@ -661,26 +519,19 @@ class Search:
 
     X: pd.DataFrame
     y_raw: pd.Series
+    config: SearchConfig
     setup: CVSetup
     spaces: dict[str, FamilySpace]
-    models: tuple[str, ...]
-    metric: str
-    task: Task
-    numeric: tuple[str, ...]
-    categorical: tuple[str, ...]
-    seed: int
-    strategy: Strategy
-    pruner: str
     encode_labels: bool
     baseline: float
 
     @property
     def is_conditional(self) -> bool:
-        return len(self.models) > 1
+        return len(self.config.models) > 1
 
     @property
     def greater(self) -> bool:
-        return GREATER_IS_BETTER[self.metric]
+        return GREATER_IS_BETTER[self.config.metric]
 
     def previous_configurations(
         self, storage: Any, warm_start_from: str | None, top_k: int
@@ -711,8 +562,8 @@ class Search:
             with warnings.catch_warnings():  # TPE's `group` is flagged experimental
                 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
                 sampler = make_sampler(
-                    self.strategy,
-                    seed=self.seed if seed is None else seed,
+                    self.config.strategy,
+                    seed=self.config.seed if seed is None else seed,
                     n_trials=n_trials,
                     n_jobs=n_jobs,
                     is_conditional=self.is_conditional,
@@ -723,7 +574,7 @@ class Search:
                 storage=open_storage(storage),
                 direction="maximize" if self.greater else "minimize",
                 sampler=sampler,
-                pruner=make_pruner(self.pruner, n_trials=n_trials),
+                pruner=make_pruner(self.config.pruner, n_trials=n_trials),
                 load_if_exists=load_if_exists,
             )
         except TuningError:
@@ -735,9 +586,7 @@ class Search:
             ) from exc
 
     def opening_trials(
-        self,
-        previous: Sequence[Configuration],
-        grid: Mapping[str, Mapping[str, Sequence[Any]]] | None,
+        self, previous: Sequence[Configuration]
     ) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], int]:
         """The trials to enqueue first (warm start, defaults, grid) and how many warm ones."""
         spaces, is_conditional = self.spaces, self.is_conditional
@@ -766,8 +615,8 @@ class Search:
                 for p, attrs in queued:
                     if tuple(sorted(p.items())) == defaults_key:
                         attrs["is_defaults"] = True
-        if self.strategy == "grid":
-            for family, family_grid in (grid or {}).items():
+        if self.config.strategy == "grid":
+            for family, family_grid in (self.config.grid or {}).items():
                 for point in grid_configs(spaces[family], family_grid):
                     queue(family, point, {"is_grid": True})
         return queued, n_warm
@@ -776,7 +625,7 @@ class Search:
         """Evaluate one trial's configuration by CV (Optuna objective)."""
         import optuna
 
-        models, is_conditional, greater = self.models, self.is_conditional, self.greater
+        models, is_conditional, greater = self.config.models, self.is_conditional, self.greater
         family = str(trial.suggest_categorical("model", models)) if is_conditional else models[0]
         space = self.spaces[family]
         params = {
@@ -803,7 +652,7 @@ class Search:
                 family,
                 params,
                 is_tuned=not is_defaults,
-                report_curve=None if self.pruner == "none" else report,
+                report_curve=None if self.config.pruner == "none" else report,
             )
         except TrialPrunedError as exc:
             trial.set_user_attr("fit_time_s", time.perf_counter() - t0)
@@ -829,10 +678,10 @@ class Search:
 
     def trial_result(self, trial: Any) -> TrialResult:
         """A finished Optuna trial (``FrozenTrial``) as a :class:`TrialResult`."""
-        metric, greater, baseline = self.metric, self.greater, self.baseline
+        metric, greater, baseline = self.config.metric, self.greater, self.baseline
         state = trial.state.name
         complete = state == "COMPLETE"
-        family = str(trial.user_attrs.get("model_family", self.models[0]))
+        family = str(trial.user_attrs.get("model_family", self.config.models[0]))
         attrs = trial.user_attrs
         cv_mean = float(trial.value) if complete and trial.value is not None else float("nan")
         train_mean = float(attrs.get("train_mean", float("nan")))
@@ -905,11 +754,11 @@ class Search:
             refit_params["n_estimators"] = int(best.fitted_rounds)
             is_tuned = False
         model = build_model(
-            task=self.task,
-            numeric=self.numeric,
-            categorical=self.categorical,
+            task=self.config.task,
+            numeric=self.config.numeric,
+            categorical=self.config.categorical,
             params=refit_params,
-            seed=self.seed,
+            seed=self.config.seed,
             encode_labels=self.encode_labels,
             family=best.model_family,
             is_tuned=is_tuned,
@@ -921,15 +770,17 @@ class Search:
         study: Any,
         results: Sequence[TrialResult],
         *,
-        best: TrialResult,
-        model: Any,
-        refit_params: dict[str, Any],
         stop_reason: str,
         warm_start_from: str | None,
         n_warm: int,
         started: float,
     ) -> TuningResult:
-        """Mark the study finished and assemble the :class:`TuningResult`."""
+        """Refit the best trial, mark the study finished and assemble the :class:`TuningResult`.
+
+        ``warm_start_from`` is recorded only if ``n_warm`` of its configurations were queued.
+        """
+        with self.quiet_threads():
+            best, model, refit_params = self.refit(results, study.study_name)
         complete = [r for r in results if r.state == "COMPLETE"]
         greater = self.greater
         default_scores = {r.model_family: r.cv_mean for r in complete if r.is_defaults}
@@ -941,12 +792,12 @@ class Search:
             best.model_family,
             self.spaces[best.model_family],
             is_conditional=self.is_conditional,
-            seed=self.seed,
+            seed=self.config.seed,
         )
         study.set_user_attr(FINISHED_ATTR, datetime.now(UTC).isoformat())
         return TuningResult(
             model_family=best.model_family,
-            metric=self.metric,
+            metric=self.config.metric,
             greater_is_better=greater,
             best_params=best.params,
             best_score=best.cv_mean,
@@ -956,14 +807,14 @@ class Search:
             trials=trials_table(results),
             model=model,
             study_name=study.study_name,
-            strategy=self.strategy,
+            strategy=self.config.strategy,
             refit_params=refit_params,
             default_scores=default_scores,
             family_defaults={f: s.default_config for f, s in self.spaces.items()},
             param_importances=importances,
             baseline_score=self.baseline,
             stop_reason=stop_reason,
-            warm_start_from=warm_start_from,
+            warm_start_from=warm_start_from if n_warm else None,
             n_warm_start=n_warm,
             n_pruned=sum(r.state == "PRUNED" for r in results),
             elapsed_s=time.perf_counter() - started,

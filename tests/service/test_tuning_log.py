@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 from automl.service import log_tuning_result, trial_logger
 from automl.tracking import MlflowTracker
 from automl.tuning import tune
-from tests.conftest import CATEGORICAL, NUMERIC
+from tests.conftest import churn_search
 
 Churn = Callable[..., pd.DataFrame]
 
@@ -18,18 +18,9 @@ def test_every_trial_is_a_nested_run_with_its_metrics(churn: Churn, tmp_path: Pa
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = MlflowTracker(uri, "t", artifact_location=(tmp_path / "art").as_uri())
     parent = tracker.start_run("search")
+    config = churn_search(cv=2, seed=1, models=["xgboost", "linear"])
     result = tune(
-        churn(300, seed=1),
-        target="churned",
-        task="classification",
-        numeric=NUMERIC,
-        categorical=CATEGORICAL,
-        metric="roc_auc",
-        n_trials=3,
-        cv=2,
-        seed=1,
-        models=["xgboost", "linear"],
-        on_trial=trial_logger(tracker, parent, "roc_auc"),
+        churn(300, seed=1), config, n_trials=3, on_trial=trial_logger(tracker, parent, "roc_auc")
     )
     log_tuning_result(tracker, parent, result)
     tracker.end_run(parent)

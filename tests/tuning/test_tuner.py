@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from automl.tuning import (
     MODEL_FAMILIES,
     XGBOOST_DEFAULTS,
     LabelEncodedClassifier,
+    SearchConfig,
     TrialResult,
     TuningResult,
     family_space,
@@ -24,25 +26,18 @@ from automl.tuning import (
     xgboost_space,
 )
 from automl.tuning._tuner import _folds
-from tests.conftest import CATEGORICAL, NUMERIC
+from tests.conftest import churn_search
 
 Churn = Callable[..., pd.DataFrame]
 HAS_TORCH = importlib.util.find_spec("torch") is not None
+SEARCH_FIELDS = {f.name for f in dataclasses.fields(SearchConfig)}
 
 
 def _tune(frame: pd.DataFrame, **kw: Any) -> TuningResult:
-    args: dict[str, Any] = {
-        "target": "churned",
-        "task": "classification",
-        "numeric": NUMERIC,
-        "categorical": CATEGORICAL,
-        "metric": "roc_auc",
-        "n_trials": 4,
-        "cv": 2,
-        "seed": 3,
-    }
-    args.update(kw)
-    return tune(frame, **args)
+    """Tune with small defaults; ``kw`` mixes :class:`SearchConfig` fields and run options."""
+    args: dict[str, Any] = {"n_trials": 4, "cv": 2, "seed": 3, **kw}
+    config = churn_search(**{k: v for k, v in args.items() if k in SEARCH_FIELDS})
+    return tune(frame, config, **{k: v for k, v in args.items() if k not in SEARCH_FIELDS})
 
 
 def _regression_args(frame: pd.DataFrame) -> dict[str, Any]:

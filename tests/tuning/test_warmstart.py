@@ -6,25 +6,14 @@ from typing import Any
 
 import pandas as pd
 
-from automl.tuning import TrialResult, latest_study, tune
-from tests.conftest import CATEGORICAL, NUMERIC
+from automl.tuning import SearchConfig, TrialResult, latest_study, tune
+from tests.conftest import churn_search
 
 Churn = Callable[..., pd.DataFrame]
 
 
-def _args(storage: str, **kw: Any) -> dict[str, Any]:
-    return {
-        "target": "churned",
-        "task": "classification",
-        "numeric": NUMERIC,
-        "categorical": CATEGORICAL,
-        "metric": "roc_auc",
-        "cv": 2,
-        "seed": 5,
-        "storage": storage,
-        "pruner": "none",
-        **kw,
-    }
+def _config(**kw: Any) -> SearchConfig:
+    return churn_search(cv=2, seed=5, pruner="none", **kw)
 
 
 def test_warm_start_reruns_the_previous_best_configurations_first(
@@ -33,7 +22,11 @@ def test_warm_start_reruns_the_previous_best_configurations_first(
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     before = tune(
         churn(300, seed=1),
-        **_args(storage, n_trials=6, study_name="churn-1", study_group="churn"),
+        _config(),
+        n_trials=6,
+        storage=storage,
+        study_name="churn-1",
+        study_group="churn",
     )
     assert latest_study(storage, group="churn") == "churn-1"
     assert latest_study(storage, group="churn", exclude="churn-1") is None
@@ -50,15 +43,14 @@ def test_warm_start_reruns_the_previous_best_configurations_first(
     seen: list[TrialResult] = []
     after = tune(
         drifted,
-        **_args(
-            storage,
-            n_trials=5,
-            study_name="churn-2",
-            study_group="churn",
-            warm_start_from="churn-1",
-            warm_start_top_k=2,
-            on_trial=seen.append,
-        ),
+        _config(),
+        n_trials=5,
+        storage=storage,
+        study_name="churn-2",
+        study_group="churn",
+        warm_start_from="churn-1",
+        warm_start_top_k=2,
+        on_trial=seen.append,
     )
     assert [t.params for t in seen[:2]] == top
     assert all(t.is_warm_start for t in seen[:2]) and not seen[2].is_warm_start
@@ -75,18 +67,20 @@ def test_warm_start_skips_families_no_longer_searched(churn: Churn, tmp_path: Pa
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     tune(
         churn(200, seed=1),
-        **_args(storage, n_trials=3, models=["linear"], study_name="a", study_group="g"),
+        _config(models=["linear"]),
+        n_trials=3,
+        storage=storage,
+        study_name="a",
+        study_group="g",
     )
     seen: list[TrialResult] = []
     result = tune(
         churn(200, seed=2),
-        **_args(
-            storage,
-            n_trials=2,
-            models=["xgboost"],
-            study_name="b",
-            warm_start_from="a",
-            on_trial=seen.append,
-        ),
+        _config(models=["xgboost"]),
+        n_trials=2,
+        storage=storage,
+        study_name="b",
+        warm_start_from="a",
+        on_trial=seen.append,
     )
     assert result.n_warm_start == 0 and seen[0].is_defaults
