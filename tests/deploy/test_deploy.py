@@ -50,6 +50,9 @@ def test_compose_topology_and_secrets_from_environment() -> None:
     assert services["worker"]["command"][0] == "worker"
     assert services["worker"]["deploy"]["replicas"] >= 1  # scaled with --scale worker=N
     assert "mc mb" in " ".join(services["minio-bucket"]["command"])
+    # Room for the workers' connections (docs/scaling.md, "Sizing"): above PostgreSQL's 100.
+    (setting,) = [c for c in services["postgres"]["command"] if "max_connections" in c]
+    assert int(re.search(r"(\d+)\}?$", setting).group(1)) >= 200  # type: ignore[union-attr]
     text = (DEPLOY / "docker-compose.yml").read_text(encoding="utf-8")
     for var in ("POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"):
         assert f"${{{var}:?" in text  # required from the environment
