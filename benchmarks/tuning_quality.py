@@ -11,7 +11,10 @@ Part 2, warm start after drift. A study tunes on a pre-drift table; the table th
 (synthetic shift of features and of the label's dependence on them). A cold study and a warm
 study (the previous study's 3 best configurations re-evaluated first) tune on the drifted data
 with the same budget and seed. Reported: trials the warm study needs to reach the cold study's
-best CV score, against the trials the cold study needed to find it.
+best CV score, against the trials the cold study needed to find it (the goal: at most half the
+budget), and apart, clearly not the goal, the trials it needs to come within one standard error
+of that score (the cold best's fold standard deviation over the square root of the folds).
+``--seeds N`` runs seeds 0..N-1 (default 3) for both parts.
 
 Run: ``.venv/bin/python benchmarks/tuning_quality.py [--quick]`` (about 9 minutes on 2 cores;
 ``--quick`` is a smoke run). Results print as Markdown and go to
@@ -186,11 +189,18 @@ def _warm_job(kind: str, seed: int, n_trials: int) -> dict[str, Any]:
                 return i + 1
         return None
 
+    # The standard error of the cold best's CV mean (fold std / sqrt(folds)): scores closer than
+    # this to it are within CV noise of it. Reported apart; the strict figure stays the goal.
+    noise = cold.best_score_std / np.sqrt(config.cv)
     return {
         "kind": kind,
         "seed": seed,
         "metric": metric,
         "cold_best": cold.best_score,
+        "cold_best_se": noise,
+        "warm_trials_to_cold_best_within_se": first_reaching(
+            warm, cold.best_score - noise if greater else cold.best_score + noise
+        ),
         "warm_best": warm.best_score,
         "cold_trials_to_best": first_reaching(cold, cold.best_score),
         "warm_trials_to_cold_best": first_reaching(warm, cold.best_score),
@@ -200,6 +210,18 @@ def _warm_job(kind: str, seed: int, n_trials: int) -> dict[str, Any]:
         ),
         "cold_defaults": cold.default_score,
         "n_trials": n_trials,
+        # Per-trial CV means in trial order (NaN unless complete), for the figures below and
+        # for a later look at how each study progressed.
+        "cold_curve": [float(v) for v in cold.trials.sort_values("number")["cv_mean"]],
+        "warm_curve": [float(v) for v in warm.trials.sort_values("number")["cv_mean"]],
+        "warm_opening": [
+            "warm" if w else ("defaults" if d else "")
+            for w, d in zip(
+                warm.trials.sort_values("number")["is_warm_start"],
+                warm.trials.sort_values("number")["is_defaults"],
+                strict=True,
+            )
+        ],
     }
 
 
@@ -239,15 +261,18 @@ def _print_warm(warm: pd.DataFrame, warm_trials: int) -> None:
     print(f"## Warm vs cold re-tune after drift ({warm_trials} trials each)\n")
     print(
         "| data | seed | cold best | warm best "
-        "| cold: trials to its best | warm: trials to cold best |"
+        "| cold: trials to its best | warm: trials to cold best "
+        "| warm: trials to within 1 SE of cold best |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for r in warm.itertuples():
         reach = r.warm_trials_to_cold_best
         shown = "not reached" if pd.isna(reach) else int(reach)
+        noisy = r.warm_trials_to_cold_best_within_se
+        near = "not reached" if pd.isna(noisy) else int(noisy)
         print(
             f"| {r.kind} ({r.metric}) | {r.seed} | {r.cold_best:.4f} | {r.warm_best:.4f} | "
-            f"{r.cold_trials_to_best} | {shown} |"
+            f"{r.cold_trials_to_best} | {shown} | {near} |"
         )
     reached = warm["warm_trials_to_cold_best"].dropna()
     within = int((reached <= warm_trials / 2).sum())
@@ -260,6 +285,12 @@ def _print_warm(warm: pd.DataFrame, warm_trials: int) -> None:
         f"warm ended better than or equal to cold in "
         f"{int((warm['warm_better_or_equal']).sum())}/{len(warm)} runs"
     )
+    noisy = warm["warm_trials_to_cold_best_within_se"].dropna()
+    print(
+        f"\nwithin CV noise (a score within one standard error of the cold best's CV mean; "
+        f"not the goal): warm reached it in {len(noisy)}/{len(warm)} runs, within half the "
+        f"budget in {int((noisy <= warm_trials / 2).sum())}/{len(warm)}"
+    )
 
 
 def main() -> None:
@@ -269,9 +300,16 @@ def main() -> None:
     parser.add_argument(
         "--part", choices=("all", "strategies", "warm"), default="all", help="what to run"
     )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="seeds 0..N-1 (default 3; 1 with --quick)",
+    )
     args = parser.parse_args()
     datasets = ("breast_cancer", "wine", "diabetes", "friedman1")
-    seeds = (0,) if args.quick else (0, 1, 2)
+    n_seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
+    seeds = tuple(range(n_seeds))
     n_trials = 6 if args.quick else 20
     warm_trials = 6 if args.quick else 20
     started = time.perf_counter()

@@ -101,7 +101,7 @@ class ActiveStudy:
         search: What the study searches, as the owner described it.
         attrs: The owner's other user attributes (e.g. its MLflow run, where the rows are).
         n_informed: Warm-start trials that opened the study (they shorten the sampler's random
-            start in every process alike).
+            start and make the first sampled trials local ones, in every process alike).
     """
 
     study_name: str

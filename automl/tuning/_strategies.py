@@ -61,7 +61,11 @@ def make_sampler(
             sampling.
         n_informed: Warm-start trials opening the study (with the defaults after them). They
             are informed guesses, not random ones, so the random start of model-based
-            samplers ends right after them instead of adding more random trials.
+            samplers ends right after them instead of adding more random trials, and the
+            first :func:`~automl.tuning._local_search.n_local_trials` sampled trials of
+            ``bayesian``, ``gp`` and ``cmaes`` perturb the best trial so far (see
+            :class:`~automl.tuning._local_search.LocalSearchSampler`) before the model-based
+            sampler takes over.
 
     Returns:
         An ``optuna.samplers.BaseSampler``. ``grid`` returns a random sampler: the grid's
@@ -74,12 +78,30 @@ def make_sampler(
         >>> make_sampler("bayesian", seed=1, n_trials=30).__class__.__name__
         'TPESampler'
     """
-    import optuna
-
     check_strategy(strategy)
     startup = n_startup_trials(n_trials)
     if n_informed > 0:
         startup = min(startup, n_informed + 1)
+    sampler = _model_sampler(
+        strategy,
+        seed=seed,
+        startup=startup,
+        n_jobs=n_jobs,
+        is_conditional=is_conditional,
+        n_trials=n_trials,
+    )
+    if n_informed > 0 and strategy in ("bayesian", "gp", "cmaes"):
+        from automl.tuning._local_search import LocalSearchSampler, n_local_trials
+
+        return LocalSearchSampler(sampler, n_local=n_local_trials(n_trials), seed=seed)
+    return sampler
+
+
+def _model_sampler(
+    strategy: str, *, seed: int, startup: int, n_jobs: int, is_conditional: bool, n_trials: int
+) -> Any:
+    import optuna
+
     if strategy == "bayesian":
         return optuna.samplers.TPESampler(
             seed=seed,

@@ -2,7 +2,8 @@
 
 The order of the first trials is fixed: the previous study's best configurations (warm start),
 then every family's library defaults, then (``grid``) every grid point; the sampler takes over
-after that. The best configuration is refit on every tuning row.
+after that (in a warm study, first with a few local trials around the best trial so far: see
+:mod:`automl.tuning._local_search`). The best configuration is refit on every tuning row.
 """
 
 from __future__ import annotations
@@ -351,7 +352,9 @@ def tune(
         study_group: Group (pipeline) recorded on the study, so a later search finds it with
             :func:`automl.tuning.latest_study`.
         warm_start_from: A previous study in ``storage`` whose best configurations are
-            re-evaluated first, on this data (their old scores are not reused).
+            re-evaluated first, on this data (their old scores are not reused). With a
+            model-based strategy the next few trials (a sixth of the budget, at most 3)
+            perturb the best trial so far in a small box before the sampler models the study.
         warm_start_top_k: How many of them.
         on_trial: Called after every trial (e.g. to log it to MLflow).
 
