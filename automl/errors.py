@@ -9,7 +9,8 @@ capability, so callers can catch as broadly or narrowly as they need::
     ├── DriftCheckError        drift could not be computed for a batch
     ├── TuningError            hyperparameter search failed or produced no usable trial
     ├── TrackingError          MLflow tracking or the model registry failed
-    └── SchedulerError         the service could not schedule or run its jobs
+    ├── SchedulerError         the service could not schedule or run its jobs
+    └── StateError             the workspace state database cannot be used by this automl
 
 Messages say what failed, show the offending value and say what to do. Adapters translate
 third-party exceptions with ``raise XError(...) from exc`` so the cause stays attached.
@@ -24,6 +25,7 @@ __all__ = [
     "DataValidationError",
     "DriftCheckError",
     "SchedulerError",
+    "StateError",
     "TrackingError",
     "TuningError",
 ]
@@ -65,3 +67,7 @@ class TrackingError(AutomlError):
 
 class SchedulerError(AutomlError):
     """The service could not schedule or run its jobs."""
+
+
+class StateError(AutomlError):
+    """The workspace state database cannot be used, e.g. a newer automl has upgraded it."""

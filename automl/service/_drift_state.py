@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from automl.data import get_engine, utcnow
+from automl.data import utcnow
 from automl.drift import DriftState
-
-_meta = sa.MetaData()
-drift_state_table = sa.Table(
-    "automl_drift_state",
-    _meta,
-    sa.Column("pipeline", sa.String(64), primary_key=True),
-    sa.Column("state_json", sa.Text, nullable=False),
-    sa.Column("updated_at", sa.String(40), nullable=False),
-)
+from automl.state import drift_state_table, open_state
 
 
 class DriftStateStore:
@@ -33,8 +25,7 @@ class DriftStateStore:
     """
 
     def __init__(self, url: str) -> None:
-        self._engine = get_engine(url)
-        _meta.create_all(self._engine)
+        self._engine = open_state(url)
 
     def load(self, pipeline: str) -> DriftState:
         """The stored state, or a fresh one when the pipeline has none yet."""

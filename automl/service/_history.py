@@ -8,21 +8,9 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from automl.data import get_engine
+from automl.state import cycles_table, open_state
 
 CycleStatus = Literal["no_data", "no_drift", "retuned", "failed", "interrupted", "skipped"]
-
-_meta = sa.MetaData()
-cycles_table = sa.Table(
-    "automl_cycles",
-    _meta,
-    sa.Column("cycle_id", sa.String(64), primary_key=True),
-    sa.Column("pipeline", sa.String(64), nullable=False, index=True),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("started_at", sa.String(40), nullable=False),
-    sa.Column("finished_at", sa.String(40), nullable=False),
-    sa.Column("result_json", sa.Text, nullable=False),
-)
 
 
 @dataclass(frozen=True)
@@ -102,8 +90,7 @@ class CycleHistory:
     """
 
     def __init__(self, url: str) -> None:
-        self._engine = get_engine(url)
-        _meta.create_all(self._engine)
+        self._engine = open_state(url)
 
     def record(self, result: CycleResult) -> None:
         """Store a finished cycle."""
