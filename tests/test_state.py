@@ -96,10 +96,11 @@ def _assert_v0_rows_read_back(url: str) -> None:
 
     log = PromotionLog(url)
     keys = set(LogEntry.__dataclass_fields__) - {"id", "created_at"}
-    assert log.entries("churn") == [
-        LogEntry(id=i, created_at=STAMP, **{k: row.get(k) for k in keys})
+    expected: list[dict[str, Any]] = [
+        {"id": i, "created_at": STAMP, **{k: row.get(k) for k in keys}}
         for i, row in enumerate(PROMOTIONS, start=1)
     ]
+    assert log.entries("churn") == [LogEntry(**fields) for fields in expected]
     assert [e.id for e in log.open_intents("churn")] == [3]
 
 

@@ -5,7 +5,7 @@ The file stands for every workspace created before ``automl/state.py`` existed (
 script in a checkout of commit 75b031c (the last commit before the state module)::
 
     git worktree add /tmp/automl-v0 75b031c
-    cd /tmp/automl-v0 && python /path/to/tests/data/make_workspace_v0.py /path/to/tests/data
+    cd /tmp/automl-v0 && PYTHONPATH=. python /path/to/tests/data/make_workspace_v0.py /path/to/tests/data
 
 It writes ``workspace_v0.db`` (SQLite, with the rows below) and ``workspace_v0_postgresql.sql``
 (the DDL that code emits for PostgreSQL, which the PostgreSQL upgrade test replays).
@@ -49,7 +49,7 @@ BATCHES: list[dict[str, Any]] = [
     },
 ]
 #: Batch ids marked checked by a cycle.
-CHECKED = {"ids": [1], "cycle_id": "cycle-1"}
+CHECKED: dict[str, Any] = {"ids": [1], "cycle_id": "cycle-1"}
 #: The churn pipeline's schema, as ``Schema`` fields.
 SCHEMA: dict[str, Any] = {
     "target": "churned",
@@ -166,7 +166,7 @@ def postgresql_ddl() -> str:
         lambda sql, *_, **__: statements.append(str(sql.compile(dialect=engine.dialect)).strip()),
     )
     for module in (ledger_module, history_module, drift_state_module, audit_module):
-        module._meta.create_all(engine, checkfirst=False)  # type: ignore[attr-defined]
+        module._meta.create_all(engine, checkfirst=False)
     return "".join(f"{s};\n" for s in statements)
 
 
