@@ -5,7 +5,8 @@ The file stands for every workspace created before ``automl/state.py`` existed (
 script in a checkout of commit 75b031c (the last commit before the state module)::
 
     git worktree add /tmp/automl-v0 75b031c
-    cd /tmp/automl-v0 && PYTHONPATH=. python /path/to/tests/data/make_workspace_v0.py /path/to/tests/data
+    cd /tmp/automl-v0
+    PYTHONPATH=. python $REPO/tests/data/make_workspace_v0.py $REPO/tests/data
 
 It writes ``workspace_v0.db`` (SQLite, with the rows below) and ``workspace_v0_postgresql.sql``
 (the DDL that code emits for PostgreSQL, which the PostgreSQL upgrade test replays).
