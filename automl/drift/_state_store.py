@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from automl.data import get_engine, utcnow
-from automl.drift import DriftState
+from automl.drift._hysteresis import DriftState
 
 _meta = sa.MetaData()
 drift_state_table = sa.Table(
