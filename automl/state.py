@@ -40,6 +40,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ __all__ = [
     "schema_version",
     "schema_version_table",
     "schemas_table",
+    "utcnow",
 ]
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,11 @@ def get_engine(url: str) -> sa.Engine:
                 engine = sa.create_engine(url, **_server_options(url))
             _engines[url] = engine
         return engine
+
+
+def utcnow() -> str:
+    """Current UTC time as ISO-8601 text, the form of every timestamp column here."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # -- tables ------------------------------------------------------------------------------------

@@ -18,11 +18,11 @@ import sqlalchemy as sa
 
 from automl import state
 from automl.data import BatchLedger, BatchRecord, Schema
-from automl.drift import DriftState
+from automl.drift import DriftState, DriftStateStore
 from automl.errors import StateError
-from automl.service import CycleHistory, CycleResult, DriftStateStore, PromotionLog
-from automl.service._audit import LogEntry
+from automl.service import CycleHistory, CycleResult
 from automl.state import SCHEMA_VERSION, open_state, schema_version
+from automl.tracking import LogEntry, PromotionLog
 from tests.conftest import fresh_postgres_database
 from tests.data.make_workspace_v0 import (
     BATCHES,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from automl.cli._app import command, console
+from automl.cli._base import command, console
 from automl.config import load_spec
 from automl.errors import AutomlError
 
@@ -58,7 +58,7 @@ def history(
     """Print the promotion log: every decision and alias move, who made it and why."""
     from dataclasses import asdict
 
-    from automl.service import PromotionLog
+    from automl.tracking import PromotionLog
 
     spec = load_spec(pipeline)
     entries = PromotionLog(spec.state_url).entries(spec.name)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from automl.data._ingest import IngestResult, RejectedFile, ingest_landing, load_batches
 from automl.data._io import file_sha256, frame_sha256, read_table, write_table
 from automl.data._layout import PipelinePaths
-from automl.data._ledger import BatchLedger, BatchRecord, utcnow
+from automl.data._ledger import BatchLedger, BatchRecord
 from automl.data._schema import Schema, coerce_features, infer_schema, validate_batch
 from automl.data._synthetic import make_churn_frame
 from automl.data._window import select_window, split_holdout, window_time_range
-from automl.state import get_engine  # re-exported until its importers use automl.state
+from automl.state import get_engine, utcnow  # re-exported until importers use automl.state
 
 __all__ = [
     "BatchLedger",

@@ -8,21 +8,15 @@ not yet recorded is always processed, whatever happened to the process in betwee
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 import sqlalchemy as sa
 
 from automl.data._schema import Schema
-from automl.state import batches_table, open_state, schemas_table
+from automl.state import batches_table, open_state, schemas_table, utcnow
 
 BatchStatus = Literal["accepted", "rejected"]
-
-
-def utcnow() -> str:
-    """Current UTC time as ISO-8601 text."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)

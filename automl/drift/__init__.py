@@ -1,5 +1,5 @@
 """Drift: per-column tests (evidently's, computed once), the dataset-level decision, hysteresis
-and the HTML report."""
+(and where its state is kept) and the HTML report."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from automl.drift._policy import (
     performance_drift,
 )
 from automl.drift._report import ColumnDrift, DriftLevel, DriftReport, DriftSignal, SchemaChange
+from automl.drift._state_store import DriftStateStore
 
 __all__ = [
     "CORRECTIONS",
@@ -31,6 +32,7 @@ __all__ = [
     "DriftReport",
     "DriftSignal",
     "DriftState",
+    "DriftStateStore",
     "EvidentlyDriftDetector",
     "Hysteresis",
     "HysteresisDecision",

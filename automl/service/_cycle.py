@@ -1,7 +1,10 @@
-"""One cycle of a pipeline: ingest, check drift, re-tune, register, judge and promote.
+"""One cycle of a pipeline: ingest, check drift, re-tune, register, judge, promote, record.
 
-``run_cycle`` is a plain function: the CLI runs it once, the scheduler calls it on a schedule,
-tests call it directly. It combines the capabilities; none of them knows about the others.
+:func:`run_cycle` takes the pipeline's lock and records the outcome; :func:`_cycle` is the story
+itself, one screen that calls each step by name. Every step below it is a plain function with
+typed inputs and a frozen result (:class:`DriftOutcome`, :class:`Window`, :class:`Registered`,
+:class:`~automl.tracking.PromotionDecision`); what a step writes to MLflow is in
+:mod:`automl.service._record`. The CLI's ``drift`` and ``tune`` commands call the same steps.
 """
 
 from __future__ import annotations
@@ -12,19 +15,19 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
-from automl.config import PipelineSpec
+from automl.config import DriftSpec, PipelineSpec
 from automl.data import (
-    BatchLedger,
     BatchRecord,
-    PipelinePaths,
+    IngestResult,
     Schema,
     frame_sha256,
     ingest_landing,
@@ -45,32 +48,33 @@ from automl.drift import (
     render_drift_html,
     sensitivity_weights,
 )
-from automl.errors import AutomlError
-from automl.service._audit import PromotionLog
-from automl.service._drift_state import DriftStateStore
-from automl.service._history import CycleHistory, CycleResult
+from automl.errors import AutomlError, DriftCheckError
+from automl.service import _record as record
+from automl.service._history import CycleResult
 from automl.service._lock import pipeline_lock
 from automl.service._logging import cycle_context
 from automl.service._notify import notify
-from automl.service._promote import judge_and_promote, reconcile
-from automl.service._tuning_log import log_tuning_result, trial_logger
-from automl.tracking import CHAMPION, MlflowTracker, ModelVersionInfo
-from automl.tuning import (
-    SearchConfig,
-    TrialResult,
-    TuningResult,
-    latest_study,
-    tune,
-    tune_distributed,
+from automl.service._workspace import Workspace, open_workspace
+from automl.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    Guardrail,
+    MlflowTracker,
+    ModelVersionInfo,
+    Predictions,
+    PromotionDecision,
+    decide_promotion,
+    evaluate_gate,
+    move_logged,
+    reconcile,
 )
+from automl.tuning import SearchConfig, TrialResult, TuningResult
 
 log = logging.getLogger(__name__)
 
-#: Where a distributed re-tune leaves its training rows for the workers (an artifact of the
-#: cycle's MLflow run), and the study attributes that point workers to them.
-ROWS_ARTIFACT = "tuning/train.parquet"
-PARENT_RUN_ATTR = "automl.parent_run_id"
-ROWS_ATTR = "automl.rows_artifact"
+
+class CycleInterruptedError(AutomlError):
+    """The service is stopping; the cycle ended early and its batches stay pending."""
 
 
 def new_cycle_id() -> str:
@@ -78,614 +82,173 @@ def new_cycle_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
 
 
-def search_config(spec: PipelineSpec, schema: Schema) -> SearchConfig:
-    """What a pipeline's re-tune searches: the schema's columns and the spec's ``tuning``.
+# -- what the steps return -------------------------------------------------------------------
+@dataclass(frozen=True)
+class DriftOutcome:
+    """A drift check and what the pipeline's hysteresis made of it.
 
-    Raises:
-        TuningError: The spec's tuning section does not fit the schema (e.g. a metric of the
-            other task, the target among the features).
+    Attributes:
+        report: The check's evidence (columns, signals, score).
+        decision: The pipeline's state after it: ``level`` ``drift`` means re-tune now.
     """
-    tuning = spec.tuning
-    return SearchConfig(
-        target=schema.target,
-        task=schema.task,
-        numeric=schema.numeric,
-        categorical=schema.categorical,
-        metric=spec.metric,
-        cv=tuning.cv,
-        seed=tuning.seed,
-        strategy=tuning.strategy,
-        models=tuning.models,
-        search_space=tuning.search_space,
-        grid=tuning.grid,
-        pruner=tuning.pruner,
-        is_time_ordered=tuning.split == "time",
-    )
+
+    report: DriftReport
+    decision: HysteresisDecision
 
 
-def make_tracker(spec: PipelineSpec) -> MlflowTracker:
-    """The MLflow adapter for a pipeline (local artifact root when tracking to a local file)."""
-    local = spec.mlflow.tracking_uri is None
-    return MlflowTracker(
-        spec.tracking_uri,
-        spec.experiment_name,
-        artifact_location=spec.artifact_location if local else None,
-    )
+@dataclass(frozen=True)
+class Window:
+    """The rows a re-tune trains on and the newest rows that judge it.
+
+    Attributes:
+        train: Tuning rows, oldest first.
+        holdout: The newest ``training.holdout_fraction`` of the window.
+        sha256: Content hash of ``train`` (a version trained on it is not trained again).
+        data_from: When the oldest batch behind the window was received.
+        data_to: When the newest was received.
+    """
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    sha256: str
+    data_from: str
+    data_to: str
 
 
-class _Cycle:
-    """State of one running cycle; split into steps so each reads on its own."""
+@dataclass(frozen=True)
+class Registered:
+    """The version a re-tune produced (or found already registered for the same window).
 
-    def __init__(
-        self,
-        spec: PipelineSpec,
-        cycle_id: str,
-        *,
-        force_retune: bool = False,
-        stop: threading.Event | None = None,
-    ) -> None:
-        self.spec = spec
-        self.cycle_id = cycle_id
-        self.force_retune = force_retune
-        self.stop = stop
-        self.paths = PipelinePaths(spec.workspace_dir, spec.name)
-        self.ledger = BatchLedger(spec.state_url)
-        self.tracker = make_tracker(spec)
-        self.audit = PromotionLog(spec.state_url)
-        self.report_dir = self.paths.reports / cycle_id
-        self.result = CycleResult(
-            pipeline=spec.name,
-            cycle_id=cycle_id,
-            status="no_data",
-            started_at=utcnow(),
-            finished_at=utcnow(),
-            metric=spec.metric,
-        )
-        self.run_id: str | None = None
+    Attributes:
+        version: The registered version.
+        tuning: The search behind it; None when it was registered by an earlier attempt.
+    """
 
-    def update(self, **changes: Any) -> None:
-        self.result = replace(self.result, **changes)
+    version: ModelVersionInfo
+    tuning: TuningResult | None = None
 
-    # -- steps -------------------------------------------------------------------------
-    def ingest(self) -> None:
-        spec = self.spec
-        outcome = ingest_landing(
-            pipeline=spec.name,
-            landing_dir=spec.landing_path,
-            paths=self.paths,
-            ledger=self.ledger,
-            target=spec.data.target,
-            task=spec.data.task,
-            patterns=spec.data.file_patterns,
-        )
-        self.update(
-            accepted_files=tuple(r.file_name for r in outcome.accepted),
-            rejected_files=tuple(r.file_name for r in outcome.rejected),
-        )
+    @property
+    def is_reused(self) -> bool:
+        """Registered by an interrupted earlier cycle on the same window."""
+        return self.tuning is None
 
-    def reference_for(self, champion: ModelVersionInfo, pending_ids: set[int]) -> pd.DataFrame:
-        path = self.paths.reference / f"v{champion.version}.parquet"
-        if path.exists():
-            return pd.read_parquet(path)
-        # The champion was not trained by this workspace (or its file is gone): compare with
-        # the newest rows checked before, so drift still means "changed since last time".
-        log.warning(
-            "[%s %s] reference of champion v%s not found at %s; using recent checked rows",
-            self.spec.name,
-            self.cycle_id,
-            champion.version,
-            path,
-        )
-        accepted = self.ledger.records(self.spec.name, status="accepted")
-        earlier = [r for r in accepted if r.id not in pending_ids]
-        return load_batches(earlier).tail(self.spec.training.max_rows)
 
-    def champion_evidence(
-        self,
-        schema: Schema,
-        champion: ModelVersionInfo,
-        reference: pd.DataFrame,
-        current: pd.DataFrame,
-    ) -> tuple[dict[str, float] | None, tuple[Any, Any] | None, list[DriftSignal]]:
-        """What the champion adds to a drift check: column weights, its predictions on the
-        reference and the new rows, and its performance on the new (labelled) rows."""
-        drift, features, target = self.spec.drift, schema.feature_names, schema.target
-        needs_weights = drift.policy == "weighted" and drift.weights is None
-        if not (needs_weights or drift.prediction_drift or drift.performance_tolerance is not None):
-            return drift.weights, None, []
-        from automl.tuning import GREATER_IS_BETTER, score_model
+@dataclass
+class _Trail:
+    """The step results of a running cycle, kept so a failure still records what was done."""
 
-        model = self.tracker.load_model(champion)
-        classify = schema.task == "classification" and hasattr(model, "predict_proba")
+    pipeline: str
+    cycle_id: str
+    metric: str
+    started_at: str = field(default_factory=utcnow)
+    ingested: IngestResult | None = None
+    n_rows: int = 0
+    run_id: str | None = None
+    verdict: str | None = None
+    drift: DriftOutcome | None = None
+    registered: Registered | None = None
+    decision: PromotionDecision | None = None
+    champion_version: str | None = None
 
-        def predict(frame: pd.DataFrame) -> Any:
-            rows = frame[features]
-            return model.predict_proba(rows) if classify else model.predict(rows)
-
-        weights = drift.weights
-        if needs_weights:
-            weights = sensitivity_weights(predict, reference, features, seed=self.spec.tuning.seed)
-        predictions = None
-        if drift.prediction_drift:
-            ref_out, cur_out = predict(reference), predict(current)
-            if classify and ref_out.shape[1] == 2:  # binary: the positive-class probability
-                predictions = (ref_out[:, 1], cur_out[:, 1])
-            elif classify:  # multiclass: the predicted class
-                predictions = (model.predict(reference[features]), model.predict(current[features]))
-            else:
-                predictions = (ref_out, cur_out)
-        signals: list[DriftSignal] = []
-        validation = champion.tags.get("automl.cv_score")
-        if drift.performance_tolerance is not None and validation and target in current.columns:
-            metric = self.spec.metric
-            try:
-                now_score = score_model(model, current, target=target, metric=metric)
-            except ValueError as exc:  # e.g. one class only in the batch: no AUC to compare
-                log.warning("[%s %s] no performance check: %s", self.spec.name, self.cycle_id, exc)
-            else:
-                signals.append(
-                    performance_drift(
-                        reference_score=float(validation),
-                        current_score=now_score,
-                        tolerance=drift.performance_tolerance,
-                        greater_is_better=GREATER_IS_BETTER[metric],
-                        metric=metric,
-                    )
-                )
-        return weights, predictions, signals
-
-    def check_drift(
-        self,
-        schema: Schema,
-        reference: pd.DataFrame,
-        current: pd.DataFrame,
-        champion: ModelVersionInfo,
-        first_batch_id: int,
-    ) -> tuple[DriftReport, HysteresisDecision]:
-        spec, run_id = self.spec, self.run_id
-        assert run_id is not None
-        columns = spec.drift.columns or tuple(schema.feature_names)
-        unknown = [c for c in columns if c not in schema.feature_names]
-        if unknown:
-            raise AutomlError(
-                f"drift.columns names unknown columns {unknown}; features: {schema.feature_names}"
-            )
-        stray = sorted(set(spec.drift.per_column) - set(columns) - {schema.target})
-        if stray:
-            raise AutomlError(
-                f"drift.per_column names columns that are not checked: {stray}; "
-                f"checked: {list(columns)}"
-            )
-        numeric = [c for c in schema.numeric if c in columns]
-        categorical = [c for c in schema.categorical if c in columns]
-        detector = EvidentlyDriftDetector.from_spec(spec.drift, seed=spec.tuning.seed)
-        weights, predictions, signals = self.champion_evidence(schema, champion, reference, current)
-        report = detector.detect(
-            reference,
-            current,
-            numeric=numeric,
-            categorical=categorical,
-            weights=weights,
-            target=schema.target if spec.drift.target_drift else None,
-            target_kind="categorical" if schema.task == "classification" else "numeric",
-            predictions=predictions,
-            signals=signals,
-        )
-        # Hysteresis: the check is evidence; the pipeline's state decides whether to re-tune.
-        hysteresis = Hysteresis.from_spec(spec.drift.hysteresis)
-        state = hysteresis.rebase(DriftStateStore(spec.state_url).load(spec.name), champion.version)
-        decision = hysteresis.observe(
-            state,
-            is_drifted=report.is_drifted,
-            is_warning=report.level == "warning",
-            now=time.time(),
-            batch_id=first_batch_id,
-        )
-        self.report_dir.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "pipeline": spec.name,
-            "cycle_id": self.cycle_id,
-            **report.to_dict(state=decision.level),
-            "state_reason": decision.reason,
-        }
-        self.tracker.log_json(run_id, payload, "drift.json")
-        (self.report_dir / "drift.json").write_text(
-            json.dumps(payload, indent=2, default=str), encoding="utf-8"
-        )
-        self.tracker.log_metrics(
-            run_id,
-            {
-                "drift_score": report.score,
-                "drift_share_drifted": report.share_drifted,
-                "drift_n_drifted_columns": len(report.drifted_columns),
-                **{f"drift_score.{c.column}": c.score for c in report.columns},
-            },
-        )
-        self.tracker.set_tags(
-            run_id,
-            {
-                "automl.drift_verdict": decision.level,
-                "automl.drift_check": report.level,
-                "automl.drift_reason": decision.reason[:5000],
-                "automl.drift_signals": ",".join(report.fired_signals),
-                "automl.drifted_columns": ",".join(report.drifted_columns),
-            },
-        )
-        html_mode = spec.drift.html_report
-        if html_mode == "always" or (html_mode == "on_drift" and report.is_drifted):
-            html = render_drift_html(
-                reference,
-                current,
-                self.report_dir / "drift.html",
-                numeric=numeric,
-                categorical=categorical,
-                method=spec.drift.method,
-                threshold=spec.drift.threshold,
-                drift_share=spec.drift.drift_share,
-                per_column=detector.per_column,
-            )
-            self.tracker.log_artifact(run_id, html)
-        self.update(
-            drift_verdict=decision.level,
-            share_drifted=report.share_drifted,
-            drifted_columns=tuple(report.drifted_columns),
-        )
-        return report, decision
-
-    def save_drift_state(self, decision: HysteresisDecision | None) -> None:
-        """Store the hysteresis state; a re-tune starts the cool-down, a promotion rebases."""
-        store = DriftStateStore(self.spec.state_url)
-        state = decision.state if decision is not None else store.load(self.spec.name)
-        if self.result.status == "retuned":
-            promoted = self.result.model_version if self.result.is_promoted else None
-            state = Hysteresis.from_spec(self.spec.drift.hysteresis).after_retune(
-                state, now=time.time(), promoted_version=promoted
-            )
-        store.save(self.spec.name, state)
-
-    def retune(
-        self, schema: Schema, since_id: int | None, champion: ModelVersionInfo | None
-    ) -> None:
-        spec, run_id, tracker = self.spec, self.run_id, self.tracker
-        assert run_id is not None
-        accepted = self.ledger.records(spec.name, status="accepted")
-        window = select_window(
-            accepted,
-            since_id=since_id,
-            min_rows=spec.training.min_rows,
-            max_rows=spec.training.max_rows,
-        )
-        train, holdout = split_holdout(window, fraction=spec.training.holdout_fraction)
-        metric = spec.metric
-        window_hash = frame_sha256(train)
-        if self.reuse_version(window_hash, champion, holdout, schema):
-            return
-        tuning = spec.tuning
-        storage = tuning.storage or f"sqlite:///{spec.workspace_dir / 'optuna.db'}"
-        study_name = f"{spec.name}-{self.cycle_id}"
-        # Warm start from the pipeline's previous study: its best configurations are re-run
-        # first on the new window (their old scores are stale after drift).
-        previous = (
-            latest_study(storage, group=spec.name, exclude=study_name)
-            if tuning.warm_start
-            else None
-        )
-        tracker.log_params(
-            run_id,
-            {
-                "window_rows": len(window),
-                "train_rows": len(train),
-                "holdout_rows": len(holdout),
-                "metric": metric,
-                "strategy": tuning.strategy,
-                "models": ",".join(tuning.models),
-                "n_trials_budget": tuning.n_trials,
-                "cv": tuning.cv,
-                "split": tuning.split,
-                "pruner": tuning.pruner,
-                "patience": tuning.patience,
-                "n_jobs": tuning.n_jobs,
-                "study_name": study_name,
-                "warm_start_from": previous or "",
-            },
-        )
-
-        on_trial = self.stoppable(trial_logger(tracker, run_id, metric))
-        config = search_config(spec, schema)
-        run: dict[str, Any] = {
-            "n_trials": tuning.n_trials,
-            "timeout_s": tuning.timeout_s,
-            "storage": storage,
-            "study_name": study_name,
-            "study_group": spec.name,
-            "warm_start_from": previous,
-            "warm_start_top_k": tuning.warm_start_top_k,
-            "on_trial": on_trial,
-        }
-        if tuning.is_distributed:
-            result = self.tune_with_workers(train, config, run)
-        else:
-            result = tune(train, config, n_jobs=tuning.n_jobs, patience=tuning.patience, **run)
-        log_tuning_result(
-            tracker,
-            run_id,
-            result,
-            report_dir=self.report_dir / "tuning",
-            title=f"Tuning report: {spec.name}, cycle {self.cycle_id}",
-        )
-        features = schema.feature_names
-        model_uri = tracker.log_model(run_id, result.model, input_example=train[features].head(5))
-        data_from, data_to = window_time_range(accepted, since_id=since_id, n_rows=len(window))
-        version = tracker.register(
-            model_uri,
-            spec.model_name,
-            run_id=run_id,
-            tags={
-                "automl.pipeline": spec.name,
-                "automl.cycle_id": self.cycle_id,
-                "automl.trigger": self.result.drift_verdict or "unknown",
-                "automl.drift_share": self.result.share_drifted
-                if self.result.share_drifted is not None
-                else "",
-                "automl.drift_run_id": run_id,
-                "automl.tuning_run_id": run_id,
-                "automl.window_rows": len(train),
-                "automl.holdout_rows": len(holdout),
-                "automl.window_sha256": window_hash,
-                "automl.data_from": data_from,
-                "automl.data_to": data_to,
-                "automl.cv_score": f"{result.best_score:.6f}",
-                "automl.cv_score_std": f"{result.best_score_std:.6f}",
-                "automl.metric": metric,
-                "automl.model_family": result.model_family,
-                "automl.best_params": json.dumps(result.best_params, default=str)[:5000],
-            },
-            description=(
-                f"{result.model_family} tuned by automl cycle {self.cycle_id} of pipeline "
-                f"{spec.name!r} after {self.result.drift_verdict or 'a scheduled check'}: "
-                f"{result.n_trials} trials, CV {metric} {result.best_score:.4f} "
-                f"(defaults {result.default_score:.4f}), trained on {len(train)} rows received "
-                f"{data_from} .. {data_to}; judged on the newest {len(holdout)} rows."
-            ),
-        )
-        # The model's training rows become the drift reference if it is promoted.
-        write_table(train, self.paths.reference / f"v{version.version}.parquet")
-        self.update(
-            status="retuned",
-            n_trials=result.n_trials,
-            best_cv_score=result.best_score,
-            default_cv_score=result.default_score,
-            model_version=version.version,
-        )
-        self.judge(schema, version, champion, holdout)
-
-    def tune_with_workers(
-        self, train: pd.DataFrame, config: SearchConfig, run: dict[str, Any]
-    ) -> TuningResult:
-        """Open the study to ``automl worker`` processes and evaluate trials with them.
-
-        The rows go to the workers as a Parquet artifact of this cycle's MLflow run: every
-        worker already needs the tracking server (its trials are nested runs of this run), and
-        the server proxies artifacts to the object store, so no shared file system is needed.
-        """
-        tuning, run_id = self.spec.tuning, self.run_id
-        assert run_id is not None
-        with tempfile.TemporaryDirectory() as tmp:
-            rows = write_table(train, Path(tmp) / ROWS_ARTIFACT.rsplit("/", 1)[-1])
-            self.tracker.log_artifact(run_id, rows, artifact_dir=ROWS_ARTIFACT.rsplit("/", 1)[0])
-        self.tracker.set_tags(run_id, {"automl.distributed": "true"})
-        log.info(
-            "[%s %s] study %s open to workers (budget %d trials)",
-            self.spec.name,
-            self.cycle_id,
-            run["study_name"],
-            tuning.n_trials,
-        )
-        stop = self.stop
-        return tune_distributed(
-            train,
-            config,
-            attrs={
-                PARENT_RUN_ATTR: run_id,
-                ROWS_ATTR: ROWS_ARTIFACT,
-                "automl.cycle_id": self.cycle_id,
-            },
-            heartbeat_s=tuning.heartbeat_s,
-            grace_s=tuning.grace_s,
-            should_stop=stop.is_set if stop is not None else (lambda: False),
-            **run,
-        )
-
-    def reuse_version(
-        self,
-        window_hash: str,
-        champion: ModelVersionInfo | None,
-        holdout: pd.DataFrame,
-        schema: Schema,
-    ) -> bool:
-        """Idempotence: a version already trained on this exact window is not trained again."""
-        spec = self.spec
-        existing = self.tracker.find_versions(
-            spec.model_name, tag="automl.window_sha256", value=window_hash
-        )
-        if not existing:
-            return False
-        version = existing[0]
-        log.info(
-            "[%s %s] v%s was already trained on this data window; not registering another",
-            spec.name,
-            self.cycle_id,
-            version.version,
-        )
-        assert self.run_id is not None
-        self.tracker.set_tags(self.run_id, {"automl.reused_version": version.version})
-        self.update(status="retuned", model_version=version.version)
-        if champion is not None and champion.version == version.version:
-            self.update(is_promoted=True)  # the interrupted cycle had finished promoting it
-            return True
-        # Judged or not before the interruption, judge again: the gate is deterministic, and
-        # a promotion whose alias move never happened is completed this way.
-        self.judge(schema, version, champion, holdout)
-        return True
-
-    def judge(
-        self,
-        schema: Schema,
-        version: ModelVersionInfo,
-        champion: ModelVersionInfo | None,
-        holdout: pd.DataFrame,
-    ) -> None:
-        """Gate the new version against the champion and record the decision."""
-        run_id, metric = self.run_id, self.spec.metric
-        assert run_id is not None
-        decision = judge_and_promote(
-            self.spec,
-            self.tracker,
-            self.audit,
-            schema=schema,
-            version=version,
-            champion=champion,
-            holdout=holdout,
+    def result(self, *, status: str | None = None, error: str | None = None) -> CycleResult:
+        """The cycle's result: ``status`` given, else what the steps that ran say."""
+        if status is None:
+            status = "retuned" if self.registered else ("no_drift" if self.run_id else "no_data")
+        report = self.drift.report if self.drift else None
+        tuning = self.registered.tuning if self.registered else None
+        decision = self.decision
+        version = self.registered.version.version if self.registered else None
+        promoted = decision.is_promoted if decision else None
+        if self.registered and decision is None and version == self.champion_version:
+            promoted = True  # an interrupted cycle had finished promoting it
+        return CycleResult(
+            pipeline=self.pipeline,
             cycle_id=self.cycle_id,
+            status=status,  # type: ignore[arg-type]
+            started_at=self.started_at,
+            finished_at=utcnow(),
+            accepted_files=tuple(r.file_name for r in self.ingested.accepted)
+            if self.ingested
+            else (),
+            rejected_files=tuple(r.file_name for r in self.ingested.rejected)
+            if self.ingested
+            else (),
+            n_rows=self.n_rows,
+            drift_verdict=self.verdict,
+            share_drifted=report.share_drifted if report else None,
+            drifted_columns=tuple(report.drifted_columns) if report else (),
+            n_trials=tuning.n_trials if tuning else 0,
+            best_cv_score=tuning.best_score if tuning else None,
+            default_cv_score=tuning.default_score if tuning else None,
+            challenger_score=decision.challenger_score if decision else None,
+            champion_score=decision.champion_score if decision else None,
+            model_version=version,
+            is_promoted=promoted,
+            champion_version=self.champion_version,
+            run_id=self.run_id,
+            error=error,
+            metric=self.metric,
         )
-        self.tracker.log_json(run_id, decision.to_dict(), "promotion.json")
-        scores = {f"holdout_{metric}": decision.challenger_score}
-        if decision.champion_score is not None:
-            scores[f"champion_holdout_{metric}"] = decision.champion_score
-        self.tracker.log_metrics(run_id, scores)
-        self.tracker.set_tags(
-            run_id,
-            {"automl.model_version": version.version, "automl.decision": decision.outcome},
-        )
-        self.update(
-            challenger_score=decision.challenger_score,
-            champion_score=decision.champion_score,
-            model_version=version.version,
-            is_promoted=decision.is_promoted,
-        )
 
-    # -- the cycle ---------------------------------------------------------------------
-    def run(self) -> CycleResult:
-        spec = self.spec
-        self.ingest()
-        reconcile(spec, self.tracker, self.audit)
-        self.fail_orphaned_runs()
-        pending = self.ledger.pending(spec.name)
-        schema = self.ledger.get_schema(spec.name)
-        champion = self.tracker.get_alias(spec.model_name, CHAMPION)
-        has_data = bool(self.ledger.records(spec.name, status="accepted"))
-        nothing_new = not pending and champion is not None and not self.force_retune
-        if schema is None or not has_data or nothing_new:
-            self.update(champion_version=champion.version if champion else None)
-            return self.result
-        current = load_batches(pending)
-        self.update(n_rows=len(current))
-        self.run_id = self.start_run(pending)
-        if not pending:  # a forced re-tune with nothing new: tune on the newest rows
-            self.update(drift_verdict="scheduled")
-            self.tracker.set_tags(self.run_id, {"automl.drift_verdict": "scheduled"})
-            assert champion is not None
-            self.retune(schema, since_id=None, champion=champion)
-            return self.finish([])
-        decision: HysteresisDecision | None = None
-        if champion is None:
-            self.update(drift_verdict="no_champion")
-            self.tracker.set_tags(self.run_id, {"automl.drift_verdict": "no_champion"})
-            self.retune(schema, since_id=None, champion=None)
-        else:
-            reference = self.reference_for(champion, {r.id for r in pending})
-            report, decision = self.check_drift(schema, reference, current, champion, pending[0].id)
-            if decision.level == "drift":  # "warning" (unconfirmed, cool-down) does not re-tune
-                notify(
-                    spec,
-                    "drift",
-                    {
-                        "cycle_id": self.cycle_id,
-                        "run_id": self.run_id,
-                        **report.to_dict(state=decision.level),
-                    },
-                )
-                since_id = decision.since_batch_id or pending[0].id
-                self.retune(schema, since_id=since_id, champion=champion)
-            elif self.force_retune:
-                self.retune(schema, since_id=None, champion=champion)
-            else:
-                self.update(status="no_drift")
-        self.save_drift_state(decision)
-        return self.finish([r.id for r in pending])
 
-    def finish(self, batch_ids: list[int]) -> CycleResult:
-        """Mark the batches consumed (last, so a crash leaves them pending) and close the run."""
-        spec = self.spec
-        self.ledger.mark_checked(spec.name, batch_ids, self.cycle_id)
-        final = self.tracker.get_alias(spec.model_name, CHAMPION)
-        self.update(champion_version=final.version if final else None)
-        assert self.run_id is not None
-        self.tracker.end_run(self.run_id, "FINISHED")
-        return self.result
+# -- the cycle -------------------------------------------------------------------------------
+def _cycle(
+    ws: Workspace, trail: _Trail, *, force_retune: bool, stop: threading.Event | None
+) -> None:
+    """Ingest -> drift -> tune -> register -> judge -> promote -> record, for one pipeline."""
+    spec, tracker = ws.spec, ws.tracker
+    trail.ingested = ingest(ws)
+    reconcile(spec, tracker, ws.promotions)  # close alias moves a crash left half-done
+    record.fail_orphaned_runs(tracker, ws.name)
+    pending = ws.ledger.pending(ws.name)
+    schema = ws.ledger.get_schema(ws.name)
+    champion = tracker.get_alias(spec.model_name, CHAMPION)
+    trail.champion_version = champion.version if champion else None
+    has_data = bool(ws.ledger.records(ws.name, status="accepted"))
+    if schema is None or not has_data or (not pending and champion and not force_retune):
+        return  # nothing new to look at
+    current = load_batches(pending)
+    trail.n_rows = len(current)
+    run_id = trail.run_id = record.start_cycle_run(tracker, ws.name, trail.cycle_id, pending)
 
-    def start_run(self, pending: list[BatchRecord]) -> str:
-        """Open the cycle's parent MLflow run, with the batches it consumes as params."""
-        spec = self.spec
-        run_id = self.tracker.start_run(
-            f"cycle-{self.cycle_id}",
-            tags={"automl.pipeline": spec.name, "automl.cycle_id": self.cycle_id},
-        )
-        self.run_id = run_id
-        self.update(run_id=run_id)
-        self.tracker.log_params(
-            run_id,
-            {
-                "pipeline": spec.name,
-                "new_batches": len(pending),
-                "new_rows": sum(r.n_rows for r in pending),
-                "batch_files": ",".join(r.file_name for r in pending)[:500],
-            },
-        )
-        return run_id
-
-    def stoppable(self, on_trial: Callable[[TrialResult], None]) -> Callable[[TrialResult], None]:
-        """Wrap a trial callback so a stopping service ends the search after this trial."""
-
-        def wrapped(trial: TrialResult) -> None:
-            on_trial(trial)
-            if self.stop is not None and self.stop.is_set():
-                raise CycleInterruptedError(
-                    f"the service is stopping; tuning stopped after trial {trial.number}"
-                )
-
-        return wrapped
-
-    def fail_orphaned_runs(self) -> None:
-        """Close runs of this pipeline left RUNNING by a process that died (kill -9, OOM).
-
-        Called while holding the pipeline's lock, so no live cycle of it can own them.
-        """
-        spec = self.spec
-        orphans = self.tracker.find_runs(
-            f"attributes.status = 'RUNNING' and tags.`automl.pipeline` = '{spec.name}'"
-        )
-        for run_id in orphans:
-            children = self.tracker.find_runs(
-                f"attributes.status = 'RUNNING' and tags.`mlflow.parentRunId` = '{run_id}'"
+    since_id: int | None = None
+    if champion is None:
+        trail.verdict = "no_champion"
+        record.record_verdict(tracker, run_id, trail.verdict)
+    elif not pending:  # a scheduled re-tune with nothing new: tune on the newest rows
+        trail.verdict = "scheduled"
+        record.record_verdict(tracker, run_id, trail.verdict)
+    else:
+        drift = check_drift(ws, run_id, trail.cycle_id, schema, champion, pending, current)
+        trail.drift = drift
+        trail.verdict = drift.decision.level
+        if drift.decision.level == "drift":  # "warning" (unconfirmed, cool-down) does not
+            notify(
+                spec, "drift", {"cycle_id": trail.cycle_id, "run_id": run_id, **drift_event(drift)}
             )
-            for child in children:
-                self.tracker.end_run(child, "FAILED")
-            self.tracker.set_tags(
-                run_id, {"automl.error": "interrupted: the process running this cycle stopped"}
-            )
-            self.tracker.end_run(run_id, "FAILED")
-            log.warning(
-                "[%s %s] marked orphaned run %s (and %d trial runs) FAILED",
-                spec.name,
-                self.cycle_id,
-                run_id,
-                len(children),
-            )
+            since_id = drift.decision.since_batch_id or pending[0].id
+    is_retune = champion is None or not pending or since_id is not None or force_retune
 
+    if is_retune:
+        window = training_window(ws, since_id=since_id)
+        registered = find_registered(ws, run_id, window)
+        if registered is None:
+            tuning = tune_window(ws, run_id, trail.cycle_id, schema, window.train, stop=stop)
+            registered = register(ws, run_id, trail, schema, window, tuning)
+        trail.registered = registered
+        if champion is None or registered.version.version != champion.version:
+            decision = trail.decision = judge(
+                ws, schema, registered.version, champion, window.holdout
+            )
+            promote(ws, decision, trail.cycle_id)
+            record.record_decision(tracker, run_id, decision)
 
-class CycleInterruptedError(AutomlError):
-    """The service is stopping; the cycle ended early and its batches stay pending."""
+    if pending:  # a scheduled re-tune on old rows leaves the hysteresis as it is
+        save_drift_state(ws, trail)
+    ws.ledger.mark_checked(ws.name, [r.id for r in pending], trail.cycle_id)  # last: a crash
+    final = tracker.get_alias(spec.model_name, CHAMPION)  # leaves the batches pending
+    trail.champion_version = final.version if final else None
+    record.end_cycle_run(tracker, run_id, "FINISHED")
 
 
 def run_cycle(
@@ -738,11 +301,12 @@ def run_cycle(
                 stop=stop,
                 lock=False,
             )
-    cycle = _Cycle(spec, cycle_id, force_retune=force_retune, stop=stop)
-    history = CycleHistory(spec.state_url)
+    ws = open_workspace(spec)
+    trail = _Trail(spec.name, cycle_id, spec.metric)
     try:
         with cycle_context(spec.name, cycle_id):
-            result = cycle.run()
+            _cycle(ws, trail, force_retune=force_retune, stop=stop)
+            result = trail.result()
             log.info(
                 "cycle %s: %d new file(s), %d quarantined, drift %s, champion v%s",
                 result.status,
@@ -752,37 +316,687 @@ def run_cycle(
                 result.champion_version,
             )
     except CycleInterruptedError as exc:
-        log.warning("[%s %s] %s", spec.name, cycle.cycle_id, exc)
-        if cycle.run_id is not None:
-            try:
-                cycle.tracker.set_tags(cycle.run_id, {"automl.error": str(exc)})
-                cycle.tracker.end_run(cycle.run_id, "KILLED")
-            except Exception:
-                log.warning("[%s %s] could not mark the run KILLED", spec.name, cycle.cycle_id)
-        cycle.update(status="interrupted", error=str(exc), finished_at=utcnow())
-        history.record(cycle.result)
-        return cycle.result
+        log.warning("[%s %s] %s", spec.name, cycle_id, exc)
+        _close_run(ws.tracker, trail, "KILLED", str(exc))
+        result = trail.result(status="interrupted", error=str(exc))
+        ws.history.record(result)
+        return result
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
-        log.exception("[%s %s] cycle failed: %s", spec.name, cycle.cycle_id, message)
-        if cycle.run_id is not None:
-            try:
-                cycle.tracker.set_tags(cycle.run_id, {"automl.error": message[:5000]})
-                cycle.tracker.end_run(cycle.run_id, "FAILED")
-            except Exception:  # MLflow may be the thing that is down
-                log.warning(
-                    "[%s %s] could not mark the MLflow run FAILED", spec.name, cycle.cycle_id
-                )
-        cycle.update(status="failed", error=message, finished_at=utcnow())
-        history.record(cycle.result)
-        notify(spec, "failure", {"cycle_id": cycle.cycle_id, "error": message})
+        log.exception("[%s %s] cycle failed: %s", spec.name, cycle_id, message)
+        _close_run(ws.tracker, trail, "FAILED", message)
+        result = trail.result(status="failed", error=message)
+        ws.history.record(result)
+        notify(spec, "failure", {"cycle_id": cycle_id, "error": message})
         if not raise_on_failure:
-            return cycle.result
+            return result
         if isinstance(exc, AutomlError):
             raise
-        raise AutomlError(
-            f"pipeline {spec.name!r} cycle {cycle.cycle_id} failed: {message}"
-        ) from exc
-    result = replace(result, finished_at=utcnow())
-    history.record(result)
+        raise AutomlError(f"pipeline {spec.name!r} cycle {cycle_id} failed: {message}") from exc
+    ws.history.record(result)
     return result
+
+
+def _close_run(tracker: MlflowTracker, trail: _Trail, status: str, error: str) -> None:
+    if trail.run_id is None:
+        return
+    try:
+        record.end_cycle_run(tracker, trail.run_id, status, error=error)
+    except Exception:  # MLflow may be the thing that is down
+        log.warning(
+            "[%s %s] could not mark the MLflow run %s", trail.pipeline, trail.cycle_id, status
+        )
+
+
+# -- ingest ----------------------------------------------------------------------------------
+def ingest(ws: Workspace) -> IngestResult:
+    """Validate and store every new file of the landing folder (bad ones quarantined)."""
+    data = ws.spec.data
+    return ingest_landing(
+        pipeline=ws.name,
+        landing_dir=ws.spec.landing_path,
+        paths=ws.paths,
+        ledger=ws.ledger,
+        target=data.target,
+        task=data.task,
+        patterns=data.file_patterns,
+    )
+
+
+# -- drift -----------------------------------------------------------------------------------
+def drift_columns(
+    drift: DriftSpec,
+    features: Sequence[str],
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    *,
+    target: str | None = None,
+) -> tuple[list[str], list[str]]:
+    """The numeric and categorical columns a check covers (``drift.columns``, else all).
+
+    Raises:
+        DriftCheckError: ``drift.columns`` or ``drift.per_column`` name columns that are not
+            features.
+    """
+    columns = drift.columns or tuple(features)
+    unknown = [c for c in columns if c not in features]
+    if unknown:
+        raise DriftCheckError(
+            f"drift.columns names unknown columns {unknown}; features: {list(features)}"
+        )
+    stray = sorted(set(drift.per_column) - set(columns) - {target})
+    if stray:
+        raise DriftCheckError(
+            f"drift.per_column names columns that are not checked: {stray}; "
+            f"checked: {list(columns)}"
+        )
+    return [c for c in numeric if c in columns], [c for c in categorical if c in columns]
+
+
+def detect_drift(
+    drift: DriftSpec,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    seed: int,
+    target: str | None = None,
+    is_classification: bool = True,
+    weights: dict[str, float] | None = None,
+    predictions: tuple[Any, Any] | None = None,
+    signals: Sequence[DriftSignal] = (),
+    html_path: Path | None = None,
+    html_report: Literal["on_drift", "always", "never"] = "always",
+) -> tuple[DriftReport, Path | None]:
+    """Compare ``current`` with ``reference`` as the spec's ``drift`` section says.
+
+    Args:
+        drift: The spec's drift section (method, thresholds, policy, signals).
+        reference: What "no drift" looks like.
+        current: The new rows.
+        numeric: Numeric columns to check.
+        categorical: Categorical columns to check.
+        seed: Seed of the calibration resamples.
+        target: The label column, checked when ``drift.target_drift`` is on.
+        is_classification: Whether the label is a class (chi-square) or a number.
+        weights: Column weights of the ``weighted`` policy (default: ``drift.weights``).
+        predictions: The champion's outputs on reference and current rows.
+        signals: Signals computed elsewhere (e.g. performance drift).
+        html_path: Where to write evidently's HTML report.
+        html_report: When to write it: ``always``, ``on_drift`` or ``never``.
+
+    Returns:
+        The report, and the HTML report's path when one was written.
+    """
+    detector = EvidentlyDriftDetector.from_spec(drift, seed=seed)
+    report = detector.detect(
+        reference,
+        current,
+        numeric=list(numeric),
+        categorical=list(categorical),
+        weights=weights if weights is not None else drift.weights,
+        target=target if drift.target_drift else None,
+        target_kind="categorical" if is_classification else "numeric",
+        predictions=predictions,
+        signals=list(signals),
+    )
+    html = None
+    if html_path is not None and (
+        html_report == "always" or (html_report == "on_drift" and report.is_drifted)
+    ):
+        html = render_drift_html(
+            reference,
+            current,
+            html_path,
+            numeric=list(numeric),
+            categorical=list(categorical),
+            method=drift.method,
+            threshold=drift.threshold,
+            drift_share=drift.drift_share,
+            per_column=detector.per_column,
+        )
+    return report, html
+
+
+def check_drift(
+    ws: Workspace,
+    run_id: str,
+    cycle_id: str,
+    schema: Schema,
+    champion: ModelVersionInfo,
+    pending: Sequence[BatchRecord],
+    current: pd.DataFrame,
+) -> DriftOutcome:
+    """Compare the new rows with the champion's training rows, then apply the hysteresis.
+
+    Writes ``reports/<pipeline>/<cycle>/drift.json`` (and the HTML report when the spec asks
+    for it) and logs both to the cycle's run.
+    """
+    spec = ws.spec
+    drift = spec.drift
+    reference = champion_reference(ws, champion, pending)
+    numeric, categorical = drift_columns(
+        drift, schema.feature_names, schema.numeric, schema.categorical, target=schema.target
+    )
+    weights, predictions, signals = champion_evidence(ws, schema, champion, reference, current)
+    report_dir = ws.paths.reports / cycle_id
+    report_dir.mkdir(parents=True, exist_ok=True)
+    report, html = detect_drift(
+        drift,
+        reference,
+        current,
+        numeric=numeric,
+        categorical=categorical,
+        seed=spec.tuning.seed,
+        target=schema.target,
+        is_classification=schema.task == "classification",
+        weights=weights,
+        predictions=predictions,
+        signals=signals,
+        html_path=report_dir / "drift.html",
+        html_report=drift.html_report,
+    )
+    # The check is evidence; the pipeline's state decides whether to re-tune.
+    hysteresis = Hysteresis.from_spec(drift.hysteresis)
+    state = hysteresis.rebase(ws.drift_states.load(ws.name), champion.version)
+    decision = hysteresis.observe(
+        state,
+        is_drifted=report.is_drifted,
+        is_warning=report.level == "warning",
+        now=time.time(),
+        batch_id=pending[0].id,
+    )
+    outcome = DriftOutcome(report, decision)
+    payload = {"pipeline": ws.name, "cycle_id": cycle_id, **drift_event(outcome)}
+    (report_dir / "drift.json").write_text(
+        json.dumps(payload, indent=2, default=str), encoding="utf-8"
+    )
+    record.record_drift(ws.tracker, run_id, payload, report, decision)
+    if html is not None:
+        ws.tracker.log_artifact(run_id, html)
+    return outcome
+
+
+def drift_event(outcome: DriftOutcome) -> dict[str, Any]:
+    """The check as JSON: the report, the pipeline's state and why."""
+    return {
+        **outcome.report.to_dict(state=outcome.decision.level),
+        "state_reason": outcome.decision.reason,
+    }
+
+
+def champion_reference(
+    ws: Workspace, champion: ModelVersionInfo, pending: Sequence[BatchRecord]
+) -> pd.DataFrame:
+    """The champion's training rows: what "no drift" looks like."""
+    path = ws.paths.reference / f"v{champion.version}.parquet"
+    if path.exists():
+        return pd.read_parquet(path)
+    # The champion was not trained by this workspace (or its file is gone): compare with the
+    # newest rows checked before, so drift still means "changed since last time".
+    log.warning(
+        "[%s] reference of champion v%s not found at %s; using recent checked rows",
+        ws.name,
+        champion.version,
+        path,
+    )
+    pending_ids = {r.id for r in pending}
+    accepted = ws.ledger.records(ws.name, status="accepted")
+    earlier = [r for r in accepted if r.id not in pending_ids]
+    return load_batches(earlier).tail(ws.spec.training.max_rows)
+
+
+def champion_evidence(
+    ws: Workspace,
+    schema: Schema,
+    champion: ModelVersionInfo,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+) -> tuple[dict[str, float] | None, tuple[Any, Any] | None, list[DriftSignal]]:
+    """What the champion adds to a drift check: column weights, its predictions on the
+    reference and the new rows, and its performance on the new (labelled) rows."""
+    spec = ws.spec
+    drift, features, target = spec.drift, schema.feature_names, schema.target
+    needs_weights = drift.policy == "weighted" and drift.weights is None
+    if not (needs_weights or drift.prediction_drift or drift.performance_tolerance is not None):
+        return drift.weights, None, []
+    from automl.tuning import GREATER_IS_BETTER, score_model
+
+    model = ws.tracker.load_model(champion)
+    classify = schema.task == "classification" and hasattr(model, "predict_proba")
+
+    def predict(frame: pd.DataFrame) -> Any:
+        rows = frame[features]
+        return model.predict_proba(rows) if classify else model.predict(rows)
+
+    weights = drift.weights
+    if needs_weights:
+        weights = sensitivity_weights(predict, reference, features, seed=spec.tuning.seed)
+    predictions = None
+    if drift.prediction_drift:
+        ref_out, cur_out = predict(reference), predict(current)
+        if classify and ref_out.shape[1] == 2:  # binary: the positive-class probability
+            predictions = (ref_out[:, 1], cur_out[:, 1])
+        elif classify:  # multiclass: the predicted class
+            predictions = (model.predict(reference[features]), model.predict(current[features]))
+        else:
+            predictions = (ref_out, cur_out)
+    signals: list[DriftSignal] = []
+    validation = champion.tags.get(record.CV_SCORE)
+    if drift.performance_tolerance is not None and validation and target in current.columns:
+        metric = spec.metric
+        try:
+            now_score = score_model(model, current, target=target, metric=metric)
+        except ValueError as exc:  # e.g. one class only in the batch: no AUC to compare
+            log.warning("[%s] no performance check: %s", ws.name, exc)
+        else:
+            signals.append(
+                performance_drift(
+                    reference_score=float(validation),
+                    current_score=now_score,
+                    tolerance=drift.performance_tolerance,
+                    greater_is_better=GREATER_IS_BETTER[metric],
+                    metric=metric,
+                )
+            )
+    return weights, predictions, signals
+
+
+def save_drift_state(ws: Workspace, trail: _Trail) -> None:
+    """Store the hysteresis state; a re-tune starts the cool-down, a promotion rebases."""
+    state = trail.drift.decision.state if trail.drift else ws.drift_states.load(ws.name)
+    if trail.registered is not None:
+        result = trail.result()
+        promoted = result.model_version if result.is_promoted else None
+        state = Hysteresis.from_spec(ws.spec.drift.hysteresis).after_retune(
+            state, now=time.time(), promoted_version=promoted
+        )
+    ws.drift_states.save(ws.name, state)
+
+
+# -- tune and register -----------------------------------------------------------------------
+def training_window(ws: Workspace, *, since_id: int | None) -> Window:
+    """The rows to tune on (from the first drifted batch, filled up to ``min_rows``) and the
+    newest ``holdout_fraction`` of them kept aside to judge."""
+    training = ws.spec.training
+    accepted = ws.ledger.records(ws.name, status="accepted")
+    rows = select_window(
+        accepted, since_id=since_id, min_rows=training.min_rows, max_rows=training.max_rows
+    )
+    train, holdout = split_holdout(rows, fraction=training.holdout_fraction)
+    data_from, data_to = window_time_range(accepted, since_id=since_id, n_rows=len(rows))
+    return Window(train, holdout, frame_sha256(train), data_from, data_to)
+
+
+def find_registered(ws: Workspace, run_id: str, window: Window) -> Registered | None:
+    """Idempotence: the version already trained on this exact window, if any."""
+    existing = ws.tracker.find_versions(
+        ws.spec.model_name, tag=record.WINDOW_SHA256, value=window.sha256
+    )
+    if not existing:
+        return None
+    version = existing[0]
+    log.info(
+        "[%s] v%s was already trained on this data window; not registering another",
+        ws.name,
+        version.version,
+    )
+    record.record_reused(ws.tracker, run_id, version.version)
+    # Judged or not before the interruption, it is judged again: the gate is deterministic,
+    # and a promotion whose alias move never happened is completed this way.
+    return Registered(version)
+
+
+def search_config(spec: PipelineSpec, schema: Schema) -> SearchConfig:
+    """What a pipeline's re-tune searches: the schema's columns and the spec's ``tuning``.
+
+    Raises:
+        TuningError: The spec's tuning section does not fit the schema (e.g. a metric of the
+            other task, the target among the features).
+    """
+    tuning = spec.tuning
+    return SearchConfig(
+        target=schema.target,
+        task=schema.task,
+        numeric=schema.numeric,
+        categorical=schema.categorical,
+        metric=spec.metric,
+        cv=tuning.cv,
+        seed=tuning.seed,
+        strategy=tuning.strategy,
+        models=tuning.models,
+        search_space=tuning.search_space,
+        grid=tuning.grid,
+        pruner=tuning.pruner,
+        is_time_ordered=tuning.split == "time",
+    )
+
+
+def tune_window(
+    ws: Workspace,
+    run_id: str,
+    cycle_id: str,
+    schema: Schema,
+    train: pd.DataFrame,
+    *,
+    stop: threading.Event | None,
+) -> TuningResult:
+    """Search the spec's model families on the window (warm-started from the last study), with
+    the workers when the storage is shared, logging every trial and the report to the run."""
+    from automl.tuning import latest_study, tune_distributed
+
+    spec, tracker, tuning = ws.spec, ws.tracker, ws.spec.tuning
+    storage = tuning.storage or f"sqlite:///{spec.workspace_dir / 'optuna.db'}"
+    study_name = f"{spec.name}-{cycle_id}"
+    # Warm start from the pipeline's previous study: its best configurations are re-run first
+    # on the new window (their old scores are stale after drift).
+    previous = (
+        latest_study(storage, group=spec.name, exclude=study_name) if tuning.warm_start else None
+    )
+    record.record_search_params(
+        tracker,
+        run_id,
+        {
+            "metric": spec.metric,
+            "strategy": tuning.strategy,
+            "models": ",".join(tuning.models),
+            "n_trials_budget": tuning.n_trials,
+            "cv": tuning.cv,
+            "split": tuning.split,
+            "pruner": tuning.pruner,
+            "patience": tuning.patience,
+            "n_jobs": tuning.n_jobs,
+            "study_name": study_name,
+            "warm_start_from": previous or "",
+        },
+    )
+    config = search_config(spec, schema)
+    common: dict[str, Any] = {
+        "n_trials": tuning.n_trials,
+        "timeout_s": tuning.timeout_s,
+        "storage": storage,
+        "study_name": study_name,
+        "study_group": spec.name,
+        "warm_start_from": previous,
+        "warm_start_top_k": tuning.warm_start_top_k,
+    }
+    report_dir = ws.paths.reports / cycle_id / "tuning"
+    title = f"Tuning report: {spec.name}, cycle {cycle_id}"
+    if not tuning.is_distributed:
+        return search_and_log(
+            tracker,
+            run_id,
+            train,
+            config,
+            n_jobs=tuning.n_jobs,
+            patience=tuning.patience,
+            on_trial=_stop_check(stop),
+            report_dir=report_dir,
+            title=title,
+            **common,
+        )
+    # The rows go to the workers as an artifact of this cycle's run: every worker already
+    # needs the tracking server (its trials are nested runs of this run), and the server
+    # proxies artifacts to the object store, so no shared file system is needed.
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = write_table(train, Path(tmp) / record.ROWS_ARTIFACT.rsplit("/", 1)[-1])
+        record.record_distributed(tracker, run_id, rows)
+    log.info(
+        "[%s] study %s open to workers (budget %d trials)",
+        spec.name,
+        study_name,
+        tuning.n_trials,
+    )
+    result = tune_distributed(
+        train,
+        config,
+        attrs={
+            record.PARENT_RUN_ATTR: run_id,
+            record.ROWS_ATTR: record.ROWS_ARTIFACT,
+            record.CYCLE_ID: cycle_id,
+        },
+        heartbeat_s=tuning.heartbeat_s,
+        grace_s=tuning.grace_s,
+        should_stop=stop.is_set if stop is not None else (lambda: False),
+        on_trial=_chain(record.trial_logger(tracker, run_id, spec.metric), _stop_check(stop)),
+        **common,
+    )
+    record.log_tuning_result(tracker, run_id, result, report_dir=report_dir, title=title)
+    return result
+
+
+def search_and_log(
+    tracker: MlflowTracker,
+    run_id: str,
+    train: pd.DataFrame,
+    config: SearchConfig,
+    *,
+    n_trials: int,
+    on_trial: Callable[[TrialResult], None] | None = None,
+    report_dir: Path | None = None,
+    title: str = "Tuning report",
+    **options: Any,
+) -> TuningResult:
+    """Search in this process, each trial a nested run of ``run_id``, the result and its report
+    on the run (the cycle's re-tune and ``automl tune``).
+
+    Args:
+        tracker: The MLflow adapter.
+        run_id: The parent run.
+        train: Rows to tune on.
+        config: What to search.
+        n_trials: Trial budget.
+        on_trial: Called after each trial is logged (progress, stopping).
+        report_dir: Where to keep the tuning report locally too.
+        title: The report's title.
+        **options: The other arguments of :func:`automl.tuning.tune` (timeout, storage, study
+            name, warm start, ``n_jobs``, ``patience``).
+    """
+    from automl.tuning import tune
+
+    each = _chain(record.trial_logger(tracker, run_id, config.metric), on_trial)
+    result = tune(train, config, n_trials=n_trials, on_trial=each, **options)
+    record.log_tuning_result(tracker, run_id, result, report_dir=report_dir, title=title)
+    return result
+
+
+def _chain(
+    first: Callable[[TrialResult], None], then: Callable[[TrialResult], None] | None
+) -> Callable[[TrialResult], None]:
+    def both(trial: TrialResult) -> None:
+        first(trial)
+        if then is not None:
+            then(trial)
+
+    return both
+
+
+def _stop_check(stop: threading.Event | None) -> Callable[[TrialResult], None]:
+    """A trial callback that ends the search after this trial when the service is stopping."""
+
+    def check(trial: TrialResult) -> None:
+        if stop is not None and stop.is_set():
+            raise CycleInterruptedError(
+                f"the service is stopping; tuning stopped after trial {trial.number}"
+            )
+
+    return check
+
+
+def register(
+    ws: Workspace,
+    run_id: str,
+    trail: _Trail,
+    schema: Schema,
+    window: Window,
+    tuning: TuningResult,
+) -> Registered:
+    """Log the tuned model with its lineage, register it, and keep its training rows as the
+    drift reference it will have if promoted."""
+    spec, tracker = ws.spec, ws.tracker
+    model_uri = tracker.log_model(
+        run_id, tuning.model, input_example=window.train[schema.feature_names].head(5)
+    )
+    report = trail.drift.report if trail.drift else None
+    version = tracker.register(
+        model_uri,
+        spec.model_name,
+        run_id=run_id,
+        tags=record.lineage_tags(
+            pipeline=spec.name,
+            cycle_id=trail.cycle_id,
+            run_id=run_id,
+            trigger=trail.verdict,
+            drift_share=report.share_drifted if report else None,
+            train_rows=len(window.train),
+            holdout_rows=len(window.holdout),
+            window_sha256=window.sha256,
+            data_from=window.data_from,
+            data_to=window.data_to,
+            result=tuning,
+        ),
+        description=(
+            f"{tuning.model_family} tuned by automl cycle {trail.cycle_id} of pipeline "
+            f"{spec.name!r} after {trail.verdict or 'a scheduled check'}: "
+            f"{tuning.n_trials} trials, CV {spec.metric} {tuning.best_score:.4f} "
+            f"(defaults {tuning.default_score:.4f}), trained on {len(window.train)} rows "
+            f"received {window.data_from} .. {window.data_to}; judged on the newest "
+            f"{len(window.holdout)} rows."
+        ),
+    )
+    write_table(window.train, ws.paths.reference / f"v{version.version}.parquet")
+    return Registered(version, tuning)
+
+
+# -- judge and promote -----------------------------------------------------------------------
+def predict_holdout(
+    tracker: MlflowTracker, version: ModelVersionInfo, features: pd.DataFrame, *, task: str
+) -> Predictions:
+    """Load a version with ``mlflow.pyfunc`` and predict the holdout, timing and sizing it."""
+    model, size_mb = tracker.load_pyfunc(version.uri)
+    timings = []
+    values: Any = None
+    for _ in range(3):
+        started = time.perf_counter()
+        values = model.predict(features)
+        timings.append(time.perf_counter() - started)
+    latency_ms = float(np.median(timings)) * 1000.0 * 1000.0 / max(len(features), 1)
+    proba = classes = None
+    if task == "classification":
+        raw = model.get_raw_model()
+        if hasattr(raw, "predict_proba"):
+            proba = np.asarray(raw.predict_proba(features))
+            classes = np.asarray(raw.classes_)
+    return Predictions(
+        version=version.version,
+        values=np.asarray(values).ravel(),
+        proba=proba,
+        classes=classes,
+        latency_ms=latency_ms,
+        model_size_mb=size_mb,
+    )
+
+
+def _score(name: str, y_true: np.ndarray[Any, Any], p: Predictions) -> float:
+    from automl.tuning import metric_from_predictions
+
+    return metric_from_predictions(name, y_true, p.values, p.proba, p.classes)
+
+
+def _greater_is_better(name: str) -> bool:
+    from automl.tuning import PREDICTION_METRICS
+
+    return PREDICTION_METRICS[name]
+
+
+def judge(
+    ws: Workspace,
+    schema: Schema,
+    version: ModelVersionInfo,
+    champion: ModelVersionInfo | None,
+    holdout: pd.DataFrame,
+) -> PromotionDecision:
+    """Score challenger and champion (both loaded back from the registry) on the same holdout
+    and run the gate: margin, significance and guardrails."""
+    spec = ws.spec
+    features, y_true = holdout[schema.feature_names], holdout[schema.target].to_numpy()
+    metric, registry = spec.metric, spec.registry
+    challenger = predict_holdout(ws.tracker, version, features, task=schema.task)
+    challenger_score = _score(metric, y_true, challenger)
+    gate = champion_score = None
+    if champion is not None:
+        serving = predict_holdout(ws.tracker, champion, features, task=schema.task)
+        champion_score = _score(metric, y_true, serving)
+        gate = evaluate_gate(
+            y_true,
+            challenger,
+            serving,
+            metric=metric,
+            metric_fn=_score,
+            greater_is_better=_greater_is_better,
+            margin=registry.promotion_margin,
+            test=registry.significance.test,
+            alpha=registry.significance.alpha,
+            n_resamples=registry.significance.n_resamples,
+            guardrails=[
+                Guardrail(g.metric, g.max_regression, g.max_ratio) for g in registry.guardrails
+            ],
+            seed=spec.tuning.seed,
+        )
+    return decide_promotion(
+        metric=metric,
+        greater_is_better=_greater_is_better(metric),
+        margin=registry.promotion_margin,
+        challenger_version=version.version,
+        challenger_score=challenger_score,
+        champion_version=champion.version if champion else None,
+        champion_score=champion_score,
+        gate=gate,
+        approval=registry.approval,
+    )
+
+
+def promote(ws: Workspace, decision: PromotionDecision, cycle_id: str) -> None:
+    """Carry out the gate's decision: version tags and the promotion log first, then the
+    alias move (``@champion`` moves in one registry call), then the webhook."""
+    spec, tracker = ws.spec, ws.tracker
+    version = decision.challenger_version
+    if decision.champion_version is not None:
+        tracker.set_alias(spec.model_name, CHALLENGER, version)
+    tracker.set_version_tags(spec.model_name, version, record.decision_tags(decision))
+    scores: dict[str, Any] = {
+        "metric": decision.metric,
+        "challenger_score": decision.challenger_score,
+        "champion_score": decision.champion_score,
+    }
+    if decision.is_promoted:
+        move_logged(
+            spec,
+            tracker,
+            ws.promotions,
+            action="promote",
+            to_version=version,
+            from_version=decision.champion_version,
+            reason=decision.reason,
+            actor="service",
+            cycle_id=cycle_id,
+            scores=scores,
+        )
+    else:
+        tracker.set_alias(spec.model_name, CHALLENGER, version)
+        ws.promotions.append(
+            pipeline=spec.name,
+            model_name=spec.model_name,
+            action="await_approval" if decision.awaiting_approval else "reject",
+            status="recorded",
+            actor="service",
+            from_version=decision.champion_version,
+            to_version=version,
+            reason=decision.reason,
+            cycle_id=cycle_id,
+            **scores,
+        )
+    event = {"promoted": "promotion", "rejected": "rejection"}.get(decision.outcome, "approval")
+    notify(spec, event, {"cycle_id": cycle_id, **decision.to_dict()})
+    log.info("[%s %s] %s", spec.name, cycle_id, decision.reason)

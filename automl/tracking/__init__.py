@@ -1,7 +1,16 @@
-"""Tracking: MLflow runs and artifacts, the model registry and the promotion rule."""
+"""Tracking: MLflow runs and artifacts; the registry: versions, aliases, the promotion gate,
+alias moves with their intent log, reconcile, rollback and the promotion history."""
 
 from __future__ import annotations
 
+from automl.tracking._aliases import (
+    AliasMove,
+    move_logged,
+    promote_version,
+    reconcile,
+    rollback,
+    serving_version,
+)
 from automl.tracking._gate import (
     GateResult,
     Guardrail,
@@ -17,28 +26,35 @@ from automl.tracking._promotion import (
     PREVIOUS_CHAMPION,
     Approval,
     PromotionDecision,
-    apply_promotion,
     decide_promotion,
-    decision_tags,
     move_champion,
 )
+from automl.tracking._promotion_log import Action, LogEntry, PromotionLog, current_actor
 
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "PREVIOUS_CHAMPION",
+    "Action",
+    "AliasMove",
     "Approval",
     "GateResult",
     "Guardrail",
     "GuardrailCheck",
+    "LogEntry",
     "MlflowTracker",
     "ModelVersionInfo",
     "Predictions",
     "PromotionDecision",
+    "PromotionLog",
     "SignificanceTest",
-    "apply_promotion",
+    "current_actor",
     "decide_promotion",
-    "decision_tags",
     "evaluate_gate",
     "move_champion",
+    "move_logged",
+    "promote_version",
+    "reconcile",
+    "rollback",
+    "serving_version",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -17,15 +18,17 @@ from automl.cli import app
 from automl.config import PipelineSpec
 from automl.data import BatchLedger, Schema, infer_schema
 from automl.errors import TrackingError
-from automl.service import (
+from automl.service import judge, make_tracker, open_workspace, promote, rollback, run_cycle
+from automl.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    MlflowTracker,
+    ModelVersionInfo,
     PromotionLog,
-    judge_and_promote,
-    make_tracker,
-    rollback,
-    run_cycle,
+    reconcile,
 )
-from automl.service._promote import _move, reconcile
-from automl.tracking import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, MlflowTracker, ModelVersionInfo
+from automl.tracking import move_logged as _move
 from automl.tuning import build_model
 from tests.conftest import CATEGORICAL, NUMERIC, land
 
@@ -49,17 +52,11 @@ def _register(
 
 
 def _judge(spec: PipelineSpec, version: ModelVersionInfo, holdout: pd.DataFrame, schema: Schema):  # type: ignore[no-untyped-def]
-    tracker = make_tracker(spec)
-    return judge_and_promote(
-        spec,
-        tracker,
-        PromotionLog(spec.state_url),
-        schema=schema,
-        version=version,
-        champion=tracker.get_alias(spec.model_name, CHAMPION),
-        holdout=holdout,
-        cycle_id="c",
-    )
+    ws = open_workspace(spec)
+    champion = ws.tracker.get_alias(spec.model_name, CHAMPION)
+    decision = judge(ws, schema, version, champion, holdout)
+    promote(ws, decision, "c")
+    return decision
 
 
 @pytest.fixture
@@ -181,17 +178,10 @@ def test_failure_between_registering_and_moving_aliases_keeps_the_old_champion(
     v2 = _register(tracker, spec, train, GOOD)
     failing = _FailingTracker(spec.tracking_uri, spec.experiment_name)
     audit = PromotionLog(spec.state_url)
+    ws = replace(open_workspace(spec), tracker=failing, promotions=audit)
     with pytest.raises(TrackingError, match="@champion is v1"):
-        judge_and_promote(
-            spec,
-            failing,
-            audit,
-            schema=schema,
-            version=v2,
-            champion=tracker.get_alias(spec.model_name, CHAMPION),
-            holdout=holdout,
-            cycle_id="c2",
-        )
+        champion = tracker.get_alias(spec.model_name, CHAMPION)
+        promote(ws, judge(ws, schema, v2, champion, holdout), "c2")
     assert tracker.get_alias(spec.model_name, CHAMPION).version == "1"  # type: ignore[union-attr]
     last = audit.entries(spec.name)[-1]
     assert (last.action, last.status, last.to_version) == ("promote", "aborted", "2")

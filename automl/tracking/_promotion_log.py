@@ -16,8 +16,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from automl.data import utcnow
-from automl.state import open_state, promotions_table
+from automl.state import open_state, promotions_table, utcnow
 
 Action = Literal["promote", "reject", "await_approval", "manual_promote", "rollback"]
 Status = Literal["intent", "applied", "aborted", "recorded"]

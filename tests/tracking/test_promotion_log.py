@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from automl.service import PromotionLog
 from automl.state import promotions_table
+from automl.tracking import PromotionLog
 
 
 @pytest.fixture

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from automl.data import utcnow
-from automl.drift import DriftState
-from automl.state import drift_state_table, open_state
+from automl.drift._hysteresis import DriftState
+from automl.state import drift_state_table, open_state, utcnow
 
 
 class DriftStateStore:
