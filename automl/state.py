@@ -264,7 +264,7 @@ def _upgrade(engine: sa.Engine, migrations: Sequence[Migration]) -> None:
             raise StateError(
                 f"the state database {where} has schema version {found}, but this automl "
                 f"knows versions up to {current}: a newer automl has upgraded it; upgrade "
-                "automl (pip install -U automl) on this host, or point state_db elsewhere"
+                "automl on this host to that release or later, or point state_db elsewhere"
             )
         for version in range(found, current):
             log.info("state database: upgrading schema version %d -> %d", version, version + 1)
