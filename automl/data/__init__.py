@@ -9,7 +9,6 @@ from automl.data._ledger import BatchLedger, BatchRecord
 from automl.data._schema import Schema, coerce_features, infer_schema, validate_batch
 from automl.data._synthetic import make_churn_frame
 from automl.data._window import select_window, split_holdout, window_time_range
-from automl.state import get_engine, utcnow  # re-exported until importers use automl.state
 
 __all__ = [
     "BatchLedger",
@@ -21,7 +20,6 @@ __all__ = [
     "coerce_features",
     "file_sha256",
     "frame_sha256",
-    "get_engine",
     "infer_schema",
     "ingest_landing",
     "load_batches",
@@ -29,7 +27,6 @@ __all__ = [
     "read_table",
     "select_window",
     "split_holdout",
-    "utcnow",
     "validate_batch",
     "window_time_range",
     "write_table",

@@ -34,7 +34,6 @@ from automl.data import (
     load_batches,
     select_window,
     split_holdout,
-    utcnow,
     window_time_range,
     write_table,
 )
@@ -55,6 +54,7 @@ from automl.service._lock import pipeline_lock
 from automl.service._logging import cycle_context
 from automl.service._notify import notify
 from automl.service._workspace import Workspace, open_workspace
+from automl.state import utcnow
 from automl.tracking import (
     CHALLENGER,
     CHAMPION,

@@ -7,10 +7,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from automl.config import PipelineSpec
-from automl.data import BatchLedger, get_engine
+from automl.data import BatchLedger
 from automl.service._history import CycleHistory
 from automl.service._record import CV_SCORE
 from automl.service._workspace import make_tracker
+from automl.state import get_engine
 from automl.tracking import CHAMPION
 
 
