@@ -19,7 +19,7 @@ from automl.tracking._gate import (
     SignificanceTest,
     evaluate_gate,
 )
-from automl.tracking._mlflow import MlflowTracker, ModelVersionInfo
+from automl.tracking._mlflow import MlflowTracker, ModelVersionInfo, RunSummary
 from automl.tracking._promotion import (
     CHALLENGER,
     CHAMPION,
@@ -47,6 +47,7 @@ __all__ = [
     "Predictions",
     "PromotionDecision",
     "PromotionLog",
+    "RunSummary",
     "SignificanceTest",
     "current_actor",
     "decide_promotion",

@@ -96,6 +96,16 @@ def _clean_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
 
 
+@dataclass(frozen=True)
+class RunSummary:
+    """A run's state as automl needs it (e.g. to close a run a crash left open)."""
+
+    run_id: str
+    status: str
+    start_time_ms: int
+    tags: dict[str, str]
+
+
 class MlflowTracker:
     """Runs, artifacts and registry operations for one pipeline's experiment.
 
@@ -170,6 +180,16 @@ class MlflowTracker:
             [self.experiment_id], filter_string=filter_string, max_results=max_results
         )
         return [str(r.info.run_id) for r in runs]
+
+    def run_summary(self, run_id: str) -> RunSummary:
+        """A run's status, start time and tags."""
+        run = self.client.get_run(run_id)
+        return RunSummary(
+            run_id=run_id,
+            status=str(run.info.status),
+            start_time_ms=int(run.info.start_time or 0),
+            tags=dict(run.data.tags or {}),
+        )
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log parameters (values are stringified by MLflow)."""
@@ -253,8 +273,15 @@ class MlflowTracker:
     def log_model(
         self, run_id: str, model: Any, *, input_example: pd.DataFrame, name: str = "model"
     ) -> str:
-        """Log a scikit-learn model with a signature and input example; return its model URI."""
-        import mlflow
+        """Log a scikit-learn model with a signature and input example; return its model URI.
+
+        The run stays as it is (RUNNING while its cycle goes on): the model is logged with
+        ``run_id=`` instead of inside ``mlflow.start_run(run_id)``, whose end would mark the run
+        FINISHED and make a cycle killed afterwards look complete. No run becomes active. The
+        logged model is created first in the run's experiment (without an active run MLflow
+        would put it in the default experiment), with the run's params as ``log_model`` gives
+        them.
+        """
         import mlflow.sklearn
         from mlflow.models import infer_signature
 
@@ -263,10 +290,16 @@ class MlflowTracker:
         logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
         try:
             signature = infer_signature(input_example, model.predict(input_example))
-            with _global_uri(self.tracking_uri), mlflow.start_run(run_id=run_id):
+            params = self.client.get_run(run_id).data.params
+            logged = self.client.create_logged_model(
+                self.experiment_id, name=name, source_run_id=run_id, params=dict(params)
+            )
+            with _global_uri(self.tracking_uri):
                 info = mlflow.sklearn.log_model(
                     model,
                     name=name,
+                    run_id=run_id,
+                    model_id=logged.model_id,
                     signature=signature,
                     input_example=input_example,
                     pip_requirements=_pip_requirements(),
