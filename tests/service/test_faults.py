@@ -108,7 +108,10 @@ def test_kill_9_after_the_model_is_logged_leaves_a_trace_the_next_cycle_closes(
     lost_cycle = killed.data.tags["automl.cycle_id"]
 
     result = run_cycle(spec)
-    assert result.status == "retuned" and result.champion_version == "1"
+    # Killed after @champion moved, the promotion stands (the log says it was applied) and
+    # the next cycle checks the same rows against it; before that, it re-judges v1.
+    assert result.status == ("no_drift" if point == "promoted" else "retuned")
+    assert result.champion_version == "1"
     runs = _cycle_runs(spec)
     assert runs[lost_cycle].info.status == "FAILED"
     assert runs[lost_cycle].data.tags["automl.error"].startswith("interrupted:")
@@ -118,11 +121,11 @@ def test_kill_9_after_the_model_is_logged_leaves_a_trace_the_next_cycle_closes(
     assert failed is not None and failed.status == "failed"
     assert failed.error is not None and failed.error.startswith("interrupted:")
     assert failed.run_id == killed.info.run_id
-    assert [h.status for h in history.list("churn")] == ["retuned", "failed"]
+    assert [h.status for h in history.list("churn")] == [result.status, "failed"]
     from mlflow import MlflowClient
 
     versions = MlflowClient(spec.tracking_uri).search_model_versions("name='churn'")
-    assert [v.version for v in versions] == ["1"]  # registration is idempotent per window
+    assert [str(v.version) for v in versions] == ["1"]  # registration is idempotent per window
     assert _aliases(spec) == {CHAMPION: "1"}
     assert BatchLedger(spec.state_url).pending("churn") == []
 
