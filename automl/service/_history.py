@@ -122,9 +122,7 @@ class CycleHistory:
     def find(self, pipeline: str, cycle_id: str) -> CycleResult | None:
         """The recorded cycle with this id, or None."""
         t = cycles_table
-        query = sa.select(t.c.result_json).where(
-            t.c.pipeline == pipeline, t.c.cycle_id == cycle_id
-        )
+        query = sa.select(t.c.result_json).where(t.c.pipeline == pipeline, t.c.cycle_id == cycle_id)
         with self._engine.connect() as conn:
             row = conn.execute(query).first()
         return CycleResult.from_dict(json.loads(row[0])) if row else None

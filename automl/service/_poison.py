@@ -201,9 +201,7 @@ def _probe(ws: Workspace, schema: Schema, base: pd.DataFrame, rows: pd.DataFrame
     return None
 
 
-def _quarantine(
-    ws: Workspace, batch: BatchRecord, why: str, *, streak: int, cycle_id: str
-) -> None:
+def _quarantine(ws: Workspace, batch: BatchRecord, why: str, *, streak: int, cycle_id: str) -> None:
     reason = f"poison: quarantined after {streak} failed cycles in a row: {why}"
     moved = None
     if batch.stored_path is not None and batch.stored_path.exists():

@@ -115,10 +115,13 @@ def reconcile(spec: PipelineSpec, tracker: MlflowTracker, log: PromotionLog) -> 
         done = []
         if serving == intent.to_version:
             previous = intent.from_version
-            if previous and previous != serving:
-                if _aliased(tracker, model, PREVIOUS_CHAMPION) != previous:
-                    tracker.set_alias(model, PREVIOUS_CHAMPION, previous)
-                    done.append(f"@previous-champion set to v{previous}")
+            if (
+                previous
+                and previous != serving
+                and _aliased(tracker, model, PREVIOUS_CHAMPION) != previous
+            ):
+                tracker.set_alias(model, PREVIOUS_CHAMPION, previous)
+                done.append(f"@previous-champion set to v{previous}")
             challenger = _aliased(tracker, model, CHALLENGER)
             if intent.action != "rollback" and challenger == serving:
                 tracker.delete_alias(model, CHALLENGER)

@@ -160,8 +160,6 @@ class PromotionLog:
     def serving_since(self, pipeline: str, version: str) -> LogEntry | None:
         """The newest applied move that made ``version`` the champion, or None."""
         applied = [
-            e
-            for e in self.entries(pipeline)
-            if e.status == "applied" and e.to_version == version
+            e for e in self.entries(pipeline) if e.status == "applied" and e.to_version == version
         ]
         return applied[-1] if applied else None

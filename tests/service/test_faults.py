@@ -69,7 +69,9 @@ def _aliases(spec: PipelineSpec) -> dict[str, str]:
     from automl.service import make_tracker
 
     tracker = make_tracker(spec)
-    found = {a: tracker.get_alias(spec.model_name, a) for a in (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)}
+    found = {
+        a: tracker.get_alias(spec.model_name, a) for a in (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
+    }
     return {a: v.version for a, v in found.items() if v is not None}
 
 
@@ -249,7 +251,10 @@ def test_a_batch_that_fails_every_cycle_is_quarantined_and_the_pipeline_goes_on(
     (bad,) = [r for r in ledger.records("churn") if r.file_name == "poison.parquet"]
     assert bad.status == "rejected" and bad.reason is not None
     assert "2 failed cycles in a row" in bad.reason and "monthly_charges" in bad.reason
-    assert bad.stored_path is not None and bad.stored_path.parent == spec.workspace_dir / "quarantine" / "churn"
+    assert (
+        bad.stored_path is not None
+        and bad.stored_path.parent == spec.workspace_dir / "quarantine" / "churn"
+    )
     assert bad.stored_path.with_name(bad.stored_path.name + ".reason.txt").exists()
     (good,) = [r for r in ledger.records("churn") if r.file_name == "good.csv"]
     assert good.status == "accepted" and good.cycle_id is not None  # consumed, not thrown away
