@@ -119,7 +119,10 @@ def serve(
     pipelines_dir: Annotated[Path, typer.Argument(help="Folder of pipeline specs (*.yaml).")],
     host: Annotated[str, typer.Option(help="Interface of the status endpoint.")] = "127.0.0.1",
     port: Annotated[
-        int | None, typer.Option(help="Port of /healthz, /readyz, /metrics, /status (unset: off).")
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Port of /healthz, /readyz, /metrics, /status (unset: off)."
+        ),
     ] = None,
     jobstore: Annotated[
         str | None,
