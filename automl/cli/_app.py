@@ -199,26 +199,27 @@ def status(
     if as_json:
         typer.echo(json.dumps(rows, default=str))
         return
-    table = Table(title="automl status")
-    for col in ("pipeline", "champion", "last cycle", "last drift check", "pending", "quarantined"):
-        table.add_column(col)
+    # One small key/value table per pipeline: readable in an 80-column terminal.
     for r in rows:
-        when = f"{r['last_status']} at {r['last_finished_at']}"
-        seen = "never" if r["last_status"] is None else when
+        table = Table(title=f"pipeline {r['pipeline']}", show_header=False, title_justify="left")
+        table.add_column("what", no_wrap=True)
+        table.add_column("value", overflow="fold")
+        champion = r["champion_version"]
+        table.add_row("champion", f"{r['model']} v{champion}" if champion else "none")
+        if r["last_status"] is None:
+            table.add_row("last cycle", "never")
+        else:
+            table.add_row("last cycle", f"{r['last_status']} at {r['last_finished_at']}")
         if r["last_error"]:
-            seen += f"\n{r['last_error'][:200]}"
+            table.add_row("last error", r["last_error"][:300])
         drift = _fmt(r["last_drift_verdict"])
         if r["last_drift_share"] is not None:
             drift += f" ({r['last_drift_share']:.0%} of columns)"
-        table.add_row(
-            r["pipeline"],
-            f"{r['model']} v{r['champion_version']}" if r["champion_version"] else "none",
-            seen,
-            drift,
-            str(r["pending_batches"]),
-            str(r["quarantined_files"]),
-        )
-    console.print(table)
+        table.add_row("last drift check", drift)
+        table.add_row("batches pending", str(r["pending_batches"]))
+        table.add_row("files in landing", str(r.get("landing_files", 0)))
+        table.add_row("quarantined", str(r["quarantined_files"]))
+        console.print(table)
 
 
 @command
@@ -259,8 +260,15 @@ def tune(
         typer.Option(help="classification or regression (default: inferred from the target)."),
     ] = None,
     strategy: Annotated[
-        str, typer.Option(help="bayesian, gp, random, genetic or cmaes.")
+        str, typer.Option(help="bayesian, gp, random, grid (needs --grid), genetic or cmaes.")
     ] = "bayesian",
+    grid: Annotated[
+        str | None,
+        typer.Option(
+            help="Strategy grid: JSON {family: {param: [values]}}, e.g. "
+            '\'{"xgboost": {"max_depth": [3, 6]}}\'.'
+        ),
+    ] = None,
     models: Annotated[
         str,
         typer.Option(
@@ -312,12 +320,22 @@ def tune(
         is_time_ordered=time_ordered,
         tracking_uri=tracking_uri,
         experiment=experiment,
+        grid=_json_option("--grid", grid),
     )
     result = run_tune(options, console=err_console, as_json=as_json)
     if as_json:
         typer.echo(json.dumps(result, default=str))
         return
     print_result(result, console)
+
+
+def _json_option(name: str, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{name} {value!r} is not valid JSON: {exc}") from exc
 
 
 @command
@@ -330,6 +348,12 @@ def drift(
         Path | None,
         typer.Option("--pipeline", help="Pipeline spec: its drift settings and target."),
     ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target", help="Label column, left out of the check (default: the spec's target)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write evidently's HTML report here.")
@@ -339,7 +363,9 @@ def drift(
     from automl.cli._drift import DriftOptions, check_files, print_drift
 
     payload = check_files(
-        DriftOptions(reference=reference, current=current, pipeline=pipeline, html=html)
+        DriftOptions(
+            reference=reference, current=current, pipeline=pipeline, html=html, target=target
+        )
     )
     if as_json:
         typer.echo(json.dumps(payload, default=str))
