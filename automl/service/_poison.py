@@ -164,38 +164,67 @@ def _consumed_rows(ws: Workspace, pending: Sequence[BatchRecord]) -> pd.DataFram
 
 
 def _probe(ws: Workspace, schema: Schema, base: pd.DataFrame, rows: pd.DataFrame) -> str | None:
-    """The cycle's data steps on ``base`` + ``rows``: None when they pass, else what failed."""
-    from automl.service._cycle import detect_drift, drift_columns, search_config
-    from automl.tuning import tune
+    """The cycle's data steps on ``base`` + ``rows``: None when they pass, else what failed.
+
+    The same calls as the cycle's ``check_drift`` and ``tune_window`` make (this module cannot
+    import the cycle, which calls it), without MLflow, state or hysteresis.
+    """
+    from automl.drift import EvidentlyDriftDetector, render_drift_html
+    from automl.tuning import SearchConfig, tune
 
     spec = ws.spec
+    drift = spec.drift
     if not base.empty and not rows.empty:
-        numeric, categorical = drift_columns(
-            spec.drift,
-            schema.feature_names,
-            schema.numeric,
-            schema.categorical,
-            target=schema.target,
-        )
+        columns = drift.columns or tuple(schema.feature_names)
+        numeric = [c for c in schema.numeric if c in columns]
+        categorical = [c for c in schema.categorical if c in columns]
         try:
-            with tempfile.TemporaryDirectory() as tmp:
-                detect_drift(
-                    spec.drift,
-                    base,
-                    rows,
-                    numeric=numeric,
-                    categorical=categorical,
-                    seed=spec.tuning.seed,
-                    target=schema.target,
-                    is_classification=schema.task == "classification",
-                    html_path=Path(tmp) / "drift.html",
-                    html_report=spec.drift.html_report,
-                )
+            detector = EvidentlyDriftDetector.from_spec(drift, seed=spec.tuning.seed)
+            report = detector.detect(
+                base,
+                rows,
+                numeric=numeric,
+                categorical=categorical,
+                weights=drift.weights,
+                target=schema.target if drift.target_drift else None,
+                target_kind="categorical" if schema.task == "classification" else "numeric",
+            )
+            wants_html = drift.html_report == "always" or (
+                drift.html_report == "on_drift" and report.is_drifted
+            )
+            if wants_html:
+                with tempfile.TemporaryDirectory() as tmp:
+                    render_drift_html(
+                        base,
+                        rows,
+                        Path(tmp) / "drift.html",
+                        numeric=numeric,
+                        categorical=categorical,
+                        method=drift.method,
+                        threshold=drift.threshold,
+                        drift_share=drift.drift_share,
+                        per_column=detector.per_column,
+                    )
         except Exception as exc:
             return f"drift check: {type(exc).__name__}: {exc}"
+    tuning = spec.tuning
+    config = SearchConfig(
+        target=schema.target,
+        task=schema.task,
+        numeric=schema.numeric,
+        categorical=schema.categorical,
+        metric=spec.metric,
+        cv=tuning.cv,
+        seed=tuning.seed,
+        strategy="random",  # one trial: the first family's library defaults
+        models=tuning.models,
+        search_space=tuning.search_space,
+        pruner=tuning.pruner,
+        is_time_ordered=tuning.split == "time",
+    )
     frame = pd.concat([base, rows], ignore_index=True)
     try:
-        tune(frame, search_config(spec, schema), n_trials=1, timeout_s=PROBE_TIMEOUT_S)
+        tune(frame, config, n_trials=1, timeout_s=PROBE_TIMEOUT_S)
     except Exception as exc:
         return f"training: {type(exc).__name__}: {exc}"
     return None
