@@ -16,13 +16,31 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from automl.errors import ConfigError
+from automl.vocab import (
+    CLASSIFICATION_METRICS,
+    DEFAULT_METRIC,
+    PREDICTION_METRICS,
+    REGRESSION_METRICS,
+    RESOURCE_METRICS,
+    Approval,
+    Correction,
+    ModelFamily,
+    Policy,
+    Pruner,
+    SignificanceTest,
+    Task,
+    check_metric,
+    check_models,
+)
+from automl.vocab import Strategy as TuningStrategy
 
 __all__ = [
     "CLASSIFICATION_METRICS",
@@ -33,6 +51,7 @@ __all__ = [
     "GuardrailSpec",
     "HysteresisSpec",
     "MlflowSpec",
+    "ModelFamily",
     "NotifySpec",
     "ParamRange",
     "PipelineSpec",
@@ -41,18 +60,94 @@ __all__ = [
     "SignificanceSpec",
     "TrainingSpec",
     "TuningSpec",
+    "TuningStrategy",
+    "build_section",
+    "check_search",
     "load_spec",
     "load_specs",
 ]
 
-Task = Literal["classification", "regression"]
-#: Metrics per task; every one is reported "greater is better" internally.
-CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "f1", "log_loss")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_Section = TypeVar("_Section", bound=_Strict)
+_BOUNDS = {
+    "greater_than": ">",
+    "greater_than_equal": ">=",
+    "less_than": "<",
+    "less_than_equal": "<=",
+}
+
+
+def _argument_message(error: Mapping[str, Any]) -> str:
+    """One pydantic error as ``parameter must be <rule>, got <value>``."""
+    name = ".".join(str(part) for part in error["loc"])
+    kind, ctx, got = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind in _BOUNDS:
+        limit = next(iter(ctx.values()))
+        return f"{name} must be {_BOUNDS[kind]} {limit:g}, got {got!r}"
+    if kind == "literal_error":
+        return f"{name} must be one of {ctx['expected']}, got {got!r}"
+    if kind == "value_error":  # a model validator's rule: its message names the fields
+        return str(ctx["error"])
+    return f"{name}: {error['msg']}, got {got!r}"
+
+
+def build_section(section: type[_Section], /, **values: object) -> _Section:
+    """Validate plain arguments as a spec section: the one validation path of a capability
+    that is also built without a spec (``Hysteresis(confirm_checks=2)``).
+
+    Args:
+        section: The spec section's class (e.g. :class:`HysteresisSpec`).
+        **values: Its fields.
+
+    Returns:
+        The validated section.
+
+    Raises:
+        ValueError: A field breaks the section's rules; the message names the parameter, the
+            rule and the value (``confirm_checks must be >= 1, got 0``).
+
+    Example:
+        >>> build_section(HysteresisSpec, confirm_checks=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: confirm_checks must be >= 1, got 0
+    """
+    try:
+        return section.model_validate(values)
+    except ValidationError as exc:
+        raise ValueError("; ".join(_argument_message(e) for e in exc.errors())) from None
+
+
+def check_search(
+    strategy: str,
+    models: Sequence[str],
+    search_space: Mapping[str, object],
+    grid: Mapping[str, object] | None,
+    *,
+    error: type[Exception] = ValueError,
+) -> None:
+    """The rules of a search that tie several ``tuning`` settings together (shared by
+    :class:`TuningSpec` and ``automl.tuning.SearchConfig``).
+
+    Raises:
+        Exception: ``error``: ``search_space`` or ``grid`` names a family not in ``models``, or
+            strategy ``grid`` has no grid.
+    """
+    for name, table in (("search_space", search_space), ("grid", grid or {})):
+        for family in table:
+            if family not in models:
+                raise error(
+                    f"tuning.{name} names family {family!r}, which is not in models "
+                    f"({', '.join(models)})"
+                )
+    if strategy == "grid" and not grid:
+        raise error(
+            "strategy 'grid' needs an explicit grid: tuning.grid: {family: {param: [values]}}"
+        )
 
 
 class DataSpec(_Strict):
@@ -121,16 +216,15 @@ class HysteresisSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_window(self) -> HysteresisSpec:
-        if (self.window_checks is None) != (self.window_drifted is None):
-            raise ValueError("window_checks and window_drifted must be set together")
-        if (
-            self.window_checks is not None
-            and self.window_drifted is not None
-            and self.window_drifted > self.window_checks
-        ):
+        checks, drifted = self.window_checks, self.window_drifted
+        if (checks is None) != (drifted is None):
             raise ValueError(
-                f"window_drifted ({self.window_drifted}) must not exceed window_checks "
-                f"({self.window_checks})"
+                "window_checks and window_drifted must be set together, got "
+                f"window_checks={checks}, window_drifted={drifted}"
+            )
+        if checks is not None and drifted is not None and drifted > checks:
+            raise ValueError(
+                f"window_drifted must be within [1, window_checks={checks}], got {drifted}"
             )
         return self
 
@@ -159,7 +253,7 @@ class DriftSpec(_Strict):
     per_column: dict[str, ColumnDriftSpec] = Field(
         default_factory=dict, description="Per-column method/threshold overrides."
     )
-    policy: Literal["share", "weighted"] = Field(
+    policy: Policy = Field(
         default="share",
         description="share: share of drifted columns; weighted: share of the champion's feature "
         "importance in drifted columns.",
@@ -172,7 +266,7 @@ class DriftSpec(_Strict):
     warning_share: float | None = Field(
         default=None, gt=0.0, le=1.0, description="Score of a warning; None: half drift_share."
     )
-    correction: Literal["none", "bonferroni", "holm", "bh"] = Field(
+    correction: Correction = Field(
         default="bh",
         description="Multiple-testing correction of p-value tests over the columns: bh "
         "(Benjamini-Hochberg), holm, bonferroni or none.",
@@ -220,18 +314,12 @@ class DriftSpec(_Strict):
     def _check_shares(self) -> DriftSpec:
         if self.warning_share is not None and self.warning_share > self.drift_share:
             raise ValueError(
-                f"warning_share ({self.warning_share}) must not exceed drift_share "
-                f"({self.drift_share})"
+                f"warning_share must be within (0, drift_share={self.drift_share}], "
+                f"got {self.warning_share}"
             )
         return self
 
 
-#: Search strategies (see ``automl.tuning.STRATEGIES``; kept equal by a test).
-TuningStrategy = Literal["bayesian", "gp", "random", "grid", "genetic", "cmaes"]
-#: Model families (see ``automl.tuning.MODEL_FAMILIES``; kept equal by a test).
-ModelFamily = Literal[
-    "xgboost", "random_forest", "extra_trees", "hist_gradient_boosting", "linear", "mlp"
-]
 GridValue = float | int | str | bool
 
 
@@ -283,7 +371,7 @@ class TuningSpec(_Strict):
     patience: int | None = Field(
         default=None, ge=1, description="Stop after this many trials without improvement."
     )
-    pruner: Literal["median", "none"] = Field(
+    pruner: Pruner = Field(
         default="median",
         description="median: stop trials whose learning curve trails the median; none.",
     )
@@ -328,19 +416,8 @@ class TuningSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_models(self) -> TuningSpec:
-        if not self.models:
-            raise ValueError(
-                "models must name at least one model family (allowed: 'xgboost', "
-                "'random_forest', 'extra_trees', 'hist_gradient_boosting', 'linear', 'mlp')"
-            )
-        for name, table in (("search_space", self.search_space), ("grid", self.grid or {})):
-            extra = [family for family in table if family not in self.models]
-            if extra:
-                raise ValueError(
-                    f"{name} names families {extra} that are not in models {list(self.models)}"
-                )
-        if self.strategy == "grid" and not self.grid:
-            raise ValueError("strategy 'grid' needs `grid`: {family: {param: [values]}}")
+        check_models(self.models)
+        check_search(self.strategy, self.models, self.search_space, self.grid)
         if self.distributed and not (self.storage or "").startswith(("postgresql", "mysql")):
             raise ValueError(
                 f"distributed: true needs `storage` on a database server that workers reach "
@@ -356,7 +433,7 @@ class TuningSpec(_Strict):
 class SignificanceSpec(_Strict):
     """How sure the gate must be that the challenger's improvement is real."""
 
-    test: Literal["bootstrap", "mcnemar", "none"] = Field(
+    test: SignificanceTest = Field(
         default="bootstrap",
         description="bootstrap: paired bootstrap CI of the improvement must exclude 0; "
         "mcnemar: exact McNemar test on disagreements (classification); none: margin only.",
@@ -381,18 +458,11 @@ class GuardrailSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_kind(self) -> GuardrailSpec:
-        resource = self.metric in ("latency_ms", "model_size_mb")
-        quality = self.metric in (
-            *CLASSIFICATION_METRICS,
-            *REGRESSION_METRICS,
-            "precision",
-            "recall",
-        )
-        if not (resource or quality):
+        resource = self.metric in RESOURCE_METRICS
+        if not (resource or self.metric in PREDICTION_METRICS):
             raise ValueError(
-                f"guardrail metric {self.metric!r} is unknown; allowed: latency_ms, "
-                f"model_size_mb, precision, recall, {', '.join(CLASSIFICATION_METRICS)}, "
-                f"{', '.join(REGRESSION_METRICS)}"
+                f"guardrail metric {self.metric!r} is unknown; allowed: "
+                f"{', '.join((*RESOURCE_METRICS, *PREDICTION_METRICS))}"
             )
         if resource and self.max_regression is not None:
             raise ValueError(f"guardrail {self.metric!r} takes max_ratio, not max_regression")
@@ -412,7 +482,7 @@ class RegistrySpec(_Strict):
         ge=0.0,
         description="The challenger must beat the champion by at least this much on the holdout.",
     )
-    approval: Literal["auto", "manual"] = Field(
+    approval: Approval = Field(
         default="auto",
         description="manual: the gate's verdict is recorded and the challenger waits for "
         "`automl promote`.",
@@ -486,15 +556,8 @@ class PipelineSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_metric(self) -> PipelineSpec:
-        metric = self.tuning.metric
-        allowed = (
-            CLASSIFICATION_METRICS if self.data.task == "classification" else REGRESSION_METRICS
-        )
-        if metric is not None and metric not in allowed:
-            raise ValueError(
-                f"tuning.metric {metric!r} does not fit task {self.data.task!r}; "
-                f"allowed: {', '.join(allowed)}"
-            )
+        if self.tuning.metric is not None:
+            check_metric(self.tuning.metric, self.data.task, name="tuning.metric")
         return self
 
     # -- resolved locations -------------------------------------------------------------
@@ -543,7 +606,7 @@ class PipelineSpec(_Strict):
         """Primary metric, with the task's default filled in."""
         if self.tuning.metric:
             return self.tuning.metric
-        return "roc_auc" if self.data.task == "classification" else "rmse"
+        return DEFAULT_METRIC[self.data.task]
 
     @property
     def state_url(self) -> str:

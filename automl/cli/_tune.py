@@ -14,6 +14,7 @@ import pandas as pd
 from rich.console import Console
 
 from automl.errors import TuningError
+from automl.vocab import DEFAULT_METRIC
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
         task=schema.task,
         numeric=schema.numeric,
         categorical=schema.categorical,
-        metric=options.metric or ("roc_auc" if task == "classification" else "rmse"),
+        metric=options.metric or DEFAULT_METRIC[task],
         cv=options.cv,
         seed=options.seed,
         strategy=options.strategy,  # type: ignore[arg-type]

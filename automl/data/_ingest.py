@@ -12,8 +12,9 @@ import pandas as pd
 from automl.data._io import file_sha256, read_table, write_table
 from automl.data._layout import PipelinePaths
 from automl.data._ledger import BatchLedger, BatchRecord
-from automl.data._schema import Task, infer_schema, validate_batch
+from automl.data._schema import infer_schema, validate_batch
 from automl.errors import DataValidationError
+from automl.vocab import Task
 
 log = logging.getLogger(__name__)
 

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from automl.errors import DataValidationError
-
-ColumnKind = Literal["numeric", "categorical"]
-Task = Literal["classification", "regression"]
+from automl.vocab import ColumnKind, Task
 
 
 @dataclass(frozen=True)

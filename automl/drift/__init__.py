@@ -11,16 +11,10 @@ from automl.drift._evidently import (
 )
 from automl.drift._hysteresis import DriftState, Hysteresis, HysteresisDecision
 from automl.drift._importance import sensitivity_weights
-from automl.drift._policy import (
-    CORRECTIONS,
-    POLICIES,
-    Correction,
-    Policy,
-    adjust_pvalues,
-    performance_drift,
-)
+from automl.drift._policy import adjust_pvalues, performance_drift
 from automl.drift._report import ColumnDrift, DriftLevel, DriftReport, DriftSignal, SchemaChange
 from automl.drift._state_store import DriftStateStore
+from automl.vocab import CORRECTIONS, POLICIES, Correction, Policy
 
 __all__ = [
     "CORRECTIONS",

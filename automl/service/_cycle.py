@@ -561,7 +561,8 @@ def champion_evidence(
     needs_weights = drift.policy == "weighted" and drift.weights is None
     if not (needs_weights or drift.prediction_drift or drift.performance_tolerance is not None):
         return drift.weights, None, []
-    from automl.tuning import GREATER_IS_BETTER, score_model
+    from automl.tuning import score_model
+    from automl.vocab import GREATER_IS_BETTER
 
     model = ws.tracker.load_model(champion)
     classify = schema.task == "classification" and hasattr(model, "predict_proba")
@@ -655,21 +656,13 @@ def search_config(spec: PipelineSpec, schema: Schema) -> SearchConfig:
         TuningError: The spec's tuning section does not fit the schema (e.g. a metric of the
             other task, the target among the features).
     """
-    tuning = spec.tuning
-    return SearchConfig(
+    return SearchConfig.from_spec(
+        spec.tuning,
         target=schema.target,
         task=schema.task,
         numeric=schema.numeric,
         categorical=schema.categorical,
         metric=spec.metric,
-        cv=tuning.cv,
-        seed=tuning.seed,
-        strategy=tuning.strategy,
-        models=tuning.models,
-        search_space=tuning.search_space,
-        grid=tuning.grid,
-        pruner=tuning.pruner,
-        is_time_ordered=tuning.split == "time",
     )
 
 
@@ -905,7 +898,7 @@ def _score(name: str, y_true: np.ndarray[Any, Any], p: Predictions) -> float:
 
 
 def _greater_is_better(name: str) -> bool:
-    from automl.tuning import PREDICTION_METRICS
+    from automl.vocab import PREDICTION_METRICS
 
     return PREDICTION_METRICS[name]
 

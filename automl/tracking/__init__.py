@@ -16,7 +16,7 @@ from automl.tracking._gate import (
     Guardrail,
     GuardrailCheck,
     Predictions,
-    SignificanceTest,
+    PromotionGate,
     evaluate_gate,
 )
 from automl.tracking._mlflow import MlflowTracker, ModelVersionInfo
@@ -24,12 +24,12 @@ from automl.tracking._promotion import (
     CHALLENGER,
     CHAMPION,
     PREVIOUS_CHAMPION,
-    Approval,
     PromotionDecision,
     decide_promotion,
     move_champion,
 )
 from automl.tracking._promotion_log import Action, LogEntry, PromotionLog, current_actor
+from automl.vocab import Approval, SignificanceTest
 
 __all__ = [
     "CHALLENGER",
@@ -47,6 +47,7 @@ __all__ = [
     "Predictions",
     "PromotionDecision",
     "PromotionLog",
+    "PromotionGate",
     "SignificanceTest",
     "current_actor",
     "decide_promotion",

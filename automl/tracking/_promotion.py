@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 from automl.tracking._gate import GateResult
 from automl.tracking._mlflow import MlflowTracker
+from automl.vocab import Approval
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
-
-Approval = Literal["auto", "manual"]
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from automl.errors import TuningError
-from automl.tuning._space import MODEL_FAMILIES, XGBOOST_DEFAULTS
-
-Task = Literal["classification", "regression"]
+from automl.tuning._space import XGBOOST_DEFAULTS
+from automl.vocab import MODEL_FAMILIES, Task, unknown_choice
 
 __all__ = ["XGBOOST_DEFAULTS", "LabelEncodedClassifier", "build_model", "make_preprocessor"]
 
@@ -208,7 +207,7 @@ def make_estimator(
         return _linear(task, params, seed)
     if family == "mlp":
         return _mlp(task, params, seed, is_tuned)
-    raise TuningError(f"unknown model family {family!r}; allowed: {', '.join(MODEL_FAMILIES)}")
+    raise TuningError(unknown_choice(family, MODEL_FAMILIES, name="model family"))
 
 
 def build_model(
