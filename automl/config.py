@@ -61,6 +61,7 @@ __all__ = [
     "TrainingSpec",
     "TuningSpec",
     "TuningStrategy",
+    "argument_error",
     "build_section",
     "check_search",
     "load_spec",
@@ -119,7 +120,13 @@ def build_section(section: type[_Section], /, **values: object) -> _Section:
     try:
         return section.model_validate(values)
     except ValidationError as exc:
-        raise ValueError("; ".join(_argument_message(e) for e in exc.errors())) from None
+        raise argument_error(exc) from None
+
+
+def argument_error(exc: ValidationError) -> ValueError:
+    """A spec section's validation error as plain arguments read it (see
+    :func:`build_section`): ``parameter must be <rule>, got <value>``, one per field."""
+    return ValueError("; ".join(_argument_message(e) for e in exc.errors()))
 
 
 def check_search(

@@ -19,9 +19,9 @@ from automl.config import (
     TuningSpec,
     build_section,
 )
-from automl.drift import EvidentlyDriftDetector, Hysteresis
+from automl.drift import ColumnTest, EvidentlyDriftDetector, Hysteresis
 from automl.errors import TuningError
-from automl.tracking import PromotionGate
+from automl.tracking import Guardrail, PromotionGate
 from automl.tuning import (
     GREATER_IS_BETTER,
     PREDICTION_METRICS,
@@ -175,21 +175,13 @@ def test_standalone_arguments_build_the_same_section() -> None:
     with pytest.raises(ValueError, match=r"significance\.alpha must be < 0\.5, got 0\.6"):
         PromotionGate(alpha=0.6)
     with pytest.raises(ValueError, match=r"per_column\.age\.threshold must be > 0, got -1"):
-        EvidentlyDriftDetector(per_column={"age": _column_test(threshold=-1)})
+        EvidentlyDriftDetector(per_column={"age": {"threshold": -1}})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match=r"^threshold must be > 0, got -1$"):
+        ColumnTest("ks", -1)
     with pytest.raises(ValueError, match="guardrail metric 'speed' is unknown"):
-        PromotionGate(guardrails=[_guardrail("speed")])
+        Guardrail("speed")
+    with pytest.raises(ValueError, match="guardrail 'recall' takes max_regression"):
+        PromotionGate(guardrails=[GuardrailSpec(metric="recall", max_ratio=2.0)])
     # The spec's cross-field rules read the same from a file and from code.
     with pytest.raises(ValueError, match=r"warning_share must be within \(0, drift_share=0\.3\]"):
         build_section(DriftSpec, drift_share=0.3, warning_share=0.4)
-
-
-def _column_test(**kw: Any) -> Any:
-    from automl.drift import ColumnTest
-
-    return ColumnTest(**kw)
-
-
-def _guardrail(metric: str) -> Any:
-    from automl.tracking import Guardrail
-
-    return Guardrail(metric)

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
-from automl.config import ColumnDriftSpec, DriftSpec, build_section
+from automl.config import ColumnDriftSpec, DriftSpec, argument_error, build_section
 from automl.drift._policy import adjust_pvalues, normalize_weights
 from automl.drift._report import ColumnDrift, DriftLevel, DriftReport, DriftSignal, SchemaChange
 from automl.drift._stats import (
@@ -42,17 +43,23 @@ _PARALLEL_MIN_ROWS = 50_000
 _MAX_UNSEEN_LISTED = 20
 
 
-@dataclass(frozen=True)
-class ColumnTest:
-    """A per-column override of the test.
+class ColumnTest(ColumnDriftSpec):
+    """A per-column override of the test: a ``drift.per_column`` entry
+    (:class:`automl.config.ColumnDriftSpec`) that also takes its fields by position.
 
-    Attributes:
+    Args:
         method: evidently method name; None keeps the default choice.
-        threshold: Threshold; None keeps the method's default.
+        threshold: Threshold (> 0); None keeps the method's default.
+
+    Raises:
+        ValueError: ``threshold`` is not > 0.
     """
 
-    method: str | None = None
-    threshold: float | None = None
+    def __init__(self, method: str | None = None, threshold: float | None = None) -> None:
+        try:
+            super().__init__(method=method, threshold=threshold)
+        except ValidationError as exc:
+            raise argument_error(exc) from None
 
 
 @dataclass(frozen=True)
@@ -136,7 +143,7 @@ class EvidentlyDriftDetector:
         method: str | None = None,
         threshold: float | None = None,
         drift_share: float = 0.5,
-        per_column: Mapping[str, ColumnTest] | None = None,
+        per_column: Mapping[str, ColumnDriftSpec] | None = None,
         policy: Policy = "share",
         warning_share: float | None = None,
         correction: Correction = "bh",
@@ -153,10 +160,7 @@ class EvidentlyDriftDetector:
             method=method,
             threshold=threshold,
             drift_share=drift_share,
-            per_column={
-                name: {"method": test.method, "threshold": test.threshold}
-                for name, test in (per_column or {}).items()
-            },
+            per_column=dict(per_column or {}),
             policy=policy,
             warning_share=warning_share,
             correction=correction,
@@ -661,7 +665,7 @@ def render_drift_html(
     method: str | None = None,
     threshold: float | None = None,
     drift_share: float = 0.5,
-    per_column: Mapping[str, ColumnTest | ColumnDriftSpec] | None = None,
+    per_column: Mapping[str, ColumnDriftSpec] | None = None,
 ) -> Path:
     """Render evidently's data-drift HTML report (slow: plots every column) to ``path``.
 

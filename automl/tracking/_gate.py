@@ -10,12 +10,13 @@ imports. Its settings are those of a pipeline's ``registry`` section
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
-from automl.config import GuardrailSpec, RegistrySpec, build_section
+from automl.config import GuardrailSpec, RegistrySpec, argument_error, build_section
 from automl.vocab import RESOURCE_METRICS, SignificanceTest
 
 
@@ -54,22 +55,29 @@ class Predictions:
 MetricFn = Callable[[str, np.ndarray[Any, Any], Predictions], float]
 
 
-@dataclass(frozen=True)
-class Guardrail:
-    """A metric that must not get worse beyond a tolerance.
+class Guardrail(GuardrailSpec):
+    """A metric that must not get worse beyond a tolerance: a ``registry.guardrails`` entry
+    (:class:`automl.config.GuardrailSpec`) that also takes its metric by position.
 
-    Attributes:
+    Args:
         metric: A quality metric (``accuracy``, ``rmse``, ...) or ``latency_ms`` /
             ``model_size_mb``.
         max_regression: For quality metrics: how much worse (in the metric's units) the
             challenger may be than the champion.
         max_ratio: For ``latency_ms`` / ``model_size_mb``: the largest allowed
             challenger / champion ratio.
+
+    Raises:
+        ValueError: An unknown metric, or a limit of the other kind of metric.
     """
 
-    metric: str
-    max_regression: float | None = None
-    max_ratio: float | None = None
+    def __init__(
+        self, metric: str, max_regression: float | None = None, max_ratio: float | None = None
+    ) -> None:
+        try:
+            super().__init__(metric=metric, max_regression=max_regression, max_ratio=max_ratio)
+        except ValidationError as exc:
+            raise argument_error(exc) from None
 
 
 @dataclass(frozen=True)
@@ -216,13 +224,13 @@ class PromotionGate:
         test: SignificanceTest = "bootstrap",
         alpha: float = 0.05,
         n_resamples: int = 1000,
-        guardrails: Sequence[Guardrail] = (),
+        guardrails: Sequence[GuardrailSpec] = (),
     ) -> None:
         self.spec = build_section(
             RegistrySpec,
             promotion_margin=margin,
             significance={"test": test, "alpha": alpha, "n_resamples": n_resamples},
-            guardrails=[asdict(rail) for rail in guardrails],
+            guardrails=tuple(guardrails),
         )
 
     @classmethod
@@ -337,7 +345,7 @@ def evaluate_gate(
     test: SignificanceTest = "bootstrap",
     alpha: float = 0.05,
     n_resamples: int = 1000,
-    guardrails: Sequence[Guardrail] = (),
+    guardrails: Sequence[GuardrailSpec] = (),
     seed: int = 0,
 ) -> GateResult:
     """Judge a challenger against the champion with plain settings (see :class:`PromotionGate`).

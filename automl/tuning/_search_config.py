@@ -144,20 +144,18 @@ class SearchConfig:
             TuningError: The section does not fit the columns (no feature column, or the
                 target among them).
         """
+        # A setting of the search and of the section with the same name means the same thing
+        # (cv, seed, strategy, models, search_space, grid, pruner): it is taken as it is.
+        shared = {f.name for f in dataclasses.fields(cls)} & set(type(tuning).model_fields)
+        settings = {name: getattr(tuning, name) for name in shared - {"metric"}}
         return cls(
             target=target,
             task=task,
             numeric=numeric,
             categorical=categorical,
             metric=metric,
-            cv=tuning.cv,
-            seed=tuning.seed,
-            strategy=tuning.strategy,
-            models=tuning.models,
-            search_space=tuning.search_space,
-            grid=tuning.grid,
-            pruner=tuning.pruner,
             is_time_ordered=tuning.split == "time",
+            **settings,
         )
 
     @property
