@@ -16,7 +16,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -61,7 +62,7 @@ __all__ = [
     "TrainingSpec",
     "TuningSpec",
     "TuningStrategy",
-    "argument_error",
+    "argument_errors",
     "build_section",
     "check_search",
     "load_spec",
@@ -117,16 +118,18 @@ def build_section(section: type[_Section], /, **values: object) -> _Section:
         ...
         ValueError: confirm_checks must be >= 1, got 0
     """
-    try:
+    with argument_errors():
         return section.model_validate(values)
+
+
+@contextlib.contextmanager
+def argument_errors() -> Iterator[None]:
+    """Turn a spec section's validation error into the ``ValueError`` plain arguments raise
+    (see :func:`build_section`): ``parameter must be <rule>, got <value>``, one per field."""
+    try:
+        yield
     except ValidationError as exc:
-        raise argument_error(exc) from None
-
-
-def argument_error(exc: ValidationError) -> ValueError:
-    """A spec section's validation error as plain arguments read it (see
-    :func:`build_section`): ``parameter must be <rule>, got <value>``, one per field."""
-    return ValueError("; ".join(_argument_message(e) for e in exc.errors()))
+        raise ValueError("; ".join(_argument_message(e) for e in exc.errors())) from None
 
 
 def check_search(

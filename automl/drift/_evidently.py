@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import ValidationError
 
-from automl.config import ColumnDriftSpec, DriftSpec, argument_error, build_section
+from automl.config import ColumnDriftSpec, DriftSpec, argument_errors, build_section
 from automl.drift._policy import adjust_pvalues, normalize_weights
 from automl.drift._report import ColumnDrift, DriftLevel, DriftReport, DriftSignal, SchemaChange
 from automl.drift._stats import (
@@ -56,10 +55,8 @@ class ColumnTest(ColumnDriftSpec):
     """
 
     def __init__(self, method: str | None = None, threshold: float | None = None) -> None:
-        try:
+        with argument_errors():
             super().__init__(method=method, threshold=threshold)
-        except ValidationError as exc:
-            raise argument_error(exc) from None
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
-from automl.config import GuardrailSpec, RegistrySpec, argument_error, build_section
+from automl.config import GuardrailSpec, RegistrySpec, argument_errors, build_section
 from automl.vocab import RESOURCE_METRICS, SignificanceTest
 
 
@@ -74,10 +73,8 @@ class Guardrail(GuardrailSpec):
     def __init__(
         self, metric: str, max_regression: float | None = None, max_ratio: float | None = None
     ) -> None:
-        try:
+        with argument_errors():
             super().__init__(metric=metric, max_regression=max_regression, max_ratio=max_ratio)
-        except ValidationError as exc:
-            raise argument_error(exc) from None
 
 
 @dataclass(frozen=True)
