@@ -185,3 +185,36 @@ def test_standalone_arguments_build_the_same_section() -> None:
     # The spec's cross-field rules read the same from a file and from code.
     with pytest.raises(ValueError, match=r"warning_share must be within \(0, drift_share=0\.3\]"):
         build_section(DriftSpec, drift_share=0.3, warning_share=0.4)
+
+
+def test_search_config_from_spec_takes_every_tuning_setting() -> None:
+    from automl.data import Schema
+    from automl.tuning import SearchConfig
+
+    tuning = TuningSpec(
+        strategy="random",
+        models=("linear", "xgboost"),
+        cv=4,
+        seed=7,
+        pruner="none",
+        split="time",
+        search_space={"xgboost": {"max_depth": [2, 4]}},
+    )
+    schema = Schema(
+        features=(("x", "numeric"), ("c", "categorical")), target="y", task="regression"
+    )
+    config = SearchConfig.from_spec(tuning, columns=schema, metric="mae")
+    assert config == SearchConfig(
+        target="y",
+        task="regression",
+        numeric=["x"],
+        categorical=["c"],
+        metric="mae",
+        cv=4,
+        seed=7,
+        strategy="random",
+        models=["linear", "xgboost"],
+        search_space={"xgboost": {"max_depth": [2, 4]}},
+        pruner="none",
+        is_time_ordered=True,
+    )

@@ -656,14 +656,7 @@ def search_config(spec: PipelineSpec, schema: Schema) -> SearchConfig:
         TuningError: The spec's tuning section does not fit the schema (e.g. a metric of the
             other task, the target among the features).
     """
-    return SearchConfig.from_spec(
-        spec.tuning,
-        target=schema.target,
-        task=schema.task,
-        numeric=schema.numeric,
-        categorical=schema.categorical,
-        metric=spec.metric,
-    )
+    return SearchConfig.from_spec(spec.tuning, columns=schema, metric=spec.metric)
 
 
 def tune_window(

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from automl.config import check_search
 from automl.errors import TuningError
@@ -22,6 +22,26 @@ from automl.vocab import PRUNERS, Pruner, Strategy, Task, check_choice, check_me
 
 if TYPE_CHECKING:
     from automl.config import TuningSpec
+
+
+class Columns(Protocol):
+    """What a search needs to know of a table's schema (``automl.data.Schema`` has it)."""
+
+    @property
+    def target(self) -> str:
+        """Label column."""
+
+    @property
+    def task(self) -> Task:
+        """``classification`` or ``regression``."""
+
+    @property
+    def numeric(self) -> Sequence[str]:
+        """Numeric feature columns."""
+
+    @property
+    def categorical(self) -> Sequence[str]:
+        """Categorical feature columns."""
 
 
 def _plain(value: object) -> object:
@@ -119,24 +139,12 @@ class SearchConfig:
         check_search(self.strategy, self.models, self.search_space, self.grid, error=TuningError)
 
     @classmethod
-    def from_spec(
-        cls,
-        tuning: TuningSpec,
-        *,
-        target: str,
-        task: Task,
-        numeric: Sequence[str],
-        categorical: Sequence[str],
-        metric: str,
-    ) -> SearchConfig:
-        """The search a pipeline's ``tuning`` section describes, over the schema's columns.
+    def from_spec(cls, tuning: TuningSpec, *, columns: Columns, metric: str) -> SearchConfig:
+        """The search a pipeline's ``tuning`` section describes, over a schema's columns.
 
         Args:
             tuning: The validated ``tuning`` section of a pipeline spec.
-            target: Label column.
-            task: The pipeline's task.
-            numeric: Numeric feature columns.
-            categorical: Categorical feature columns.
+            columns: The target, task and feature columns (an ``automl.data.Schema``).
             metric: The pipeline's primary metric (``PipelineSpec.metric``: the task's default
                 filled in).
 
@@ -149,10 +157,10 @@ class SearchConfig:
         shared = {f.name for f in dataclasses.fields(cls)} & set(type(tuning).model_fields)
         settings = {name: getattr(tuning, name) for name in shared - {"metric"}}
         return cls(
-            target=target,
-            task=task,
-            numeric=numeric,
-            categorical=categorical,
+            target=columns.target,
+            task=columns.task,
+            numeric=columns.numeric,
+            categorical=columns.categorical,
             metric=metric,
             is_time_ordered=tuning.split == "time",
             **settings,
