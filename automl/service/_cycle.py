@@ -58,13 +58,12 @@ from automl.state import utcnow
 from automl.tracking import (
     CHALLENGER,
     CHAMPION,
-    Guardrail,
     MlflowTracker,
     ModelVersionInfo,
     Predictions,
     PromotionDecision,
+    PromotionGate,
     decide_promotion,
-    evaluate_gate,
     move_logged,
     reconcile,
 )
@@ -914,20 +913,13 @@ def judge(
     if champion is not None:
         serving = predict_holdout(ws.tracker, champion, features, task=schema.task)
         champion_score = _score(metric, y_true, serving)
-        gate = evaluate_gate(
+        gate = PromotionGate.from_spec(registry).evaluate(
             y_true,
             challenger,
             serving,
             metric=metric,
             metric_fn=_score,
             greater_is_better=_greater_is_better,
-            margin=registry.promotion_margin,
-            test=registry.significance.test,
-            alpha=registry.significance.alpha,
-            n_resamples=registry.significance.n_resamples,
-            guardrails=[
-                Guardrail(g.metric, g.max_regression, g.max_ratio) for g in registry.guardrails
-            ],
             seed=spec.tuning.seed,
         )
     return decide_promotion(
