@@ -96,6 +96,16 @@ def _clean_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
 
 
+def _version_info(model_name: str, mv: Any) -> ModelVersionInfo:
+    return ModelVersionInfo(
+        name=model_name,
+        version=str(mv.version),
+        run_id=mv.run_id,
+        source=str(mv.source),
+        tags=dict(mv.tags or {}),
+    )
+
+
 class MlflowTracker:
     """Runs, artifacts and registry operations for one pipeline's experiment.
 
@@ -327,13 +337,7 @@ class MlflowTracker:
     def get_version(self, model_name: str, version: str) -> ModelVersionInfo:
         """A registered version by number."""
         mv = self.client.get_model_version(model_name, version)
-        return ModelVersionInfo(
-            name=model_name,
-            version=str(mv.version),
-            run_id=mv.run_id,
-            source=str(mv.source),
-            tags=dict(mv.tags or {}),
-        )
+        return _version_info(model_name, mv)
 
     def get_alias(self, model_name: str, alias: str) -> ModelVersionInfo | None:
         """The version an alias points at, or None (also when the model is not registered)."""
@@ -346,13 +350,7 @@ class MlflowTracker:
             if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
                 return None
             raise TrackingError(f"could not read alias {alias!r} of {model_name!r}: {exc}") from exc
-        return ModelVersionInfo(
-            name=model_name,
-            version=str(mv.version),
-            run_id=mv.run_id,
-            source=str(mv.source),
-            tags=dict(mv.tags or {}),
-        )
+        return _version_info(model_name, mv)
 
     def set_alias(self, model_name: str, alias: str, version: str) -> None:
         """Point an alias at a version."""
@@ -399,20 +397,8 @@ class MlflowTracker:
             found = self.client.search_model_versions(query)
         except MlflowException as exc:
             raise TrackingError(f"could not search versions of {model_name!r}: {exc}") from exc
-        return sorted(
-            (
-                ModelVersionInfo(
-                    name=model_name,
-                    version=str(mv.version),
-                    run_id=mv.run_id,
-                    source=str(mv.source),
-                    tags=dict(mv.tags or {}),
-                )
-                for mv in found
-            ),
-            key=lambda v: int(v.version),
-            reverse=True,
-        )
+        versions = (_version_info(model_name, mv) for mv in found)
+        return sorted(versions, key=lambda v: int(v.version), reverse=True)
 
     def load_model(self, model: str | ModelVersionInfo) -> Any:
         """Load a model (scikit-learn flavour, so probabilities are available).
