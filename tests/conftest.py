@@ -149,3 +149,30 @@ def fresh_postgres_database(prefix: str) -> Iterator[str]:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
     finally:
         _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def run_at_once(code: str, argument: str, n_processes: int) -> list[tuple[int, str, str]]:
+    """Start ``n_processes`` Python processes running ``code`` with ``argument``, release them
+    together once every one printed ``ready`` (and then waits for a line on stdin), and return
+    each one's (exit code, stdout after ``ready``, stderr)."""
+    import subprocess
+    import sys
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, argument],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n_processes)
+    ]
+    for proc in procs:  # every process imported and waiting ...
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    for proc in procs:  # ... then all go at once
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    return [(proc.returncode, out, err) for proc, (out, err) in zip(procs, outputs, strict=True)]

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from automl.errors import StateError
 from automl.service import CycleHistory, CycleResult
 from automl.state import SCHEMA_VERSION, open_state, schema_version
 from automl.tracking import LogEntry, PromotionLog
-from tests.conftest import fresh_postgres_database
+from tests.conftest import fresh_postgres_database, run_at_once
 from tests.data.make_workspace_v0 import (
     BATCHES,
     CHECKED,
@@ -334,25 +332,8 @@ print(schema_version(engine), flush=True)
 
 def _open_at_once(url: str, n_processes: int) -> None:
     """Start processes that each open ``url`` once all are ready; each must succeed."""
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _OPEN_ON_GO, url],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(n_processes)
-    ]
-    for proc in procs:  # every process imported and waiting ...
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    for proc in procs:  # ... then all go at once
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-    for proc in procs:
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
+    for code, out, err in run_at_once(_OPEN_ON_GO, url, n_processes):
+        assert code == 0, err
         assert out.strip() == str(SCHEMA_VERSION)
 
 

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
         Window,
         check_drift,
         detect_drift,
-        drift_columns,
         ingest,
         judge,
         new_cycle_id,
@@ -47,7 +46,7 @@ _LAZY = {
     "check_drift": "automl.service._cycle",
     "check_stores": "automl.service._status",
     "detect_drift": "automl.service._cycle",
-    "drift_columns": "automl.service._cycle",
+    "CheckedColumns": "automl.service._cycle",
     "ingest": "automl.service._cycle",
     "job_id": "automl.service._scheduler",
     "judge": "automl.service._cycle",
@@ -82,6 +81,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AutomlService",
+    "CheckedColumns",
     "CycleHistory",
     "CycleResult",
     "DriftOutcome",
@@ -91,7 +91,6 @@ __all__ = [
     "check_drift",
     "check_stores",
     "detect_drift",
-    "drift_columns",
     "ingest",
     "job_id",
     "judge",

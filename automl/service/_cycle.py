@@ -363,45 +363,77 @@ def ingest(ws: Workspace) -> IngestResult:
 
 
 # -- drift -----------------------------------------------------------------------------------
-def drift_columns(
-    drift: DriftSpec,
-    features: Sequence[str],
-    numeric: Sequence[str],
-    categorical: Sequence[str],
-    *,
-    target: str | None = None,
-) -> tuple[list[str], list[str]]:
-    """The numeric and categorical columns a check covers (``drift.columns``, else all).
+@dataclass(frozen=True)
+class CheckedColumns:
+    """What a drift check covers: the feature columns by kind, and the label.
 
-    Raises:
-        DriftCheckError: ``drift.columns`` or ``drift.per_column`` name columns that are not
-            features.
+    Attributes:
+        numeric: Numeric columns to check.
+        categorical: Categorical columns to check.
+        target: The label column (checked when ``drift.target_drift`` is on), if known.
+        is_classification: Whether the label is a class (chi-square) or a number.
     """
-    columns = drift.columns or tuple(features)
-    unknown = [c for c in columns if c not in features]
-    if unknown:
-        raise DriftCheckError(
-            f"drift.columns names unknown columns {unknown}; features: {list(features)}"
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    target: str | None = None
+    is_classification: bool = True
+
+    @classmethod
+    def select(
+        cls,
+        drift: DriftSpec,
+        *,
+        numeric: Sequence[str],
+        categorical: Sequence[str],
+        target: str | None = None,
+        is_classification: bool = True,
+    ) -> CheckedColumns:
+        """The columns ``drift.columns`` names (all features when it names none).
+
+        Raises:
+            DriftCheckError: ``drift.columns`` or ``drift.per_column`` name columns that are
+                not features.
+        """
+        features = [*numeric, *categorical]
+        columns = drift.columns or tuple(features)
+        unknown = [c for c in columns if c not in features]
+        if unknown:
+            raise DriftCheckError(
+                f"drift.columns names unknown columns {unknown}; features: {features}"
+            )
+        stray = sorted(set(drift.per_column) - set(columns) - {target})
+        if stray:
+            raise DriftCheckError(
+                f"drift.per_column names columns that are not checked: {stray}; "
+                f"checked: {list(columns)}"
+            )
+        return cls(
+            numeric=tuple(c for c in numeric if c in columns),
+            categorical=tuple(c for c in categorical if c in columns),
+            target=target,
+            is_classification=is_classification,
         )
-    stray = sorted(set(drift.per_column) - set(columns) - {target})
-    if stray:
-        raise DriftCheckError(
-            f"drift.per_column names columns that are not checked: {stray}; "
-            f"checked: {list(columns)}"
+
+    @classmethod
+    def of_schema(cls, drift: DriftSpec, schema: Schema) -> CheckedColumns:
+        """The columns of a pipeline's stored schema that ``drift`` checks."""
+        return cls.select(
+            drift,
+            numeric=schema.numeric,
+            categorical=schema.categorical,
+            target=schema.target,
+            is_classification=schema.task == "classification",
         )
-    return [c for c in numeric if c in columns], [c for c in categorical if c in columns]
 
 
 def detect_drift(
     drift: DriftSpec,
     reference: pd.DataFrame,
     current: pd.DataFrame,
+    columns: CheckedColumns,
     *,
-    numeric: Sequence[str],
-    categorical: Sequence[str],
     seed: int,
-    target: str | None = None,
-    is_classification: bool = True,
     weights: dict[str, float] | None = None,
     predictions: tuple[Any, Any] | None = None,
     signals: Sequence[DriftSignal] = (),
@@ -414,11 +446,8 @@ def detect_drift(
         drift: The spec's drift section (method, thresholds, policy, signals).
         reference: What "no drift" looks like.
         current: The new rows.
-        numeric: Numeric columns to check.
-        categorical: Categorical columns to check.
+        columns: What to check (see :class:`CheckedColumns`).
         seed: Seed of the calibration resamples.
-        target: The label column, checked when ``drift.target_drift`` is on.
-        is_classification: Whether the label is a class (chi-square) or a number.
         weights: Column weights of the ``weighted`` policy (default: ``drift.weights``).
         predictions: The champion's outputs on reference and current rows.
         signals: Signals computed elsewhere (e.g. performance drift).
@@ -429,14 +458,15 @@ def detect_drift(
         The report, and the HTML report's path when one was written.
     """
     detector = EvidentlyDriftDetector.from_spec(drift, seed=seed)
+    numeric, categorical = list(columns.numeric), list(columns.categorical)
     report = detector.detect(
         reference,
         current,
-        numeric=list(numeric),
-        categorical=list(categorical),
+        numeric=numeric,
+        categorical=categorical,
         weights=weights if weights is not None else drift.weights,
-        target=target if drift.target_drift else None,
-        target_kind="categorical" if is_classification else "numeric",
+        target=columns.target if drift.target_drift else None,
+        target_kind="categorical" if columns.is_classification else "numeric",
         predictions=predictions,
         signals=list(signals),
     )
@@ -448,8 +478,8 @@ def detect_drift(
             reference,
             current,
             html_path,
-            numeric=list(numeric),
-            categorical=list(categorical),
+            numeric=numeric,
+            categorical=categorical,
             method=drift.method,
             threshold=drift.threshold,
             drift_share=drift.drift_share,
@@ -475,9 +505,6 @@ def check_drift(
     spec = ws.spec
     drift = spec.drift
     reference = champion_reference(ws, champion, pending)
-    numeric, categorical = drift_columns(
-        drift, schema.feature_names, schema.numeric, schema.categorical, target=schema.target
-    )
     weights, predictions, signals = champion_evidence(ws, schema, champion, reference, current)
     report_dir = ws.paths.reports / cycle_id
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -485,11 +512,8 @@ def check_drift(
         drift,
         reference,
         current,
-        numeric=numeric,
-        categorical=categorical,
+        CheckedColumns.of_schema(drift, schema),
         seed=spec.tuning.seed,
-        target=schema.target,
-        is_classification=schema.task == "classification",
         weights=weights,
         predictions=predictions,
         signals=signals,
