@@ -133,6 +133,16 @@ def _arrival(path: Path) -> tuple[int, str]:
         return (0, path.name)
 
 
+def _is_settled_dangling_link(path: Path, settle_s: float) -> bool:
+    """A symbolic link whose target is missing and that has not changed for ``settle_s``."""
+    try:
+        if not path.is_symlink() or path.exists():
+            return False
+        return time.time_ns() - path.lstat().st_mtime_ns >= settle_s * 1e9
+    except OSError:
+        return False
+
+
 def _look(path: Path) -> _Look:
     st = path.stat()
     return (st.st_size, st.st_mtime_ns)
@@ -461,12 +471,7 @@ def ingest_landing(
     matched = _matches(landing_dir, patterns)
     ignored = _report_ignored(landing_dir, matched, patterns)
     visible = [p for p in matched if not p.name.startswith(".")]
-    now_ns = time.time_ns()
-    dangling = [
-        p
-        for p in visible
-        if p.is_symlink() and not p.exists() and now_ns - p.lstat().st_mtime_ns >= settle_s * 1e9
-    ]
+    dangling = [p for p in visible if _is_settled_dangling_link(p, settle_s)]
     files = sorted((p for p in visible if p.is_file()), key=_arrival)
     accepted: list[BatchRecord] = []
     rejected: list[RejectedFile] = [ingester.dangling(link) for link in sorted(dangling)]

@@ -104,8 +104,16 @@ class ValidationRules:
         allow_empty_columns: Feature columns that may be entirely empty in a batch.
 
     Example:
-        >>> ValidationRules(new_classes="accept").max_abs_value
-        1e+15
+        >>> schema = Schema((("x", "numeric"),), target="y", task="classification", classes=(0, 1))
+        >>> batch = pd.DataFrame({"x": [1.0, float("inf"), 3.0], "y": [0, 1, 0]})
+        >>> try:
+        ...     check_batch(batch, schema, source="b.csv")
+        ... except DataValidationError as exc:
+        ...     print(exc.reason_code)
+        non_finite
+        >>> rules = ValidationRules(bad_values="quarantine_rows")
+        >>> check_batch(batch, schema, source="b.csv", rules=rules).bad_rows["row"].tolist()
+        [1]
     """
 
     new_classes: NewClasses = "reject"
@@ -287,9 +295,9 @@ def _check_empty_columns(
         raise DataValidationError(
             f"{source}: column {name!r} has no value in any of its {n} row(s) (data rows "
             f"0-{n - 1}, 0-based, header excluded; every cell is empty or a missing marker "
-            f"such as 'n/a', 'NA', 'null'){_as_written(raw, name)}. A model cannot learn from an empty "
-            f"column; fix the export, or list the column in data.allow_empty_columns if it "
-            "may be empty",
+            f"such as 'n/a', 'NA', 'null'){_as_written(raw, name)}. A model cannot learn "
+            "from an empty column; fix the export, or list the column in "
+            "data.allow_empty_columns if it may be empty",
             reason_code="empty_column",
         )
 
