@@ -32,8 +32,10 @@ from automl.vocab import (
     REGRESSION_METRICS,
     RESOURCE_METRICS,
     Approval,
+    BadValues,
     Correction,
     ModelFamily,
+    NewClasses,
     Policy,
     Pruner,
     SignificanceTest,
@@ -168,6 +170,32 @@ class DataSpec(_Strict):
     task: Task = "classification"
     file_patterns: tuple[str, ...] = Field(
         default=("*.csv", "*.parquet"), description="Glob patterns of batch files to ingest."
+    )
+    settle_s: float = Field(
+        default=2.0,
+        ge=0.0,
+        le=3600.0,
+        description="A landed file is read only once its size and modification time have not "
+        "changed for this long (a file still being written is left for the next cycle).",
+    )
+    new_classes: NewClasses = Field(
+        default="reject",
+        description="A label the pipeline has never seen: reject the file, or accept it and "
+        "learn the new class (which changes the model's predict_proba shape).",
+    )
+    max_abs_value: float | None = Field(
+        default=1e15,
+        gt=0.0,
+        description="Largest magnitude of a numeric feature or regression target; None checks "
+        "only for inf/-inf.",
+    )
+    bad_values: BadValues = Field(
+        default="reject_file",
+        description="inf/-inf or values beyond max_abs_value: quarantine the file, or only "
+        "the offending rows and accept the rest.",
+    )
+    allow_empty_columns: tuple[str, ...] = Field(
+        default=(), description="Feature columns that may be entirely empty in a batch."
     )
 
 

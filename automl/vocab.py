@@ -42,10 +42,12 @@ __all__ = [
     "STRATEGIES",
     "TASKS",
     "Approval",
+    "BadValues",
     "ColumnKind",
     "Correction",
     "Metric",
     "ModelFamily",
+    "NewClasses",
     "Policy",
     "Pruner",
     "SignificanceTest",
@@ -145,6 +147,10 @@ SignificanceTest = Literal["bootstrap", "mcnemar", "none"]
 SIGNIFICANCE_TESTS: tuple[SignificanceTest, ...] = get_args(SignificanceTest)
 #: Whether the gate's verdict moves the aliases at once or waits for ``automl promote``.
 Approval = Literal["auto", "manual"]
+#: What ingest does with a label it has not seen before.
+NewClasses = Literal["reject", "accept"]
+#: What ingest does with non-finite or out-of-range numbers: reject the file or quarantine rows.
+BadValues = Literal["reject_file", "quarantine_rows"]
 
 
 def unknown_choice(value: object, allowed: Iterable[str], *, name: str) -> str:

@@ -39,7 +39,7 @@ def small_spec_dict(name: str = "churn", **overrides: Any) -> dict[str, Any]:
     """A fast spec: few trials, two folds, small windows."""
     spec: dict[str, Any] = {
         "name": name,
-        "data": {"landing_dir": f"landing/{name}", "target": "churned"},
+        "data": {"landing_dir": f"landing/{name}", "target": "churned", "settle_s": 0.05},
         "training": {"min_rows": 200, "max_rows": 5000, "holdout_fraction": 0.25},
         "tuning": {"n_trials": 3, "cv": 2, "timeout_s": 120, "seed": 7},
         "registry": {"promotion_margin": 0.0},

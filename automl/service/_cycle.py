@@ -29,6 +29,7 @@ from automl.data import (
     BatchRecord,
     IngestResult,
     Schema,
+    ValidationRules,
     frame_sha256,
     ingest_landing,
     load_batches,
@@ -359,6 +360,8 @@ def ingest(ws: Workspace) -> IngestResult:
         target=data.target,
         task=data.task,
         patterns=data.file_patterns,
+        rules=ValidationRules.from_spec(data),
+        settle_s=data.settle_s,
     )
 
 
