@@ -62,6 +62,7 @@ __all__ = [
     "schema_version",
     "schema_version_table",
     "schemas_table",
+    "shadow_table",
     "utcnow",
 ]
 
@@ -198,6 +199,15 @@ promotions_table = sa.Table(
     sa.Column("details_json", sa.Text, nullable=True),
 )
 
+#: A challenger scored beside the champion on new batches (shadow mode), one row per pipeline.
+shadow_table = sa.Table(
+    "automl_shadow",
+    metadata,
+    sa.Column("pipeline", sa.String(64), primary_key=True),
+    sa.Column("state_json", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
 #: The layout version of the database: one row (``id`` 1).
 schema_version_table = sa.Table(
     "automl_schema_version",
@@ -224,8 +234,12 @@ def _to_v1(conn: sa.Connection) -> None:
     """
 
 
+def _to_v2(conn: sa.Connection) -> None:
+    """Version 1 -> 2: the shadow-mode table ``automl_shadow`` (``create_all`` adds it)."""
+
+
 #: ``MIGRATIONS[n]`` upgrades version ``n`` to ``n + 1``; append one function per new version.
-MIGRATIONS: tuple[Migration, ...] = (_to_v1,)
+MIGRATIONS: tuple[Migration, ...] = (_to_v1, _to_v2)
 #: The layout this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -38,6 +38,8 @@ V0_POSTGRESQL_DDL = FIXTURES / "workspace_v0_postgresql.sql"
 V1_TABLES = sorted(
     ["automl_batches", "automl_schemas", "automl_cycles", "automl_drift_state", "automl_promotions"]
 )
+#: Tables added since version 0: the version row (1) and each later version's new tables.
+ADDED_TABLES = {"automl_schema_version", "automl_shadow"}
 
 
 def _v0_copy(tmp_path: Path) -> str:
@@ -125,9 +127,9 @@ def test_a_workspace_from_before_versions_upgrades_in_place(tmp_path: Path) -> N
 
     _assert_v0_rows_read_back(url)
 
-    assert schema_version(open_state(url)) == SCHEMA_VERSION == 1
+    assert schema_version(open_state(url)) == SCHEMA_VERSION == 2
     after = _sqlite_layout(tmp_path / "automl.db")
-    assert set(after) - set(before) == {"automl_schema_version"}
+    assert set(after) - set(before) == ADDED_TABLES
     assert {name: after[name] for name in before} == before  # old tables untouched
     _assert_v0_rows_accept_writes(url)
 
@@ -144,7 +146,7 @@ def test_a_workspace_where_some_stores_never_ran_gets_the_missing_tables(tmp_pat
     assert schema_version(open_state(url)) == SCHEMA_VERSION
     assert len(ledger.records("churn")) == len(BATCHES)
     assert sorted(sa.inspect(open_state(url)).get_table_names()) == sorted(
-        [*V1_TABLES, "automl_schema_version"]
+        [*V1_TABLES, *ADDED_TABLES]
     )
     assert CycleHistory(url).list("churn") == []
 
@@ -165,9 +167,7 @@ def test_a_new_database_gets_every_table_in_todays_layout_and_the_current_versio
         )
     layout = _sqlite_layout(path)
     # Byte for byte what the stores created before versions: old and new code share a database.
-    assert {k: v for k, v in layout.items() if k != "automl_schema_version"} == _sqlite_layout(
-        V0_DB
-    )
+    assert {k: v for k, v in layout.items() if k not in ADDED_TABLES} == _sqlite_layout(V0_DB)
 
 
 def test_the_postgresql_layout_is_the_one_written_before_versions() -> None:
@@ -177,7 +177,7 @@ def test_the_postgresql_layout_is_the_one_written_before_versions() -> None:
         "postgresql+psycopg2://",
         lambda sql, *_, **__: statements.append(str(sql.compile(dialect=engine.dialect)).strip()),
     )
-    tables = [t for t in state.metadata.sorted_tables if t is not state.schema_version_table]
+    tables = [t for t in state.metadata.sorted_tables if t.name not in ADDED_TABLES]
     state.metadata.create_all(engine, tables=tables, checkfirst=False)
     old = [s for s in V0_POSTGRESQL_DDL.read_text(encoding="utf-8").split(";\n") if s.strip()]
     assert sorted(statements) == sorted(old)
@@ -236,20 +236,21 @@ def test_pending_migrations_run_in_order_once(tmp_path: Path) -> None:
     url = _v0_copy(tmp_path)
     engine = sa.create_engine(url)
     calls: list[int] = []
+    known = len(state.MIGRATIONS)
 
-    def to_v2(conn: sa.Connection) -> None:
-        calls.append(2)
+    def to_next(conn: sa.Connection) -> None:
+        calls.append(known + 1)
         _add_note_column(conn)
 
-    def to_v3(conn: sa.Connection) -> None:
-        calls.append(3)
+    def to_after(conn: sa.Connection) -> None:
+        calls.append(known + 2)
         assert "note" in {c["name"] for c in sa.inspect(conn).get_columns("automl_cycles")}
 
-    migrations = (*state.MIGRATIONS, to_v2, to_v3)
-    state._upgrade(engine, migrations)  # version 0 -> 3
-    assert calls == [2, 3] and schema_version(engine) == 3
+    migrations = (*state.MIGRATIONS, to_next, to_after)
+    state._upgrade(engine, migrations)  # version 0 -> known + 2
+    assert calls == [known + 1, known + 2] and schema_version(engine) == known + 2
     state._upgrade(engine, migrations)
-    assert calls == [2, 3]  # nothing pending
+    assert calls == [known + 1, known + 2]  # nothing pending
     assert "note" in _cycle_columns(url)
 
 
@@ -342,9 +343,7 @@ def test_processes_opening_a_new_sqlite_database_at_once_all_succeed(tmp_path: P
     for attempt in range(2):
         path = tmp_path / f"race{attempt}" / "automl.db"
         _open_at_once(f"sqlite:///{path}", 4)
-        assert _sqlite_layout(path).keys() == _sqlite_layout(V0_DB).keys() | {
-            "automl_schema_version"
-        }
+        assert _sqlite_layout(path).keys() == _sqlite_layout(V0_DB).keys() | ADDED_TABLES
         with sqlite3.connect(path) as conn:
             assert conn.execute("SELECT id, version FROM automl_schema_version").fetchall() == [
                 (1, SCHEMA_VERSION)
@@ -358,9 +357,7 @@ def test_processes_opening_a_new_postgresql_database_at_once_all_succeed(
     with fresh_postgres_database("automl_state_race") as url:
         _open_at_once(url, 4)
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-        assert sorted(sa.inspect(engine).get_table_names()) == sorted(
-            [*V1_TABLES, "automl_schema_version"]
-        )
+        assert sorted(sa.inspect(engine).get_table_names()) == sorted([*V1_TABLES, *ADDED_TABLES])
         with engine.connect() as conn:
             rows = conn.execute(sa.select(state.schema_version_table)).all()
         assert [tuple(r) for r in rows] == [(1, SCHEMA_VERSION)]

@@ -29,6 +29,7 @@ from automl.tracking._promotion import (
     move_champion,
 )
 from automl.tracking._promotion_log import Action, LogEntry, PromotionLog, current_actor
+from automl.tracking._shadow import ShadowBatch, ShadowState, ShadowStore
 from automl.vocab import Approval, SignificanceTest
 
 __all__ = [
@@ -48,6 +49,9 @@ __all__ = [
     "PromotionDecision",
     "PromotionGate",
     "PromotionLog",
+    "ShadowBatch",
+    "ShadowState",
+    "ShadowStore",
     "SignificanceTest",
     "current_actor",
     "decide_promotion",
