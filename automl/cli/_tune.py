@@ -100,7 +100,7 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
         AutomlError: Unreadable data, unknown target column, family, strategy or metric, or
             MLflow failures.
     """
-    from automl.data import coerce_features, infer_schema, read_table
+    from automl.data import as_received, coerce_features, infer_schema, read_table
     from automl.service import log_tuning_result, trial_logger
     from automl.tracking import MlflowTracker
     from automl.tuning import (
@@ -212,7 +212,8 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
             if progress is not None:
                 progress.stop()
         log_tuning_result(tracker, run_id, result, title=f"Tuning report: {options.data.name}")
-        model_uri = tracker.log_model(run_id, result.model, input_example=features.head(5))
+        example = as_received(features, schema).head(5)
+        model_uri = tracker.log_model(run_id, result.model, input_example=example)
     except BaseException:
         tracker.end_run(run_id, "FAILED")
         raise

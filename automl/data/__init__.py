@@ -7,7 +7,13 @@ from automl.data._ingest import IngestResult, RejectedFile, ingest_landing, load
 from automl.data._io import file_sha256, frame_sha256, read_table, write_table
 from automl.data._layout import PipelinePaths
 from automl.data._ledger import BatchLedger, BatchRecord, utcnow
-from automl.data._schema import Schema, coerce_features, infer_schema, validate_batch
+from automl.data._schema import (
+    Schema,
+    as_received,
+    coerce_features,
+    infer_schema,
+    validate_batch,
+)
 from automl.data._synthetic import make_churn_frame
 from automl.data._window import select_window, split_holdout, window_time_range
 
@@ -18,6 +24,7 @@ __all__ = [
     "PipelinePaths",
     "RejectedFile",
     "Schema",
+    "as_received",
     "coerce_features",
     "file_sha256",
     "frame_sha256",

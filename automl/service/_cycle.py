@@ -26,6 +26,7 @@ from automl.data import (
     BatchRecord,
     PipelinePaths,
     Schema,
+    as_received,
     frame_sha256,
     ingest_landing,
     load_batches,
@@ -414,7 +415,9 @@ class _Cycle:
             title=f"Tuning report: {spec.name}, cycle {self.cycle_id}",
         )
         features = schema.feature_names
-        model_uri = tracker.log_model(run_id, result.model, input_example=train[features].head(5))
+        model_uri = tracker.log_model(
+            run_id, result.model, input_example=as_received(train[features], schema).head(5)
+        )
         data_from, data_to = window_time_range(accepted, since_id=since_id, n_rows=len(window))
         version = tracker.register(
             model_uri,

@@ -32,6 +32,7 @@ from automl.tracking import (
     decision_tags,
     evaluate_gate,
     move_champion,
+    predict_frame,
 )
 from automl.tuning import PREDICTION_METRICS, metric_from_predictions
 
@@ -49,26 +50,27 @@ def _greater_is_better(name: str) -> bool:
 def predict_holdout(
     tracker: MlflowTracker, version: ModelVersionInfo, features: pd.DataFrame, *, task: str
 ) -> Predictions:
-    """Load a version with ``mlflow.pyfunc`` and predict the holdout, timing and sizing it."""
+    """Load a version with ``mlflow.pyfunc`` and predict the holdout, timing and sizing it.
+
+    Scores the loaded scikit-learn model with :func:`predict_frame` (what ``automl predict``
+    and the served model's ``predict_proba`` method return) on the canonical holdout, which
+    versions logged before and after signatures took the rows as sent both accept.
+    """
     model, size_mb = tracker.load_pyfunc(version.uri)
+    raw = model.get_raw_model()
     timings = []
-    values: Any = None
     for _ in range(3):
         started = time.perf_counter()
-        values = model.predict(features)
+        predict_frame(raw, features, with_proba=False)
         timings.append(time.perf_counter() - started)
     latency_ms = float(np.median(timings)) * 1000.0 * 1000.0 / max(len(features), 1)
-    proba = classes = None
-    if task == "classification":
-        raw = model.get_raw_model()
-        if hasattr(raw, "predict_proba"):
-            proba = np.asarray(raw.predict_proba(features))
-            classes = np.asarray(raw.classes_)
+    with_proba = task == "classification" and hasattr(raw, "predict_proba")
+    scored = predict_frame(raw, features, with_proba=with_proba)
     return Predictions(
         version=version.version,
-        values=np.asarray(values).ravel(),
-        proba=proba,
-        classes=classes,
+        values=scored["prediction"].to_numpy(),
+        proba=scored.iloc[:, 1:].to_numpy() if with_proba else None,
+        classes=np.asarray(raw.classes_) if with_proba else None,
         latency_ms=latency_ms,
         model_size_mb=size_mb,
     )

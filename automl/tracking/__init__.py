@@ -22,6 +22,7 @@ from automl.tracking._promotion import (
     decision_tags,
     move_champion,
 )
+from automl.tracking._pyfunc import predict_frame
 
 __all__ = [
     "CHALLENGER",
@@ -41,4 +42,5 @@ __all__ = [
     "decision_tags",
     "evaluate_gate",
     "move_champion",
+    "predict_frame",
 ]
