@@ -27,6 +27,27 @@ PREDICT_METHOD = "predict_method"
 PREDICT_METHODS = ("predict", "predict_proba")
 
 
+def _numbers(name: str, col: pd.Series) -> np.ndarray[Any, Any]:
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind in "fiub":
+        return col.to_numpy(dtype="float64")
+    try:  # nullable integers, objects from JSON (None, pd.NA, numbers as text)
+        values = pd.to_numeric(col.astype(object).where(col.notna(), np.nan))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"column {name!r} must be numeric: {exc}") from exc
+    return np.asarray(values, dtype="float64")
+
+
+def _text(col: pd.Series) -> np.ndarray[Any, Any]:
+    values = col.to_numpy(dtype=object, copy=True)
+    gaps = pd.isna(values)
+    if pd.api.types.infer_dtype(values, skipna=True) != "string":
+        values = np.array(
+            [v if gap else str(v) for v, gap in zip(values, gaps, strict=True)], dtype=object
+        )
+    values[gaps] = np.nan
+    return values
+
+
 def to_model_frame(data: pd.DataFrame, features: Sequence[Sequence[str]]) -> pd.DataFrame:
     """Rows as clients send them, as the model was trained on them.
 
@@ -46,19 +67,11 @@ def to_model_frame(data: pd.DataFrame, features: Sequence[Sequence[str]]) -> pd.
         raise ValueError(
             f"missing feature columns {missing}; the model needs {[n for n, _ in features]}"
         )
-    out = pd.DataFrame(index=data.index)
-    for name, kind in features:
-        col = data[name]
-        gaps = col.isna().to_numpy()
-        if kind == "numeric":
-            try:
-                values = pd.to_numeric(col.astype(object).where(~gaps, np.nan))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"column {name!r} must be numeric: {exc}") from exc
-            out[name] = values.astype("float64")
-        else:
-            out[name] = col.astype(object).where(gaps, col.astype(str)).where(~gaps, np.nan)
-    return out
+    columns = {
+        name: _numbers(name, data[name]) if kind == "numeric" else _text(data[name])
+        for name, kind in features
+    }
+    return pd.DataFrame(columns, index=data.index)
 
 
 def predict_frame(model: Any, frame: pd.DataFrame, *, with_proba: bool) -> pd.DataFrame:
