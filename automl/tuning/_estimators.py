@@ -71,7 +71,7 @@ def decode_labels(classifier: Any, *, name: str = "model") -> Any:
         >>> from sklearn.linear_model import LogisticRegression
         >>> X, y = [[0.0], [1.0], [2.0], [3.0]], ["no", "no", "yes", "yes"]
         >>> model = decode_labels(LogisticRegression()).fit(X, y)
-        >>> list(model.classes_), list(model.predict([[0.2], [2.8]]))
+        >>> model.classes_.tolist(), model.predict([[0.2], [2.8]]).tolist()
         (['no', 'yes'], ['no', 'yes'])
     """
     from sklearn.ensemble import VotingClassifier
