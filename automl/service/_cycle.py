@@ -31,6 +31,7 @@ from automl.data import (
     IngestResult,
     Schema,
     ValidationRules,
+    as_received,
     frame_sha256,
     ingest_landing,
     load_batches,
@@ -69,6 +70,7 @@ from automl.tracking import (
     ShadowState,
     decide_promotion,
     move_logged,
+    predict_frame,
     reconcile,
 )
 from automl.tuning import SearchConfig, TrialResult, TuningResult
@@ -875,9 +877,8 @@ def register(
     """Log the tuned model with its lineage, register it, and keep its training rows as the
     drift reference it will have if promoted."""
     spec, tracker = ws.spec, ws.tracker
-    model_uri = tracker.log_model(
-        run_id, tuning.model, input_example=window.train[schema.feature_names].head(5)
-    )
+    example = as_received(window.train[schema.feature_names], schema).head(5)
+    model_uri = tracker.log_model(run_id, tuning.model, input_example=example)
     report = trail.drift.report if trail.drift else None
     version = tracker.register(
         model_uri,
@@ -913,26 +914,27 @@ def register(
 def predict_holdout(
     tracker: MlflowTracker, version: ModelVersionInfo, features: pd.DataFrame, *, task: str
 ) -> Predictions:
-    """Load a version with ``mlflow.pyfunc`` and predict the holdout, timing and sizing it."""
+    """Load a version with ``mlflow.pyfunc`` and predict the holdout, timing and sizing it.
+
+    Scores the loaded scikit-learn model with :func:`~automl.tracking.predict_frame` (what
+    ``automl predict`` and the served model's ``predict_proba`` method return) on the canonical
+    holdout, which versions logged before and after signatures took the rows as sent accept.
+    """
     model, size_mb = tracker.load_pyfunc(version.uri)
+    raw = model.get_raw_model()
     timings = []
-    values: Any = None
     for _ in range(3):
         started = time.perf_counter()
-        values = model.predict(features)
+        predict_frame(raw, features, with_proba=False)
         timings.append(time.perf_counter() - started)
     latency_ms = float(np.median(timings)) * 1000.0 * 1000.0 / max(len(features), 1)
-    proba = classes = None
-    if task == "classification":
-        raw = model.get_raw_model()
-        if hasattr(raw, "predict_proba"):
-            proba = np.asarray(raw.predict_proba(features))
-            classes = np.asarray(raw.classes_)
+    with_proba = task == "classification" and hasattr(raw, "predict_proba")
+    scored = predict_frame(raw, features, with_proba=with_proba)
     return Predictions(
         version=version.version,
-        values=np.asarray(values).ravel(),
-        proba=proba,
-        classes=classes,
+        values=scored["prediction"].to_numpy(),
+        proba=scored.iloc[:, 1:].to_numpy() if with_proba else None,
+        classes=np.asarray(raw.classes_) if with_proba else None,
         latency_ms=latency_ms,
         model_size_mb=size_mb,
     )

@@ -29,6 +29,7 @@ from automl.tracking._promotion import (
     move_champion,
 )
 from automl.tracking._promotion_log import Action, LogEntry, PromotionLog, current_actor
+from automl.tracking._pyfunc import predict_frame
 from automl.tracking._shadow import ShadowBatch, ShadowState, ShadowStore
 from automl.vocab import Approval, SignificanceTest
 
@@ -58,6 +59,7 @@ __all__ = [
     "evaluate_gate",
     "move_champion",
     "move_logged",
+    "predict_frame",
     "promote_version",
     "reconcile",
     "rollback",
