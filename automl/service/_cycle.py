@@ -354,6 +354,7 @@ class _Cycle:
             since_id=since_id,
             min_rows=spec.training.min_rows,
             max_rows=spec.training.max_rows,
+            policy=spec.training.window,
         )
         train, holdout = split_holdout(window, fraction=spec.training.holdout_fraction)
         metric = spec.metric
@@ -415,7 +416,9 @@ class _Cycle:
         )
         features = schema.feature_names
         model_uri = tracker.log_model(run_id, result.model, input_example=train[features].head(5))
-        data_from, data_to = window_time_range(accepted, since_id=since_id, n_rows=len(window))
+        data_from, data_to = window_time_range(
+            accepted, since_id=since_id, n_rows=len(window), policy=spec.training.window
+        )
         version = tracker.register(
             model_uri,
             spec.model_name,
