@@ -382,7 +382,12 @@ def run_policy(job: tuple[str, str, str, Budget]) -> dict[str, Any]:
     else:
         with tempfile.TemporaryDirectory(prefix=f"stream-{stream_name}-") as tmp:
             out = run_service(stream, budget, policy=policy, workdir=Path(tmp))
-    out |= {"stream": stream_name, "policy": policy, "elapsed_s": time.perf_counter() - t0}
+    out |= {
+        "stream": stream_name,
+        "policy": policy,
+        "budget": budget.__dict__,
+        "elapsed_s": time.perf_counter() - t0,
+    }
     print(f"  {stream_name:9s} {policy:40s} done in {out['elapsed_s']:.0f} s", flush=True)
     return out
 
@@ -503,6 +508,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=None)
     parser.add_argument("--max-rows", type=int, default=None)
     parser.add_argument("--out", default=None, help="results file name under benchmarks/results")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the finished jobs of a stopped run"
+    )
     parser.add_argument("--show", type=Path, default=None, help="print a saved results file")
     args = parser.parse_args()
     if args.show:
@@ -525,16 +533,26 @@ def main() -> None:
     for name in streams:  # fetch wheels once, before the workers start
         load_stream(name, str(args.wheels), budget)
     jobs = [(s, p, str(args.wheels), budget) for s in streams for p in policies]
-    # The long jobs first, so two workers finish together.
-    weight = {"every_batch": 0, "static": 3, "periodic": 4}
-    jobs.sort(key=lambda j: (weight.get(j[1].split(":")[0], 1), STREAMS.index(j[0])))
-    print(f"{len(jobs)} jobs on {args.workers} workers, budget {budget}", flush=True)
+    # The baselines first, so a stopped run still has them; then the default policy.
+    order = {"static": 0, "periodic": 1, "automl": 2, "every_batch": 3}
+    jobs.sort(key=lambda j: (order.get(j[1], 4), STREAMS.index(j[0])))
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     file = out / (args.out or ("stream_quick.json" if args.quick else "stream.json"))
     partial = file.with_suffix(".partial.json")  # finished jobs, should the run be stopped
-    t0 = time.perf_counter()
     done: list[dict[str, Any]] = []
+    if args.resume and partial.exists():
+        wanted = {(j[0], j[1]) for j in jobs}
+        done = [
+            r
+            for r in json.loads(partial.read_text(encoding="utf-8"))
+            if r.get("budget") == budget.__dict__ and (r["stream"], r["policy"]) in wanted
+        ]
+        finished = {(r["stream"], r["policy"]) for r in done}
+        jobs = [j for j in jobs if (j[0], j[1]) not in finished]
+        print(f"resuming: {len(done)} finished jobs kept from {partial}")
+    print(f"{len(jobs)} jobs on {args.workers} workers, budget {budget}", flush=True)
+    t0 = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         for future in as_completed([pool.submit(run_policy, job) for job in jobs]):
             done.append(future.result())
@@ -551,7 +569,7 @@ def main() -> None:
             "drift_batch": None if stream.drift_batch is None else stream.drift_batch + 1,
             **summarize_stream({p: by[name, p] for p in policies}),
         }
-    report["elapsed_s"] = time.perf_counter() - t0
+    report["elapsed_s"] = time.perf_counter() - t0  # this invocation only (see --resume)
     print_table(report)
     print(f"\nelapsed {report['elapsed_s']:.0f} s")
     file.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
