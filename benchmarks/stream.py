@@ -35,8 +35,10 @@ batches, the mean paired difference with ``static`` and its standard error, re-t
 promotions after the first champion, trials (first champion included) and compute (CPU
 seconds of the process, and wall seconds). The goals of issue 11 are checked for ``automl``.
 
-Run: ``.venv/bin/python benchmarks/stream.py --quick`` (under 10 minutes on 2 cores) or without
-``--quick`` for the full table (about 35 minutes). Results print as Markdown and go to
+Run: ``.venv/bin/python benchmarks/stream.py --quick`` (flights and churn, 10 batches, 6
+trials: about 330 CPU seconds, some 5 minutes on 2 idle cores) or without ``--quick`` for the
+full table (3 streams, 16 batches, 8 trials: about 920 CPU seconds, some 10 minutes on 2 idle
+cores; 42 minutes on a shared machine at load 10). Results print as Markdown and go to
 ``benchmarks/results/stream.json`` (``stream_quick.json`` with ``--quick``).
 """
 
