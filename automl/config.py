@@ -210,6 +210,12 @@ class TrainingSpec(_Strict):
         lt=0.9,
         description="Share of the newest window rows kept out of tuning to judge the models.",
     )
+    window: Literal["since_drift", "recent"] = Field(
+        default="since_drift",
+        description="since_drift: a re-tune after drift trains on the batches since the first "
+        "drifted one (older rows fill up to min_rows); recent: on the newest max_rows rows, "
+        "before and after the drift.",
+    )
 
     @model_validator(mode="after")
     def _check_bounds(self) -> TrainingSpec:

@@ -437,15 +437,25 @@ def save_drift_state(
 
 # -- tune and register -----------------------------------------------------------------------
 def training_window(ws: Workspace, *, since_id: int | None) -> Window:
-    """The rows to tune on (from the first drifted batch, filled up to ``min_rows``) and the
-    newest ``holdout_fraction`` of them kept aside to judge."""
+    """The rows to tune on and the newest ``holdout_fraction`` of them kept aside to judge.
+
+    ``training.window`` says which: ``recent`` (the newest ``max_rows`` rows, before and after
+    the drift: the model serves everybody) or ``since_drift`` (from the first drifted batch,
+    filled up to ``min_rows``).
+    """
     training = ws.spec.training
     accepted = ws.ledger.records(ws.name, status="accepted")
     rows = select_window(
-        accepted, since_id=since_id, min_rows=training.min_rows, max_rows=training.max_rows
+        accepted,
+        since_id=since_id,
+        min_rows=training.min_rows,
+        max_rows=training.max_rows,
+        policy=training.window,
     )
     train, holdout = split_holdout(rows, fraction=training.holdout_fraction)
-    data_from, data_to = window_time_range(accepted, since_id=since_id, n_rows=len(rows))
+    data_from, data_to = window_time_range(
+        accepted, since_id=since_id, n_rows=len(rows), policy=training.window
+    )
     return Window(train, holdout, frame_sha256(train), data_from, data_to)
 
 
