@@ -204,7 +204,7 @@ def test_the_version_2_migration_keeps_late_label_tables_that_exist(tmp_path: Pa
         )
     state._upgrade(engine, state.MIGRATIONS)
     assert schema_version(engine) == 2
-    assert V2_NAMES <= _sqlite_layout(tmp_path / "automl.db").keys()
+    assert _sqlite_layout(tmp_path / "automl.db").keys() >= V2_NAMES
     with engine.connect() as conn:
         assert conn.execute(sa.select(state.rows_table.c.row_id)).scalars().all() == ["a"]
 
@@ -224,7 +224,7 @@ def test_a_new_database_gets_every_table_in_todays_layout_and_the_current_versio
             == 1
         )
     layout = _sqlite_layout(path)
-    assert V2_NAMES <= layout.keys()
+    assert layout.keys() >= V2_NAMES
     # Byte for byte what the stores created before versions: old and new code share a database.
     old = {k: v for k, v in layout.items() if k not in {"automl_schema_version", *V2_NAMES}}
     assert old == _sqlite_layout(V0_DB)
