@@ -1000,6 +1000,7 @@ def _parse_labels(
     }
     usable = has_id & present
     labels: list[ClassLabel | float | None]
+    unseen: list[ClassLabel | None] = []
     if schema.task == "regression":
         numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         wrong = usable & np.isnan(numeric)
@@ -1048,9 +1049,8 @@ def _parse_labels(
             )
         else:
             what = (
-                f"{n} label(s) of a class the pipeline has never seen "
-                f"{_examples(values, mask)} (known: {list(schema.classes or ())}; "
-                "data.new_classes: reject)"
+                f"{n} label(s) of a class the pipeline has never seen {unseen} (known: "
+                f"{list(schema.classes or ())}; data.new_classes: reject)"
             )
         parts.append(f"{code}: {what} at {_rows(mask)}")
         bad |= mask

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from automl.data._ingest import load_batches
 from automl.data._ledger import BatchRecord
+
+if TYPE_CHECKING:
+    from automl.data._labels import LabelStore
 
 
 def select_window(
@@ -16,6 +20,7 @@ def select_window(
     since_id: int | None,
     min_rows: int,
     max_rows: int,
+    labels: LabelStore | None = None,
 ) -> pd.DataFrame:
     """Rows to train on, oldest first.
 
@@ -28,15 +33,19 @@ def select_window(
         since_id: First batch id of the window; None takes all batches.
         min_rows: Fewest rows wanted (older rows fill up to it when available).
         max_rows: Most rows kept.
+        labels: A pipeline with late labels: its label store. The window then holds labelled
+            rows only, each with the label the store has for it (``min_rows`` and
+            ``max_rows`` count labelled rows).
 
     Returns:
         The window's rows (may be fewer than ``min_rows`` when the pipeline has less data).
     """
+    load = load_batches if labels is None else labels.load_labelled
     current = [r for r in accepted if since_id is None or r.id >= since_id]
     older = [r for r in accepted if since_id is not None and r.id < since_id]
-    frame = load_batches(current)
+    frame = load(current)
     if len(frame) < min_rows and older:
-        fill = load_batches(older).tail(min_rows - len(frame))
+        fill = load(older).tail(min_rows - len(frame))
         frame = pd.concat([fill, frame], ignore_index=True)
     return frame.tail(max_rows).reset_index(drop=True)
 
