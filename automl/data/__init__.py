@@ -12,15 +12,14 @@ from automl.data._ingest import (
     load_batches,
 )
 from automl.data._io import file_sha256, frame_sha256, parse_table, read_table, write_table
+from automl.data._label_files import LabelIngestResult, ingest_labels
 from automl.data._labels import (
     LabelCounts,
     LabelEvent,
     LabelFileRecord,
-    LabelIngestResult,
     LabelPolicy,
     LabelStats,
     LabelStore,
-    ingest_labels,
 )
 from automl.data._layout import PipelinePaths
 from automl.data._ledger import BatchLedger, BatchRecord

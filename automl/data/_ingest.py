@@ -15,11 +15,12 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import pandas as pd
 
 from automl.data._io import file_sha256, parse_table, read_csv_text, write_table
+from automl.data._labels import LabelPolicy, LabelStore
 from automl.data._layout import PipelinePaths
 from automl.data._ledger import BatchLedger, BatchRecord
 from automl.data._schema import (
@@ -31,9 +32,6 @@ from automl.data._schema import (
 )
 from automl.errors import ConfigError, DataValidationError
 from automl.vocab import Task
-
-if TYPE_CHECKING:
-    from automl.data._labels import LabelPolicy, LabelStore
 
 log = logging.getLogger(__name__)
 
@@ -527,11 +525,7 @@ def ingest_landing(
     if settle_s < 0:
         raise ValueError(f"settle_s must be >= 0, got {settle_s!r}")
     check_landing_dir(landing_dir, workspace=paths.workspace, pipeline=pipeline)
-    store = None
-    if labels is not None:
-        from automl.data._labels import LabelStore  # _labels builds on this module
-
-        store = LabelStore(ledger.url)
+    store = LabelStore(ledger.url) if labels is not None else None
     ingester = _Ingester(
         pipeline,
         paths,

@@ -501,7 +501,7 @@ def test_a_misspelled_label_folder_is_an_error(setup: Setup, tmp_path: Path) -> 
 _CHILD = """
 import pathlib, sys, time
 import sqlalchemy as sa
-import automl.data._labels as labels_module
+import automl.data._label_files as labels_module
 from automl.data import BatchLedger, LabelPolicy, PipelinePaths, ingest_labels, ingest_landing
 from automl.state import get_engine
 
