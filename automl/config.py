@@ -615,6 +615,30 @@ class RegistrySpec(_Strict):
     )
     significance: SignificanceSpec = SignificanceSpec()
     guardrails: tuple[GuardrailSpec, ...] = ()
+    shadow_batches: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="0: a challenger that passes the holdout gate is promoted at once. N > 0: "
+        "it waits as @challenger, scored beside the champion on each new labelled batch, and "
+        "is promoted once the gate passes on at least N such batches together.",
+    )
+    shadow_max_batches: int = Field(
+        default=6,
+        ge=1,
+        le=1000,
+        description="A shadow challenger without a passing gate after this many batches is "
+        "dropped (@challenger removed).",
+    )
+
+    @model_validator(mode="after")
+    def _shadow_bounds(self) -> RegistrySpec:
+        if self.shadow_batches > self.shadow_max_batches:
+            raise ValueError(
+                f"shadow_max_batches must be >= shadow_batches, got {self.shadow_max_batches} "
+                f"< {self.shadow_batches}"
+            )
+        return self
 
 
 class NotifySpec(_Strict):

@@ -3,22 +3,23 @@
 Everything automl keeps between cycles outside MLflow lives in one database (SQLite in the
 workspace by default, PostgreSQL for scale-out): the ledger of landed files and each pipeline's
 schema, the late labels (label files, every row's label, labels waiting or in conflict), the
-cycle history, the drift hysteresis state and the promotion log. Their tables are
-all defined here, on one :data:`metadata`; the stores that read and write them
-(``BatchLedger``, ``LabelStore``, ``CycleHistory``, ``DriftStateStore``, ``PromotionLog``) get
-their engine
-from :func:`open_state`, which brings the database to the layout of this code first.
+cycle history, the drift hysteresis state, the shadow state and the promotion log. Their tables
+are all defined here, on one :data:`metadata`; the stores that read and write them
+(``BatchLedger``, ``LabelStore``, ``CycleHistory``, ``DriftStateStore``, ``PromotionLog``, ...)
+get their engine from :func:`open_state`, which brings the database to the layout of this code
+first.
 
 Schema versions:
     The table ``automl_schema_version`` holds one integer, the layout the database has. Version
     1 is the layout automl wrote before versions existed (commit 75b031c); a database with
     automl's tables but no version row is such a database (version 0) and is upgraded by
     recording version 1. ``MIGRATIONS[n]`` brings a database from version ``n`` to ``n + 1``,
-    so version 2 is one function appended to :data:`MIGRATIONS`: it added the late-label tables
-    (``automl_label_files``, ``automl_rows``, ``automl_label_events``). A migration changes
-    tables that exist (and checks before it changes: a column may already be there); tables a
-    database lacks are created afterwards in their newest layout by ``create_all``. A new
-    database gets every table and the current version without running any migration.
+    so a new version is one function appended to :data:`MIGRATIONS` (version 2 added
+    ``automl_shadow``, version 3 the late-label tables ``automl_label_files``, ``automl_rows``
+    and ``automl_label_events``). A migration changes tables that exist (and checks before it
+    changes: a column may already be there); tables a database lacks are created afterwards in
+    their newest layout by ``create_all``. A new database gets every table and the current
+    version without running any migration.
 
 Why not Alembic:
     it would be a new dependency (and a migration environment, an ``alembic.ini`` and a
@@ -69,6 +70,7 @@ __all__ = [
     "schema_version",
     "schema_version_table",
     "schemas_table",
+    "shadow_table",
     "utcnow",
 ]
 
@@ -205,7 +207,16 @@ promotions_table = sa.Table(
     sa.Column("details_json", sa.Text, nullable=True),
 )
 
-#: Late labels (version 2): every label file once per pipeline, by content hash (as batches).
+#: A challenger scored beside the champion on new batches (shadow mode), one row per pipeline.
+shadow_table = sa.Table(
+    "automl_shadow",
+    metadata,
+    sa.Column("pipeline", sa.String(64), primary_key=True),
+    sa.Column("state_json", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+#: Late labels (version 3): every label file once per pipeline, by content hash (as batches).
 label_files_table = sa.Table(
     "automl_label_files",
     metadata,
@@ -221,7 +232,7 @@ label_files_table = sa.Table(
     sa.UniqueConstraint("pipeline", "sha256", name="uq_automl_label_files_pipeline_sha"),
 )
 
-#: Late labels (version 2): every row of a pipeline with an id column, once by id, with its
+#: Late labels (version 3): every row of a pipeline with an id column, once by id, with its
 #: label once it is known. Times are seconds since the epoch (label lag is a difference).
 rows_table = sa.Table(
     "automl_rows",
@@ -237,7 +248,7 @@ rows_table = sa.Table(
     sa.Index("ix_automl_rows_pipeline_batch", "pipeline", "batch_id"),
 )
 
-#: Late labels (version 2): labels that did not simply join a row: waiting for their row
+#: Late labels (version 3): labels that did not simply join a row: waiting for their row
 #: (``waiting``, then ``joined`` or ``expired``) or refused because the row had another
 #: label (``conflict``).
 label_events_table = sa.Table(
@@ -282,22 +293,26 @@ def _to_v1(conn: sa.Connection) -> None:
     """
 
 
-#: The tables version 2 added.
-_V2_TABLES = (label_files_table, rows_table, label_events_table)
-
-
 def _to_v2(conn: sa.Connection) -> None:
-    """Version 1 -> 2: the late-label tables (label files, rows with their labels, events).
+    """Version 1 -> 2: the shadow-mode table ``automl_shadow`` (``create_all`` adds it)."""
+
+
+#: The tables version 3 added.
+_V3_TABLES = (label_files_table, rows_table, label_events_table)
+
+
+def _to_v3(conn: sa.Connection) -> None:
+    """Version 2 -> 3: the late-label tables (label files, rows with their labels, events).
 
     Created here rather than left to ``create_all`` so that the version number says the tables
     are there; ``checkfirst`` keeps it harmless on a database that already has them.
     """
-    for table in _V2_TABLES:
+    for table in _V3_TABLES:
         table.create(conn, checkfirst=True)
 
 
 #: ``MIGRATIONS[n]`` upgrades version ``n`` to ``n + 1``; append one function per new version.
-MIGRATIONS: tuple[Migration, ...] = (_to_v1, _to_v2)
+MIGRATIONS: tuple[Migration, ...] = (_to_v1, _to_v2, _to_v3)
 #: The layout this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -101,7 +101,7 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
         AutomlError: Unreadable data, unknown target column, family, strategy or metric, or
             MLflow failures.
     """
-    from automl.data import coerce_features, infer_schema, read_table
+    from automl.data import as_received, coerce_features, infer_schema, read_table
     from automl.service import search_and_log
     from automl.service._record import COMMAND, DATA
     from automl.tracking import MlflowTracker
@@ -209,7 +209,8 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
         finally:
             if progress is not None:
                 progress.stop()
-        model_uri = tracker.log_model(run_id, result.model, input_example=features.head(5))
+        example = as_received(features, schema).head(5)
+        model_uri = tracker.log_model(run_id, result.model, input_example=example)
     except BaseException:
         tracker.end_run(run_id, "FAILED")
         raise

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from automl.config import DataSpec
 
 ClassLabel = int | str
+#: How a column arrived in the first batch, as the reader typed it (``pandas.read_csv`` makes a
+#: column of whole numbers without gaps ``int64``, and one with a gap ``float64``).
+RawType = Literal["integer", "float", "boolean", "string"]
 
 #: How many example rows and values a message quotes.
 _SHOWN = 5
@@ -44,12 +47,16 @@ class Schema:
         task: ``classification`` or ``regression``.
         classes: The labels a classification pipeline has accepted so far, sorted (whole
             numbers or text, never both); None for regression or before the first batch.
+        raw_types: ``(name, raw type)`` per feature column of the first batch as read, before
+            canonical dtypes; what :func:`as_received` restores for model signatures. Empty
+            for schemas stored before it was recorded.
     """
 
     features: tuple[tuple[str, ColumnKind], ...]
     target: str
     task: Task
     classes: tuple[ClassLabel, ...] | None = None
+    raw_types: tuple[tuple[str, RawType], ...] = ()
 
     @property
     def feature_names(self) -> list[str]:
@@ -72,6 +79,7 @@ class Schema:
             "features": [list(f) for f in self.features],
             "target": self.target,
             "task": self.task,
+            "raw_types": [list(r) for r in self.raw_types],
         }
         if self.classes is not None:
             raw["classes"] = list(self.classes)
@@ -87,6 +95,7 @@ class Schema:
             target=raw["target"],
             task=raw["task"],
             classes=tuple(classes) if classes is not None else None,
+            raw_types=tuple((str(n), t) for n, t in raw.get("raw_types", [])),
         )
 
 
@@ -167,6 +176,20 @@ def _is_numeric(series: pd.Series) -> bool:
     return bool(pd.api.types.is_numeric_dtype(series)) and not pd.api.types.is_bool_dtype(series)
 
 
+def _raw_type(series: pd.Series) -> RawType:
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(series):
+        return "integer"
+    if _is_numeric(series):
+        return "float"
+    present = series.dropna()
+    # read_csv gives a column of True/False with a gap as objects, not as bool.
+    if len(present) and all(isinstance(v, bool | np.bool_) for v in present):
+        return "boolean"
+    return "string"
+
+
 def infer_schema(
     frame: pd.DataFrame,
     *,
@@ -180,7 +203,8 @@ def infer_schema(
     The classes of a classification target are learned when the batch is validated
     (:func:`check_batch`), so ``classes`` is None here. With late labels the first batch may
     have no labels at all: the task comes from the spec, and the classes are learned from the
-    first labels that arrive (in a batch or a label file).
+    first labels that arrive (in a batch or a label file). The batch's dtypes as read are kept
+    too (:attr:`Schema.raw_types`).
 
     Args:
         frame: The first batch.
@@ -195,8 +219,9 @@ def infer_schema(
 
     Example:
         >>> df = pd.DataFrame({"age": [30, 41], "plan": ["basic", "pro"], "churned": [0, 1]})
-        >>> infer_schema(df, target="churned", task="classification").features
-        (('age', 'numeric'), ('plan', 'categorical'))
+        >>> schema = infer_schema(df, target="churned", task="classification")
+        >>> schema.features, schema.raw_types
+        ((('age', 'numeric'), ('plan', 'categorical')), (('age', 'integer'), ('plan', 'string')))
     """
     if require_target and target not in frame.columns:
         raise DataValidationError(
@@ -210,7 +235,8 @@ def infer_schema(
     )
     if not features:
         raise DataValidationError("the batch has no feature column besides the target")
-    return Schema(features=features, target=target, task=task)  # type: ignore[arg-type]
+    raw_types = tuple((name, _raw_type(frame[name])) for name, _ in features)
+    return Schema(features=features, target=target, task=task, raw_types=raw_types)  # type: ignore[arg-type]
 
 
 def _rows(mask: np.ndarray) -> str:
@@ -267,6 +293,60 @@ def coerce_features(frame: pd.DataFrame, schema: Schema, *, source: str) -> pd.D
             out[name] = coerced.astype("float64")
         else:
             out[name] = col.astype(object).where(col.isna(), col.astype(str))
+    return out
+
+
+def _numeric_as_received(col: pd.Series, raw: RawType | None) -> pd.Series:
+    values = pd.to_numeric(col, errors="coerce").astype("float64")
+    present = values.dropna()
+    is_whole = bool(np.isfinite(present).all() and (present == present.round()).all())
+    has_gaps = bool(values.isna().any())
+    # An integer column with a gap reaches pandas as float64 (and MLflow has no nullable
+    # integer type); whole floats with gaps are taken for such a column.
+    if is_whole and (raw == "integer" or (raw == "float" and has_gaps)):
+        return values.astype("Int64") if has_gaps else values.astype("int64")
+    return values
+
+
+def _categorical_as_received(col: pd.Series, raw: RawType | None) -> pd.Series:
+    text = col.astype(object).where(col.isna(), col.astype(str))
+    present = set(text.dropna())
+    if raw != "boolean" or not present <= {"True", "False"}:
+        return text
+    flags = text.map({"True": True, "False": False})
+    return flags.astype("boolean") if text.isna().any() else flags.astype(bool)
+
+
+def as_received(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """The schema's feature columns with the dtypes clients send, from canonical rows.
+
+    Stored batches are canonical (numeric float64, categorical text); a client reading a landed
+    file with ``pandas.read_csv`` gets ``int64`` for an integer column instead, and ``bool`` for
+    a column of True/False. A model's signature and input example are built from this frame,
+    so they describe the data as sent. Per column (of the whole frame):
+
+    - integer in the first batch, whole numbers: ``int64``, or nullable ``Int64`` when a value
+      is missing (a float column of whole numbers with gaps is taken for integers too);
+    - other numeric: ``float64``;
+    - boolean in the first batch, only True/False: ``bool``, or nullable ``boolean`` with gaps;
+    - other categorical: text (``object``), missing values kept.
+
+    Schemas stored before raw types were recorded give the canonical dtypes back.
+
+    Example:
+        >>> first = pd.DataFrame({"calls": [1, 2], "vip": [True, False], "y": [0, 1]})
+        >>> schema = infer_schema(first, target="y", task="classification")
+        >>> rows = pd.DataFrame({"calls": [3.0, np.nan], "vip": ["False", "True"]})
+        >>> as_received(rows, schema).dtypes.astype(str).to_dict()
+        {'calls': 'Int64', 'vip': 'bool'}
+    """
+    raw = dict(schema.raw_types)
+    out = pd.DataFrame(index=frame.index)
+    for name, kind in schema.features:
+        if kind == "numeric":
+            out[name] = _numeric_as_received(frame[name], raw.get(name))
+        else:
+            out[name] = _categorical_as_received(frame[name], raw.get(name))
     return out
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from automl.data import (
     IngestResult,
     Schema,
     ValidationRules,
+    as_received,
     frame_sha256,
     ingest_landing,
     load_batches,
@@ -64,8 +66,11 @@ from automl.tracking import (
     Predictions,
     PromotionDecision,
     PromotionGate,
+    ShadowBatch,
+    ShadowState,
     decide_promotion,
     move_logged,
+    predict_frame,
     reconcile,
 )
 from automl.tuning import SearchConfig, TrialResult, TuningResult
@@ -133,6 +138,23 @@ class Registered:
         return self.tuning is None
 
 
+@dataclass(frozen=True)
+class Shadowed:
+    """A challenger in shadow, scored beside the champion on this cycle's new rows.
+
+    Attributes:
+        version: The challenger.
+        decision: The gate over every batch scored in shadow so far: ``outcome`` is
+            ``shadow`` (keep waiting), ``promoted`` (now the champion) or ``rejected``
+            (dropped after ``registry.shadow_max_batches``).
+        n_batches: Cycles of new rows it has been scored on, this one included.
+    """
+
+    version: str
+    decision: PromotionDecision
+    n_batches: int
+
+
 @dataclass
 class _Trail:
     """The step results of a running cycle, kept so a failure still records what was done."""
@@ -148,6 +170,7 @@ class _Trail:
     drift: DriftOutcome | None = None
     registered: Registered | None = None
     decision: PromotionDecision | None = None
+    shadow: Shadowed | None = None
     champion_version: str | None = None
 
     def result(self, *, status: str | None = None, error: str | None = None) -> CycleResult:
@@ -188,6 +211,9 @@ class _Trail:
             run_id=self.run_id,
             error=error,
             metric=self.metric,
+            shadow_version=self.shadow.version if self.shadow else None,
+            shadow_outcome=self.shadow.decision.outcome if self.shadow else None,
+            shadow_batches=self.shadow.n_batches if self.shadow else 0,
         )
 
 
@@ -219,6 +245,9 @@ def _cycle(
         trail.verdict = "scheduled"
         record.record_verdict(tracker, run_id, trail.verdict)
     else:
+        if ws.spec.registry.shadow_batches:  # evidence first: the challenger may now serve
+            trail.shadow = score_shadow(ws, run_id, trail.cycle_id, schema, champion, current)
+            champion = tracker.get_alias(spec.model_name, CHAMPION) or champion
         drift = check_drift(ws, run_id, trail.cycle_id, schema, champion, pending, current)
         trail.drift = drift
         trail.verdict = drift.decision.level
@@ -237,9 +266,10 @@ def _cycle(
             registered = register(ws, run_id, trail, schema, window, tuning)
         trail.registered = registered
         if champion is None or registered.version.version != champion.version:
-            decision = trail.decision = judge(
-                ws, schema, registered.version, champion, window.holdout
-            )
+            decision = judge(ws, schema, registered.version, champion, window.holdout)
+            if decision.is_promoted and champion is not None and spec.registry.shadow_batches:
+                decision = start_shadow(ws, decision, trail.cycle_id)
+            trail.decision = decision
             promote(ws, decision, trail.cycle_id)
             record.record_decision(tracker, run_id, decision)
 
@@ -847,9 +877,8 @@ def register(
     """Log the tuned model with its lineage, register it, and keep its training rows as the
     drift reference it will have if promoted."""
     spec, tracker = ws.spec, ws.tracker
-    model_uri = tracker.log_model(
-        run_id, tuning.model, input_example=window.train[schema.feature_names].head(5)
-    )
+    example = as_received(window.train[schema.feature_names], schema).head(5)
+    model_uri = tracker.log_model(run_id, tuning.model, input_example=example)
     report = trail.drift.report if trail.drift else None
     version = tracker.register(
         model_uri,
@@ -885,26 +914,27 @@ def register(
 def predict_holdout(
     tracker: MlflowTracker, version: ModelVersionInfo, features: pd.DataFrame, *, task: str
 ) -> Predictions:
-    """Load a version with ``mlflow.pyfunc`` and predict the holdout, timing and sizing it."""
+    """Load a version with ``mlflow.pyfunc`` and predict the holdout, timing and sizing it.
+
+    Scores the loaded scikit-learn model with :func:`~automl.tracking.predict_frame` (what
+    ``automl predict`` and the served model's ``predict_proba`` method return) on the canonical
+    holdout, which versions logged before and after signatures took the rows as sent accept.
+    """
     model, size_mb = tracker.load_pyfunc(version.uri)
+    raw = model.get_raw_model()
     timings = []
-    values: Any = None
     for _ in range(3):
         started = time.perf_counter()
-        values = model.predict(features)
+        predict_frame(raw, features, with_proba=False)
         timings.append(time.perf_counter() - started)
     latency_ms = float(np.median(timings)) * 1000.0 * 1000.0 / max(len(features), 1)
-    proba = classes = None
-    if task == "classification":
-        raw = model.get_raw_model()
-        if hasattr(raw, "predict_proba"):
-            proba = np.asarray(raw.predict_proba(features))
-            classes = np.asarray(raw.classes_)
+    with_proba = task == "classification" and hasattr(raw, "predict_proba")
+    scored = predict_frame(raw, features, with_proba=with_proba)
     return Predictions(
         version=version.version,
-        values=np.asarray(values).ravel(),
-        proba=proba,
-        classes=classes,
+        values=scored["prediction"].to_numpy(),
+        proba=scored.iloc[:, 1:].to_numpy() if with_proba else None,
+        classes=np.asarray(raw.classes_) if with_proba else None,
         latency_ms=latency_ms,
         model_size_mb=size_mb,
     )
@@ -975,6 +1005,21 @@ def promote(ws: Workspace, decision: PromotionDecision, cycle_id: str) -> None:
         "challenger_score": decision.challenger_score,
         "champion_score": decision.champion_score,
     }
+    if decision.in_shadow:
+        ws.promotions.append(
+            pipeline=spec.name,
+            model_name=spec.model_name,
+            action="shadow",
+            status="recorded",
+            actor="service",
+            from_version=decision.champion_version,
+            to_version=version,
+            reason=decision.reason,
+            cycle_id=cycle_id,
+            **scores,
+        )
+        log.info("[%s %s] %s", spec.name, cycle_id, decision.reason)
+        return
     if decision.is_promoted:
         move_logged(
             spec,
@@ -1005,3 +1050,112 @@ def promote(ws: Workspace, decision: PromotionDecision, cycle_id: str) -> None:
     event = {"promoted": "promotion", "rejected": "rejection"}.get(decision.outcome, "approval")
     notify(spec, event, {"cycle_id": cycle_id, **decision.to_dict()})
     log.info("[%s %s] %s", spec.name, cycle_id, decision.reason)
+
+
+# -- shadow mode -----------------------------------------------------------------------------
+def start_shadow(ws: Workspace, decision: PromotionDecision, cycle_id: str) -> PromotionDecision:
+    """Hold back a challenger that passed the holdout gate: it waits as ``@challenger`` for
+    the evidence of the next batches (a challenger already in shadow is superseded)."""
+    spec = ws.spec
+    previous = ws.shadows.load(ws.name)
+    if previous is not None and previous.version != decision.challenger_version:
+        _drop_shadow(ws, previous, f"superseded by v{decision.challenger_version}", cycle_id)
+    assert decision.champion_version is not None
+    ws.shadows.save(
+        ws.name,
+        ShadowState(
+            version=decision.challenger_version,
+            champion_version=decision.champion_version,
+            started_cycle=cycle_id,
+        ),
+    )
+    need = spec.registry.shadow_batches
+    return replace(
+        decision,
+        is_promoted=False,
+        in_shadow=True,
+        reason=f"in shadow: {decision.reason.split(': ', 1)[-1]}; promoted once the gate "
+        f"passes on the next {need} batch(es) together",
+    )
+
+
+def score_shadow(
+    ws: Workspace,
+    run_id: str,
+    cycle_id: str,
+    schema: Schema,
+    champion: ModelVersionInfo,
+    current: pd.DataFrame,
+) -> Shadowed | None:
+    """Score the challenger in shadow and the champion on the new rows, then decide on all
+    rows scored in shadow so far: promote, keep waiting, or drop."""
+    spec, tracker, registry = ws.spec, ws.tracker, ws.spec.registry
+    state = ws.shadows.load(ws.name)
+    if state is None:
+        return None
+    if state.champion_version != champion.version:
+        _drop_shadow(
+            ws, state, f"@champion moved to v{champion.version} while it was in shadow", cycle_id
+        )
+        return None
+    rows = current[current[schema.target].notna()]
+    if rows.empty:
+        return None
+    version = tracker.get_version(spec.model_name, state.version)
+    now = judge(ws, schema, version, champion, rows)
+    pending_ids = tuple(r.id for r in ws.ledger.pending(ws.name))
+    state = state.with_batch(
+        ShadowBatch(
+            batch_ids=pending_ids,
+            n_rows=len(rows),
+            challenger_score=now.challenger_score,
+            champion_score=now.champion_score if now.champion_score is not None else math.nan,
+        )
+    )
+    record.record_shadow(tracker, run_id, state, now)
+    accepted = ws.ledger.records(ws.name, status="accepted")
+    scored = set(state.batch_ids)
+    evidence = load_batches([r for r in accepted if r.id in scored])
+    evidence = evidence[evidence[schema.target].notna()].reset_index(drop=True)
+    decision = judge(ws, schema, version, champion, evidence)
+    n = len(state.batches)
+    shown = f"over {n} batch(es) in shadow ({len(evidence)} rows)"
+    if decision.is_promoted and n >= registry.shadow_batches:
+        ws.shadows.clear(ws.name)
+        decision = replace(decision, reason=f"{decision.reason} {shown}")
+        promote(ws, decision, cycle_id)
+    elif decision.awaiting_approval and n >= registry.shadow_batches:
+        ws.shadows.clear(ws.name)
+        promote(ws, decision, cycle_id)
+    elif n >= registry.shadow_max_batches:
+        decision = replace(
+            decision,
+            is_promoted=False,
+            awaiting_approval=False,
+            reason=f"{decision.reason} {shown}",
+        )
+        _drop_shadow(ws, state, f"no credible gain {shown}", cycle_id)
+        promote(ws, decision, cycle_id)
+        tracker.delete_alias(spec.model_name, CHALLENGER)
+    else:
+        ws.shadows.save(ws.name, state)
+        decision = replace(
+            decision, is_promoted=False, in_shadow=True, reason=f"in shadow: {decision.reason}"
+        )
+    return Shadowed(state.version, decision, n)
+
+
+def _drop_shadow(ws: Workspace, state: ShadowState, why: str, cycle_id: str) -> None:
+    ws.shadows.clear(ws.name)
+    ws.promotions.append(
+        pipeline=ws.name,
+        model_name=ws.spec.model_name,
+        action="shadow_drop",
+        status="recorded",
+        actor="service",
+        from_version=state.champion_version,
+        to_version=state.version,
+        reason=f"v{state.version} left shadow: {why}",
+        cycle_id=cycle_id,
+    )
+    log.info("[%s %s] v%s left shadow: %s", ws.name, cycle_id, state.version, why)

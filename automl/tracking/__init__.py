@@ -29,6 +29,8 @@ from automl.tracking._promotion import (
     move_champion,
 )
 from automl.tracking._promotion_log import Action, LogEntry, PromotionLog, current_actor
+from automl.tracking._pyfunc import predict_frame
+from automl.tracking._shadow import ShadowBatch, ShadowState, ShadowStore
 from automl.vocab import Approval, SignificanceTest
 
 __all__ = [
@@ -48,12 +50,16 @@ __all__ = [
     "PromotionDecision",
     "PromotionGate",
     "PromotionLog",
+    "ShadowBatch",
+    "ShadowState",
+    "ShadowStore",
     "SignificanceTest",
     "current_actor",
     "decide_promotion",
     "evaluate_gate",
     "move_champion",
     "move_logged",
+    "predict_frame",
     "promote_version",
     "reconcile",
     "rollback",

@@ -26,7 +26,12 @@ from automl.tuning._distributed import (
     tune_distributed,
     work_on_study,
 )
-from automl.tuning._estimators import LabelEncodedClassifier, build_model, make_preprocessor
+from automl.tuning._estimators import (
+    LabelEncodedClassifier,
+    build_model,
+    decode_labels,
+    make_preprocessor,
+)
 from automl.tuning._holdout import metric_from_predictions
 from automl.tuning._metrics import score_model
 from automl.tuning._report import write_tuning_report
@@ -63,6 +68,7 @@ __all__ = [
     "build_model",
     "check_strategy",
     "close_storages",
+    "decode_labels",
     "family_space",
     "find_active_study",
     "grid_configs",

@@ -5,6 +5,7 @@ later batches, labelled-only windows."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -622,3 +623,42 @@ def test_every_label_is_joined_exactly_once_across_a_kill_and_a_restart(
     assert not setup.paths.label_quarantine.exists()  # nothing was taken for a duplicate
     assert list(setup.label_dir.iterdir()) == [] and list(setup.landing.iterdir()) == []
     assert len(store.labelled_rows("p")) == 250
+
+
+# -- the README's example ---------------------------------------------------------------------
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
+    """The "Late labels" section's files and script, copied into an empty folder, run."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### Late labels (data layer)") :]
+    section = section[: section.index("\n### ", 1)]
+    files = re.findall(
+        r"^`([\w./-]+)`[^\n]*:\n\n```\w*\n(.*?)```", section, flags=re.DOTALL | re.MULTILINE
+    )
+    assert [name for name, _ in files] == [
+        "orders.yaml",
+        "landing/orders/scored_2024-06-01.csv",
+        "labels/orders/churn_2024-06-30.csv",
+    ]
+    for name, body in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(body, encoding="utf-8")
+    [script] = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "joined=2" in done.stdout and "waiting=1" in done.stdout
+    assert "n_rows=3, n_labelled=2" in done.stdout and "n_waiting_labels=1" in done.stdout
+    store = LabelStore(f"sqlite:///{tmp_path / 'automl.db'}")
+    assert store.labelled_rows("orders")[["customer_id", "churned"]].values.tolist() == [
+        ["c-1001", 1],
+        ["c-1003", 0],
+    ]

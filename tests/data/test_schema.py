@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from automl.data import Schema, ValidationRules, check_batch, infer_schema, validate_batch
+from automl.data import (
+    Schema,
+    ValidationRules,
+    as_received,
+    check_batch,
+    infer_schema,
+    validate_batch,
+)
 from automl.errors import DataValidationError
 
 
@@ -203,3 +212,53 @@ def test_rules_come_from_the_spec() -> None:
         allow_empty_columns=("notes",),
     )
     assert ValidationRules.from_spec(DataSpec(landing_dir="l", target="y")) == ValidationRules()
+
+
+def test_raw_types_are_the_first_batch_as_read_csv_typed_it(tmp_path: Path) -> None:
+    (tmp_path / "b.csv").write_text(
+        "calls,visits,spend,vip,trial,plan,y\n"
+        "1,3,10.5,True,False,basic,0\n"
+        "2,,20.0,False,,pro,1\n"
+        "4,1,7.25,True,True,,0\n"
+    )
+    frame = pd.read_csv(tmp_path / "b.csv")
+    schema = infer_schema(frame, target="y", task="classification")
+    assert dict(schema.raw_types) == {
+        "calls": "integer",
+        "visits": "float",  # an integer column with a gap reads as float64
+        "spend": "float",
+        "vip": "boolean",
+        "trial": "boolean",  # True/False with a gap reads as objects
+        "plan": "string",
+    }
+    assert Schema.from_json(schema.to_json()) == schema
+
+    canonical = validate_batch(frame, schema, source="b.csv")
+    sent = as_received(canonical, schema)
+    assert sent.dtypes.astype(str).to_dict() == {
+        "calls": "int64",
+        "visits": "Int64",
+        "spend": "float64",
+        "vip": "bool",
+        "trial": "boolean",
+        "plan": "object",
+    }
+    assert sent["visits"].tolist()[:1] == [3] and sent["visits"].isna().tolist() == [0, 1, 0]
+    assert sent["plan"].tolist()[:2] == ["basic", "pro"] and pd.isna(sent["plan"].iloc[2])
+
+
+def test_as_received_follows_the_window_not_only_the_first_batch(schema: Schema) -> None:
+    later = pd.DataFrame({"age": [30.0, np.nan], "plan": ["a", "b"]})
+    assert str(as_received(later, schema)["age"].dtype) == "Int64"  # a gap arrived since
+    fractional = pd.DataFrame({"age": [30.5, 41.0], "plan": ["a", "b"]})
+    assert as_received(fractional, schema)["age"].dtype == np.float64
+
+
+def test_a_schema_stored_before_raw_types_gives_canonical_dtypes() -> None:
+    old = Schema.from_json(
+        '{"features": [["age", "numeric"], ["plan", "categorical"]], '
+        '"target": "churned", "task": "classification"}'
+    )
+    assert old.raw_types == ()
+    rows = pd.DataFrame({"age": [30.0, 41.0], "plan": ["basic", "pro"]})
+    assert as_received(rows, old).dtypes.astype(str).tolist() == ["float64", "object"]
