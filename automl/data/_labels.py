@@ -733,7 +733,9 @@ class LabelStore:
 
         Each row keeps its columns as stored (features, id, kept columns); the target holds
         the label the state database has for it (int64 or text for classification, float64
-        for regression). Rows still without a label are left out.
+        for regression). Rows still without a label are left out. A batch accepted before
+        the pipeline had an id column (no row of it recorded by id) had to carry every label:
+        all its rows are returned as stored.
 
         Raises:
             StateError: A stored batch no longer matches the rows recorded for it.
@@ -748,6 +750,7 @@ class LabelStore:
         t = rows_table
         by_batch: dict[int, list[tuple[int, str, str]]] = {}
         with self._engine.connect() as conn:
+            recorded = _batches_with_rows(conn, pipeline, [r.id for r in stored])
             for chunk in _chunks([str(r.id) for r in stored]):
                 query = (
                     sa.select(t.c.batch_id, t.c.position, t.c.row_id, t.c.label_json)
@@ -762,10 +765,13 @@ class LabelStore:
                     by_batch.setdefault(int(batch_id), []).append((int(position), row_id, label))
         frames: list[pd.DataFrame] = []
         for record in stored:
+            assert record.stored_path is not None
+            if record.id not in recorded:  # from before the id column: labelled on arrival
+                frames.append(pd.read_parquet(record.stored_path))
+                continue
             labelled = by_batch.get(record.id)
             if not labelled:
                 continue
-            assert record.stored_path is not None
             frame = pd.read_parquet(record.stored_path)
             positions = [p for p, _, _ in labelled]
             picked = frame.iloc[positions].copy()
@@ -805,10 +811,14 @@ class LabelStore:
             records = [r for r in records if r.id >= since_batch_id]
         if max_rows is not None:
             per_batch = self._labelled_per_batch(pipeline)
+            with self._engine.connect() as conn:
+                recorded = _batches_with_rows(conn, pipeline, [r.id for r in records])
             covered, start = 0, len(records)
             while start > 0 and covered < max_rows:
                 start -= 1
-                covered += per_batch.get(records[start].id, 0)
+                record = records[start]
+                unrecorded = record.n_rows if record.id not in recorded else 0
+                covered += per_batch.get(record.id, unrecorded)
             records = records[start:]
         frame = self.load_labelled(records)
         if max_rows is not None:
@@ -861,6 +871,21 @@ class LabelStore:
             lag_p95_s=float(np.percentile(lags, 95)) if len(lags) else None,
             last_label_s=max(lasts) if lasts else None,
         )
+
+
+def _batches_with_rows(conn: sa.Connection, pipeline: str, batch_ids: Sequence[int]) -> set[int]:
+    """The batches among ``batch_ids`` whose rows are recorded by id."""
+    t = rows_table
+    found: set[int] = set()
+    for start in range(0, len(batch_ids), _CHUNK):
+        chunk = list(batch_ids[start : start + _CHUNK])
+        query = (
+            sa.select(t.c.batch_id)
+            .where(t.c.pipeline == pipeline, t.c.batch_id.in_(chunk))
+            .distinct()
+        )
+        found.update(int(b) for b in conn.execute(query).scalars())
+    return found
 
 
 def _target_dtype(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:

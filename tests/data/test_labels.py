@@ -448,6 +448,31 @@ def test_windows_hold_labelled_rows_only(setup: Setup) -> None:
     assert len(select_window(accepted, since_id=None, min_rows=6, max_rows=100)) == 30
 
 
+def test_batches_from_before_the_id_column_stay_in_labelled_windows(setup: Setup) -> None:
+    """A pipeline that turns late labels on keeps the labelled batches it had."""
+    plain = ["id", "served", "ts"]
+    write_table(_rows(range(6), labels=True).drop(columns=plain), setup.landing / "old.csv")
+    ingest_landing(
+        pipeline="p",
+        landing_dir=setup.landing,
+        paths=setup.paths,
+        ledger=BatchLedger(setup.url),
+        target="y",
+        task="classification",
+        settle_s=0.0,
+    )
+    policy = LabelPolicy("id")
+    write_table(_rows(range(100, 104)).drop(columns=["served", "ts"]), setup.landing / "new.csv")
+    setup.batches(now=T0, policy=policy)
+    _label_file(setup.label_dir / "l.csv", [101, 103])
+    setup.labels(now=T0 + 1, policy=policy)
+
+    rows = setup.store.labelled_rows("p")
+    assert rows["y"].tolist() == [0, 1, 0, 1, 0, 1, 1, 1]
+    assert rows["id"].tolist()[-2:] == ["101", "103"] and rows["id"].iloc[:6].isna().all()
+    assert setup.store.labelled_rows("p", max_rows=3)["y"].tolist() == [1, 1, 1]
+
+
 # -- the spec ---------------------------------------------------------------------------------
 def test_the_spec_keys_and_their_rules(tmp_path: Path) -> None:
     spec = PipelineSpec.model_validate(
