@@ -63,10 +63,12 @@ __all__ = [
     "get_engine",
     "label_events_table",
     "label_files_table",
+    "load_pipeline_value",
     "metadata",
     "open_state",
     "promotions_table",
     "rows_table",
+    "save_pipeline_row",
     "schema_version",
     "schema_version_table",
     "schemas_table",
@@ -315,6 +317,25 @@ def _to_v3(conn: sa.Connection) -> None:
 MIGRATIONS: tuple[Migration, ...] = (_to_v1, _to_v2, _to_v3)
 #: The layout this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def save_pipeline_row(
+    engine: sa.Engine, table: sa.Table, pipeline: str, values: dict[str, Any]
+) -> None:
+    """Insert or replace the one row of ``pipeline`` in a table keyed by pipeline."""
+    with engine.begin() as conn:
+        updated = conn.execute(table.update().where(table.c.pipeline == pipeline).values(values))
+        if updated.rowcount == 0:
+            conn.execute(table.insert().values(pipeline=pipeline, **values))
+
+
+def load_pipeline_value(engine: sa.Engine, column: sa.Column[Any], pipeline: str) -> Any:
+    """One column of ``pipeline``'s row in a table keyed by pipeline, or None."""
+    table = column.table
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(column).where(table.c.pipeline == pipeline)).first()
+    return row[0] if row else None
+
 
 # -- opening -----------------------------------------------------------------------------------
 _opened: set[str] = set()

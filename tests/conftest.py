@@ -176,3 +176,20 @@ def run_at_once(code: str, argument: str, n_processes: int) -> list[tuple[int, s
         proc.stdin.flush()
     outputs = [proc.communicate(timeout=60) for proc in procs]
     return [(proc.returncode, out, err) for proc, (out, err) in zip(procs, outputs, strict=True)]
+
+
+def run_python(
+    command: list[str], *, cwd: Path, env: dict[str, str], timeout_s: float = 300
+) -> str:
+    """Run a Python command in a subprocess; fail the test with its stderr unless it exits 0.
+
+    Returns:
+        Its standard output.
+    """
+    import subprocess
+
+    done = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from automl.cli import app
 from automl.config import PipelineSpec
 from automl.service import run_cycle
-from tests.conftest import land
+from tests.conftest import land, run_python
 from tests.tracking.conftest import free_port, running
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -62,16 +62,9 @@ def test_the_readme_champion_blocks_run_as_written(
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     blocks = readme_blocks()
 
-    done = subprocess.run(
-        [str(tmp_path / ".venv" / "bin" / "python"), "-c", blocks["pyfunc"]],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    run_python(
+        [str(tmp_path / ".venv" / "bin" / "python"), "-c", blocks["pyfunc"]], cwd=tmp_path, env=env
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     scored = pd.read_csv(tmp_path / "scored.csv")
     assert list(scored.columns) == ["prediction", "proba_0", "proba_1"]
     expected = _automl_predict(spec, pd.read_csv(tmp_path / "new_rows.csv"), tmp_path)

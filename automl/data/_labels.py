@@ -42,7 +42,6 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -71,7 +70,7 @@ log = logging.getLogger(__name__)
 LabelFileStatus = Literal["accepted", "rejected"]
 EventStatus = Literal["waiting", "joined", "expired", "conflict"]
 
-#: Ids per ``IN (...)`` list (SQLite allows 32766 parameters; PostgreSQL more).
+#: Ids per ``IN (...)`` list (below the 999 parameters of older SQLite builds).
 _CHUNK = 900
 #: Label lag percentiles are computed over this many of the newest labelled rows.
 _LAG_ROWS = 100_000
@@ -234,10 +233,6 @@ def _decode(text: str) -> ClassLabel | float:
     if not isinstance(value, int | str | float):
         raise StateError(f"a stored label is {text!r}, not a number or text; the state is damaged")
     return value
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:

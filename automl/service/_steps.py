@@ -52,6 +52,7 @@ from automl.service._notify import notify
 from automl.service._workspace import Workspace
 from automl.tracking import (
     CHALLENGER,
+    Action,
     MlflowTracker,
     ModelVersionInfo,
     Predictions,
@@ -781,21 +782,6 @@ def promote(ws: Workspace, decision: PromotionDecision, cycle_id: str) -> None:
         "challenger_score": decision.challenger_score,
         "champion_score": decision.champion_score,
     }
-    if decision.in_shadow:
-        ws.promotions.append(
-            pipeline=spec.name,
-            model_name=spec.model_name,
-            action="shadow",
-            status="recorded",
-            actor="service",
-            from_version=decision.champion_version,
-            to_version=version,
-            reason=decision.reason,
-            cycle_id=cycle_id,
-            **scores,
-        )
-        log.info("[%s %s] %s", spec.name, cycle_id, decision.reason)
-        return
     if decision.is_promoted:
         move_logged(
             spec,
@@ -809,12 +795,13 @@ def promote(ws: Workspace, decision: PromotionDecision, cycle_id: str) -> None:
             cycle_id=cycle_id,
             scores=scores,
         )
-    else:
+    else:  # the version waits as @challenger: in shadow, for a person, or rejected
         tracker.set_alias(spec.model_name, CHALLENGER, version)
+        actions: dict[str, Action] = {"shadow": "shadow", "awaiting_approval": "await_approval"}
         ws.promotions.append(
             pipeline=spec.name,
             model_name=spec.model_name,
-            action="await_approval" if decision.awaiting_approval else "reject",
+            action=actions.get(decision.outcome, "reject"),
             status="recorded",
             actor="service",
             from_version=decision.champion_version,
@@ -823,6 +810,9 @@ def promote(ws: Workspace, decision: PromotionDecision, cycle_id: str) -> None:
             cycle_id=cycle_id,
             **scores,
         )
+    if decision.in_shadow:  # no webhook until the shadow ends
+        log.info("[%s %s] %s", spec.name, cycle_id, decision.reason)
+        return
     event = {"promoted": "promotion", "rejected": "rejection"}.get(decision.outcome, "approval")
     notify(spec, event, {"cycle_id": cycle_id, **decision.to_dict()})
     log.info("[%s %s] %s", spec.name, cycle_id, decision.reason)

@@ -13,9 +13,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 
-import sqlalchemy as sa
-
-from automl.state import open_state, shadow_table, utcnow
+from automl.state import (
+    load_pipeline_value,
+    open_state,
+    save_pipeline_row,
+    shadow_table,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -98,19 +102,13 @@ class ShadowStore:
 
     def load(self, pipeline: str) -> ShadowState | None:
         """The pipeline's shadow challenger, or None."""
-        t = shadow_table
-        with self._engine.connect() as conn:
-            row = conn.execute(sa.select(t.c.state_json).where(t.c.pipeline == pipeline)).first()
-        return ShadowState.from_json(row[0]) if row else None
+        text = load_pipeline_value(self._engine, shadow_table.c.state_json, pipeline)
+        return ShadowState.from_json(text) if text else None
 
     def save(self, pipeline: str, state: ShadowState) -> None:
         """Store the state (replacing the previous one)."""
-        t = shadow_table
         values = {"state_json": state.to_json(), "updated_at": utcnow()}
-        with self._engine.begin() as conn:
-            updated = conn.execute(t.update().where(t.c.pipeline == pipeline).values(**values))
-            if updated.rowcount == 0:
-                conn.execute(t.insert().values(pipeline=pipeline, **values))
+        save_pipeline_row(self._engine, shadow_table, pipeline, values)
 
     def clear(self, pipeline: str) -> None:
         """End the pipeline's shadow (promoted, dropped or superseded)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import sysconfig
 from pathlib import Path
@@ -21,6 +20,7 @@ from sklearn.linear_model import Ridge
 from automl.data import coerce_features
 from automl.tracking import MlflowTracker, predict_frame
 from automl.tracking._mlflow import _global_uri
+from tests.conftest import run_python
 from tests.tracking.conftest import Champion
 
 PROBA = {"predict_method": "predict_proba"}
@@ -134,17 +134,8 @@ def test_the_model_loads_where_automl_cannot_be_imported(
     # site-packages as a plain directory: mlflow, scikit-learn, xgboost, but no automl.
     script = NO_AUTOML.format(site=sysconfig.get_paths()["purelib"], landing=str(champion.landing))
     env = {**os.environ, "MLFLOW_TRACKING_URI": champion.tracking_uri}
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    split = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_python([sys.executable, "-I", "-S", "-c", script], cwd=tmp_path, env=env)
+    split = json.loads(out.strip().splitlines()[-1])
     scored = pd.DataFrame(split["data"], columns=split["columns"])
     expected = _expected(champion, pd.read_csv(champion.landing))
     assert scored["prediction"].tolist() == expected["prediction"].tolist()
