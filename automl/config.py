@@ -53,6 +53,7 @@ __all__ = [
     "DriftSpec",
     "GuardrailSpec",
     "HysteresisSpec",
+    "LabelsSpec",
     "MlflowSpec",
     "ModelFamily",
     "NotifySpec",
@@ -162,6 +163,25 @@ def check_search(
         )
 
 
+class LabelsSpec(_Strict):
+    """Where late labels come from (needs ``data.id_column``).
+
+    Labels arrive as label files in their own folder (columns ``<id_column>, <target>``), in
+    later batches that repeat known ids with the target filled, or both.
+    """
+
+    landing_dir: Path | None = Field(
+        default=None,
+        description="Folder of label files (CSV or Parquet with the id column and the target "
+        "column); None: no label files.",
+    )
+    in_batches: bool = Field(
+        default=True,
+        description="A later batch may repeat known ids with the target filled to deliver "
+        "their labels; false: a batch that repeats a known id is rejected.",
+    )
+
+
 class DataSpec(_Strict):
     """Where batches land and what they contain."""
 
@@ -197,6 +217,63 @@ class DataSpec(_Strict):
     allow_empty_columns: tuple[str, ...] = Field(
         default=(), description="Feature columns that may be entirely empty in a batch."
     )
+    id_column: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Column that identifies a row (unique, never a feature); set it to accept "
+        "batches without labels whose labels arrive later, joined by this id.",
+    )
+    labels: LabelsSpec | None = Field(
+        default=None,
+        description="Where late labels come from; None with id_column set: labels in later "
+        "batches only.",
+    )
+    prediction_column: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Column holding the score the champion served: kept, never a feature.",
+    )
+    time_column: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Column holding when the row was scored: kept, never a feature.",
+    )
+    max_label_wait_s: float = Field(
+        default=7 * 86400.0,
+        gt=0.0,
+        description="How long a label for an id no batch has brought yet waits for its row "
+        "before it is rejected.",
+    )
+
+    @model_validator(mode="after")
+    def _check_label_columns(self) -> DataSpec:
+        if self.labels is not None and self.id_column is None:
+            raise ValueError(
+                "labels needs id_column: late labels are joined to their rows by id; set "
+                "data.id_column to the column that identifies a row"
+            )
+        named = {
+            "target": self.target,
+            "id_column": self.id_column,
+            "prediction_column": self.prediction_column,
+            "time_column": self.time_column,
+        }
+        seen: dict[str, str] = {}
+        for key, column in named.items():
+            if column is None:
+                continue
+            if column in seen:
+                raise ValueError(
+                    f"{key} and {seen[column]} name the same column {column!r}; each must be "
+                    "a different column"
+                )
+            seen[column] = key
+        return self
+
+    @property
+    def kept_columns(self) -> tuple[str, ...]:
+        """Columns stored with a batch that are never features (prediction, time)."""
+        return tuple(c for c in (self.prediction_column, self.time_column) if c is not None)
 
 
 class TrainingSpec(_Strict):
@@ -217,12 +294,23 @@ class TrainingSpec(_Strict):
         "since_drift: on the batches since the first drifted one (older rows fill up to "
         "min_rows).",
     )
+    min_labelled_rows: int | None = Field(
+        default=None,
+        ge=20,
+        description="Late labels: fewest labelled rows after confirmed drift before a re-tune "
+        "(until then the pipeline waits for labels); None: min_rows.",
+    )
 
     @model_validator(mode="after")
     def _check_bounds(self) -> TrainingSpec:
         if self.min_rows > self.max_rows:
             raise ValueError(
                 f"min_rows ({self.min_rows}) must not exceed max_rows ({self.max_rows})"
+            )
+        if self.min_labelled_rows is not None and self.min_labelled_rows > self.max_rows:
+            raise ValueError(
+                f"min_labelled_rows ({self.min_labelled_rows}) must not exceed max_rows "
+                f"({self.max_rows})"
             )
         return self
 
@@ -627,6 +715,17 @@ class PipelineSpec(_Strict):
     _source_file: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
+    def _check_label_folder(self) -> PipelineSpec:
+        labels = self.data.labels
+        if labels is not None and labels.landing_dir == self.data.landing_dir:
+            raise ValueError(
+                f"data.labels.landing_dir is data.landing_dir ({labels.landing_dir}): label "
+                "files need a folder of their own, or deliver labels in later batches "
+                "(data.labels.in_batches)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_metric(self) -> PipelineSpec:
         if self.tuning.metric is not None:
             check_metric(self.tuning.metric, self.data.task, name="tuning.metric")
@@ -650,6 +749,14 @@ class PipelineSpec(_Strict):
     def landing_path(self) -> Path:
         """Absolute landing directory."""
         return self._resolve(self.data.landing_dir)
+
+    @property
+    def labels_landing_path(self) -> Path | None:
+        """Absolute folder of label files, or None when labels come in batches only."""
+        labels = self.data.labels
+        if labels is None or labels.landing_dir is None:
+            return None
+        return self._resolve(labels.landing_dir)
 
     @property
     def tracking_uri(self) -> str:

@@ -47,7 +47,9 @@ class DataValidationError(AutomlError):
         reason_code: A short machine-readable code (``unreadable``, ``empty``,
             ``missing_columns``, ``unexpected_columns``, ``bad_dtype``, ``no_target``,
             ``empty_column``, ``non_finite``, ``out_of_range``, ``label_type``, ``new_class``,
-            ``duplicate``, ``dangling_link``; the README's "Validation rules" lists them).
+            ``duplicate``, ``dangling_link``; with late labels also ``no_id``,
+            ``missing_id``, ``duplicate_id``, ``known_id`` and, for label rows,
+            ``missing_label``; the README's "Validation rules" and "Late labels" list them).
     """
 
     def __init__(self, message: str, *, reason_code: str = "invalid") -> None:

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from automl import state
-from automl.data import BatchLedger, BatchRecord, Schema
+from automl.data import BatchLedger, BatchRecord, LabelStore, Schema
 from automl.drift import DriftState, DriftStateStore
 from automl.errors import StateError
 from automl.service import CycleHistory, CycleResult
@@ -39,7 +39,11 @@ V1_TABLES = sorted(
     ["automl_batches", "automl_schemas", "automl_cycles", "automl_drift_state", "automl_promotions"]
 )
 #: Tables added since version 0: the version row (1) and each later version's new tables.
-ADDED_TABLES = {"automl_schema_version", "automl_shadow"}
+#: Version 3 (late labels): its tables.
+V3_TABLES = {t.name for t in state._V3_TABLES}
+ADDED_TABLES = {"automl_schema_version", "automl_shadow", *V3_TABLES}
+#: Everything added as SQLite names it: the tables and their indexes.
+ADDED_NAMES = ADDED_TABLES | {str(ix.name) for t in state._V3_TABLES for ix in t.indexes}
 
 
 def _v0_copy(tmp_path: Path) -> str:
@@ -127,9 +131,9 @@ def test_a_workspace_from_before_versions_upgrades_in_place(tmp_path: Path) -> N
 
     _assert_v0_rows_read_back(url)
 
-    assert schema_version(open_state(url)) == SCHEMA_VERSION == 2
+    assert schema_version(open_state(url)) == SCHEMA_VERSION == 3
     after = _sqlite_layout(tmp_path / "automl.db")
-    assert set(after) - set(before) == ADDED_TABLES
+    assert set(after) - set(before) == ADDED_NAMES
     assert {name: after[name] for name in before} == before  # old tables untouched
     _assert_v0_rows_accept_writes(url)
 
@@ -151,6 +155,63 @@ def test_a_workspace_where_some_stores_never_ran_gets_the_missing_tables(tmp_pat
     assert CycleHistory(url).list("churn") == []
 
 
+# -- (a2) a version-2 workspace (before late labels) ------------------------------------------
+def _v2_copy(tmp_path: Path) -> str:
+    """The fixture as automl at version 2 left it: its tables, the shadow table, version 2."""
+    url = _v0_copy(tmp_path)
+    engine = sa.create_engine(url)
+    state.schema_version_table.create(engine)
+    state.shadow_table.create(engine)
+    with engine.begin() as conn:
+        conn.execute(state.schema_version_table.insert().values(id=1, version=2))
+    engine.dispose()
+    return url
+
+
+def test_a_version_2_workspace_upgrades_to_3_with_the_late_label_tables(tmp_path: Path) -> None:
+    url = _v2_copy(tmp_path)
+    assert schema_version(sa.create_engine(url)) == 2
+    before = _sqlite_layout(tmp_path / "automl.db")
+    new_names = ADDED_NAMES - ADDED_TABLES | V3_TABLES
+    assert not new_names & before.keys()
+
+    assert schema_version(open_state(url)) == SCHEMA_VERSION == 3
+    after = _sqlite_layout(tmp_path / "automl.db")
+    assert set(after) - set(before) == new_names
+    assert {name: after[name] for name in before} == before  # version-2 tables untouched
+    _assert_v0_rows_read_back(url)
+    _assert_v0_rows_accept_writes(url)
+    # The new tables work on the upgraded database: a row waiting for its label.
+    store = LabelStore(url)
+    assert store.label_stats("churn").n_rows == 0
+    with open_state(url).begin() as conn:
+        conn.execute(
+            state.rows_table.insert().values(
+                pipeline="churn", row_id="7", batch_id=1, position=0, arrived_s=100.0
+            )
+        )
+    assert store.label_stats("churn").n_waiting_rows == 1
+
+
+def test_the_version_3_migration_keeps_late_label_tables_that_exist(tmp_path: Path) -> None:
+    """A version-2 database that already has one of the tables (created by hand, or by a run
+    that stopped before recording the version) upgrades all the same, its rows kept."""
+    url = _v2_copy(tmp_path)
+    engine = sa.create_engine(url)
+    state.rows_table.create(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            state.rows_table.insert().values(
+                pipeline="churn", row_id="a", batch_id=1, position=0, arrived_s=1.0
+            )
+        )
+    state._upgrade(engine, state.MIGRATIONS)
+    assert schema_version(engine) == 3
+    assert _sqlite_layout(tmp_path / "automl.db").keys() >= ADDED_NAMES
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(state.rows_table.c.row_id)).scalars().all() == ["a"]
+
+
 # -- (b) a new database ----------------------------------------------------------------------
 def test_a_new_database_gets_every_table_in_todays_layout_and_the_current_version(
     tmp_path: Path,
@@ -167,7 +228,7 @@ def test_a_new_database_gets_every_table_in_todays_layout_and_the_current_versio
         )
     layout = _sqlite_layout(path)
     # Byte for byte what the stores created before versions: old and new code share a database.
-    assert {k: v for k, v in layout.items() if k not in ADDED_TABLES} == _sqlite_layout(V0_DB)
+    assert {k: v for k, v in layout.items() if k not in ADDED_NAMES} == _sqlite_layout(V0_DB)
 
 
 def test_the_postgresql_layout_is_the_one_written_before_versions() -> None:
@@ -343,7 +404,7 @@ def test_processes_opening_a_new_sqlite_database_at_once_all_succeed(tmp_path: P
     for attempt in range(2):
         path = tmp_path / f"race{attempt}" / "automl.db"
         _open_at_once(f"sqlite:///{path}", 4)
-        assert _sqlite_layout(path).keys() == _sqlite_layout(V0_DB).keys() | ADDED_TABLES
+        assert _sqlite_layout(path).keys() == _sqlite_layout(V0_DB).keys() | ADDED_NAMES
         with sqlite3.connect(path) as conn:
             assert conn.execute("SELECT id, version FROM automl_schema_version").fetchall() == [
                 (1, SCHEMA_VERSION)

@@ -1,4 +1,5 @@
-"""Data: reading batches, schemas and validation, the ingestion ledger, training windows."""
+"""Data: reading batches, schemas and validation, the ingestion ledger, late labels joined by
+id, training windows."""
 
 from __future__ import annotations
 
@@ -11,6 +12,15 @@ from automl.data._ingest import (
     load_batches,
 )
 from automl.data._io import file_sha256, frame_sha256, parse_table, read_table, write_table
+from automl.data._label_files import LabelIngestResult, ingest_labels
+from automl.data._labels import (
+    LabelCounts,
+    LabelEvent,
+    LabelFileRecord,
+    LabelPolicy,
+    LabelStats,
+    LabelStore,
+)
 from automl.data._layout import PipelinePaths
 from automl.data._ledger import BatchLedger, BatchRecord
 from automl.data._schema import (
@@ -21,6 +31,7 @@ from automl.data._schema import (
     check_batch,
     coerce_features,
     infer_schema,
+    normalize_ids,
     validate_batch,
 )
 from automl.data._synthetic import make_churn_frame
@@ -31,6 +42,13 @@ __all__ = [
     "BatchRecord",
     "CheckedBatch",
     "IngestResult",
+    "LabelCounts",
+    "LabelEvent",
+    "LabelFileRecord",
+    "LabelIngestResult",
+    "LabelPolicy",
+    "LabelStats",
+    "LabelStore",
     "PipelinePaths",
     "RejectedFile",
     "Schema",
@@ -42,10 +60,12 @@ __all__ = [
     "file_sha256",
     "frame_sha256",
     "infer_schema",
+    "ingest_labels",
     "ingest_landing",
     "landed_files",
     "load_batches",
     "make_churn_frame",
+    "normalize_ids",
     "parse_table",
     "read_table",
     "select_window",

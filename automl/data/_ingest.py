@@ -20,6 +20,7 @@ from typing import Literal
 import pandas as pd
 
 from automl.data._io import file_sha256, parse_table, read_csv_text, write_table
+from automl.data._labels import LabelPolicy, LabelStore
 from automl.data._layout import PipelinePaths
 from automl.data._ledger import BatchLedger, BatchRecord
 from automl.data._schema import (
@@ -264,6 +265,9 @@ class _Ingester:
     target: str
     task: Task
     rules: ValidationRules
+    labels: LabelPolicy | None = None
+    store_labels: LabelStore | None = None
+    now: float = 0.0
 
     def reject(self, file: Path, sha: str, exc: DataValidationError) -> RejectedFile:
         # Recorded first, moved second: a crash in between leaves the file landed and
@@ -324,10 +328,18 @@ class _Ingester:
         """Validate a parsed file; store its schema (first batch, learned classes)."""
         stored = self.ledger.get_schema(self.pipeline)
         schema = stored
+        id_column = self.labels.id_column if self.labels else None
+        kept = self.labels.kept_columns if self.labels else ()
         if schema is None:
             if frame.empty:
                 raise DataValidationError(f"{name}: batch has no rows", reason_code="empty")
-            schema = infer_schema(frame, target=self.target, task=self.task)
+            schema = infer_schema(
+                frame,
+                target=self.target,
+                task=self.task,
+                exclude=(*kept, *([id_column] if id_column else [])),
+                require_target=id_column is None,
+            )
         elif schema.task == "classification" and schema.classes is None:
             classes = _known_classes(self.ledger, self.pipeline, schema.target)
             if classes is not None:
@@ -339,7 +351,18 @@ class _Ingester:
         def raw() -> pd.DataFrame:
             return read_csv_text(data) if name.lower().endswith(".csv") else frame.astype(str)
 
-        checked = check_batch(frame, schema, source=name, rules=self.rules, raw=raw)
+        def check(schema: Schema) -> CheckedBatch:
+            return check_batch(
+                frame,
+                schema,
+                source=name,
+                rules=self.rules,
+                raw=raw,
+                id_column=id_column,
+                kept_columns=kept,
+            )
+
+        checked = check(schema)
         if checked.schema == stored:
             return checked
         if stored is None:
@@ -347,7 +370,7 @@ class _Ingester:
             if saved == checked.schema:
                 return checked
             # Another ingester stored a first schema meanwhile: validate against that one.
-            checked = check_batch(frame, saved, source=name, rules=self.rules, raw=raw)
+            checked = check(saved)
             if checked.schema == saved:
                 return checked
         log.warning(
@@ -358,6 +381,46 @@ class _Ingester:
         )
         self.ledger.replace_schema(self.pipeline, checked.schema)
         return checked
+
+    def store(self, name: str, sha: str, checked: CheckedBatch) -> BatchRecord:
+        """Store and record a checked batch (rows set aside go to quarantine first).
+
+        Raises:
+            DataValidationError: Late labels: the batch repeats known ids and labels in
+                batches are off.
+        """
+        reason = None
+        if len(checked.bad_rows):
+            rows = self.paths.quarantine / f"{name}.{sha[:8]}.rows.csv"
+            write_table(checked.bad_rows, rows)
+            code, _, text = checked.bad_rows_reason.partition(": ")
+            _write_reason(rows, file_name=name, sha256=sha, code=code, reason=text)
+            reason = f"{len(checked.bad_rows)} row(s) quarantined to {rows.name}: {text}"
+            log.warning("%s: %s", name, reason)
+        if self.labels is not None and self.store_labels is not None:
+            # Late labels: the rows, their ids and any labels they bring are recorded with
+            # the batch in one transaction (a batch that repeats known ids delivers labels).
+            return self.store_labels.add_batch(
+                pipeline=self.pipeline,
+                sha256=sha,
+                file_name=name,
+                frame=checked.frame,
+                target=checked.schema.target,
+                batches_dir=self.paths.batches,
+                reason=reason,
+                policy=self.labels,
+                now=self.now,
+            )
+        stored = write_table(checked.frame, self.paths.batches / f"{sha[:16]}.parquet")
+        return self.ledger.add(
+            pipeline=self.pipeline,
+            sha256=sha,
+            file_name=name,
+            status="accepted",
+            reason=reason,
+            stored_path=stored,
+            n_rows=len(checked.frame),
+        )
 
     def ingest(self, file: Path, look: _Look) -> BatchRecord | RejectedFile | _Skip:
         """Ingest one settled file: its record, its rejection, ``duplicate`` for a file seen
@@ -374,32 +437,15 @@ class _Ingester:
         try:
             frame = parse_table(data, name=file.name)
             checked = self.check(frame, data, file.name)
+            if _look(file) != look:
+                log.info("%s: changed while being checked; left for the next pass", file.name)
+                return "waiting"
+            record = self.store(file.name, sha, checked)
         except DataValidationError as exc:
             if _look(file) != look:
                 log.info("%s: changed while being checked; left for the next pass", file.name)
                 return "waiting"
             return self.reject(file, sha, exc)
-        if _look(file) != look:
-            log.info("%s: changed while being checked; left for the next pass", file.name)
-            return "waiting"
-        reason = None
-        if len(checked.bad_rows):
-            rows = self.paths.quarantine / f"{file.name}.{sha[:8]}.rows.csv"
-            write_table(checked.bad_rows, rows)
-            code, _, text = checked.bad_rows_reason.partition(": ")
-            _write_reason(rows, file_name=file.name, sha256=sha, code=code, reason=text)
-            reason = f"{len(checked.bad_rows)} row(s) quarantined to {rows.name}: {text}"
-            log.warning("%s: %s", file.name, reason)
-        stored = write_table(checked.frame, self.paths.batches / f"{sha[:16]}.parquet")
-        record = self.ledger.add(
-            pipeline=self.pipeline,
-            sha256=sha,
-            file_name=file.name,
-            status="accepted",
-            reason=reason,
-            stored_path=stored,
-            n_rows=len(checked.frame),
-        )
         dest = _move(file, self.paths.archive, sha)
         try:
             after = _look(dest)
@@ -416,7 +462,7 @@ class _Ingester:
                 record.id,
                 dest,
             )
-        log.info("%s: accepted %d rows as batch %d", file.name, len(checked.frame), record.id)
+        log.info("%s: accepted %d rows as batch %d", file.name, record.n_rows, record.id)
         return record
 
 
@@ -431,6 +477,8 @@ def ingest_landing(
     patterns: tuple[str, ...] = ("*.csv", "*.parquet"),
     rules: ValidationRules | None = None,
     settle_s: float = 2.0,
+    labels: LabelPolicy | None = None,
+    now: float | None = None,
 ) -> IngestResult:
     """Validate every new file in ``landing_dir``; store accepted ones, quarantine the rest.
 
@@ -445,6 +493,10 @@ def ingest_landing(
     ``duplicate`` reason) or one a crash left behind (its move is finished). Every step is
     idempotent, so a crash at any point loses and duplicates nothing.
 
+    With ``labels`` (late labels) a batch may come without labels; its rows are recorded by
+    id with the batch, labels waiting for them are joined, and a row that repeats a known id
+    delivers that row's label instead of adding a row (see :mod:`automl.data._labels`).
+
     Args:
         pipeline: Pipeline name.
         landing_dir: Directory to scan (see :func:`check_landing_dir` for when it may be
@@ -456,10 +508,16 @@ def ingest_landing(
         patterns: Glob patterns of files to pick up; other entries are logged once each.
         rules: Options of the validation rules (default: :class:`ValidationRules`).
         settle_s: How long a file's size and modification time must stay unchanged, >= 0.
+        labels: The pipeline's late-label policy (:meth:`LabelPolicy.from_spec
+            <automl.data.LabelPolicy.from_spec>`); None: every batch carries its labels.
+        now: Arrival time recorded for the rows, in seconds since the epoch (default: the
+            clock); with ``labels`` only.
 
     Returns:
         The accepted records, the rejected files, the names of duplicates, of files left for
-        a later pass and of ignored entries, in arrival order.
+        a later pass and of ignored entries, in arrival order. With ``labels`` an accepted
+        record's ``n_rows`` counts new rows only (a batch of known ids only has none and no
+        stored file).
 
     Raises:
         ConfigError: The landing folder is missing and not one automl creates itself.
@@ -467,7 +525,18 @@ def ingest_landing(
     if settle_s < 0:
         raise ValueError(f"settle_s must be >= 0, got {settle_s!r}")
     check_landing_dir(landing_dir, workspace=paths.workspace, pipeline=pipeline)
-    ingester = _Ingester(pipeline, paths, ledger, target, task, rules or ValidationRules())
+    store = LabelStore(ledger.url) if labels is not None else None
+    ingester = _Ingester(
+        pipeline,
+        paths,
+        ledger,
+        target,
+        task,
+        rules or ValidationRules(),
+        labels,
+        store,
+        time.time() if now is None else now,
+    )
     matched = _matches(landing_dir, patterns)
     ignored = _report_ignored(landing_dir, matched, patterns)
     visible = [p for p in matched if not p.name.startswith(".")]

@@ -5,12 +5,17 @@ A batch is checked against the pipeline's schema (set by its first accepted batc
 rules" table; every rejection raises :class:`~automl.errors.DataValidationError` with a
 ``reason_code`` and a message naming the file, the column, the data rows (0-based, header
 excluded) and example values.
+
+With an id column (late labels, ``id_column`` below) a batch may come without labels: its
+target column may be missing or empty, every row is kept, the id column is required, unique
+within the batch and never a feature, and the prediction and time columns are kept beside the
+features, never used as features.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -185,15 +190,32 @@ def _raw_type(series: pd.Series) -> RawType:
     return "string"
 
 
-def infer_schema(frame: pd.DataFrame, *, target: str, task: Task) -> Schema:
+def infer_schema(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    task: Task,
+    exclude: Sequence[str] = (),
+    require_target: bool = True,
+) -> Schema:
     """Infer a schema from a first batch: numeric dtypes are numeric, everything else categorical.
 
     The classes of a classification target are learned when the batch is validated
-    (:func:`check_batch`), so ``classes`` is None here.
-    The batch's dtypes as read are kept too (:attr:`Schema.raw_types`).
+    (:func:`check_batch`), so ``classes`` is None here. With late labels the first batch may
+    have no labels at all: the task comes from the spec, and the classes are learned from the
+    first labels that arrive (in a batch or a label file). The batch's dtypes as read are kept
+    too (:attr:`Schema.raw_types`).
+
+    Args:
+        frame: The first batch.
+        target: Label column.
+        task: ``classification`` or ``regression``.
+        exclude: Columns that are never features (the id, prediction and time columns).
+        require_target: Whether the target column must be present (False with late labels).
 
     Raises:
-        DataValidationError: The target column is missing or the frame has no feature column.
+        DataValidationError: The target column is missing (and required) or the frame has no
+            feature column.
 
     Example:
         >>> df = pd.DataFrame({"age": [30, 41], "plan": ["basic", "pro"], "churned": [0, 1]})
@@ -201,7 +223,7 @@ def infer_schema(frame: pd.DataFrame, *, target: str, task: Task) -> Schema:
         >>> schema.features, schema.raw_types
         ((('age', 'numeric'), ('plan', 'categorical')), (('age', 'integer'), ('plan', 'string')))
     """
-    if target not in frame.columns:
+    if require_target and target not in frame.columns:
         raise DataValidationError(
             f"target column {target!r} is missing; columns present: {list(frame.columns)}",
             reason_code="no_target",
@@ -209,7 +231,7 @@ def infer_schema(frame: pd.DataFrame, *, target: str, task: Task) -> Schema:
     features = tuple(
         (str(c), "numeric" if _is_numeric(frame[c]) else "categorical")
         for c in frame.columns
-        if c != target
+        if c != target and c not in exclude
     )
     if not features:
         raise DataValidationError("the batch has no feature column besides the target")
@@ -328,14 +350,30 @@ def as_received(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     return out
 
 
-def _check_columns(frame: pd.DataFrame, schema: Schema, source: str) -> None:
+def _check_columns(
+    frame: pd.DataFrame,
+    schema: Schema,
+    source: str,
+    id_column: str | None = None,
+    kept_columns: Sequence[str] = (),
+) -> None:
     expected = [*schema.feature_names, schema.target]
+    if id_column is not None and id_column not in frame.columns:
+        raise DataValidationError(
+            f"{source}: id column {id_column!r} (data.id_column) is missing; columns present: "
+            f"{[str(c) for c in frame.columns]}. Late labels are joined to rows by id: every "
+            "batch must carry it",
+            reason_code="no_id",
+        )
     missing = [c for c in expected if c not in frame.columns]
+    if id_column is not None and schema.target in missing:
+        missing.remove(schema.target)  # late labels: a batch may come without its labels
     if schema.target in missing:
         raise DataValidationError(
             f"{source}: target column {schema.target!r} is missing", reason_code="no_target"
         )
-    unexpected = [str(c) for c in frame.columns if c not in expected]
+    allowed = {*expected, *kept_columns, *([id_column] if id_column is not None else [])}
+    unexpected = [str(c) for c in frame.columns if c not in allowed]
     if missing or unexpected:
         parts = [f"missing columns {missing}"] if missing else []
         parts += [f"unexpected columns {unexpected}"] if unexpected else []
@@ -496,6 +534,59 @@ def _check_classes(
     return replace(schema, classes=tuple(sorted([*known, *unseen])))
 
 
+def _is_whole(value: object) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, int | np.integer):
+        return True
+    return isinstance(value, float | np.floating) and float(value).is_integer()
+
+
+def normalize_ids(values: pd.Series) -> pd.Series:
+    """Row ids as text: whole numbers as their digits, text stripped; missing stays None.
+
+    Ids are compared as text, so ``7``, ``7.0`` and ``"7"`` are one id (a numeric id column
+    with a gap reads as float). A CSV reader turns ``007`` into the number 7: keep zero-padded
+    ids as text in Parquet, or prefix them.
+
+    Example:
+        >>> normalize_ids(pd.Series([7.0, None, 12.0])).tolist()
+        ['7', None, '12']
+        >>> normalize_ids(pd.Series([" a1", "b2", ""])).tolist()
+        ['a1', 'b2', None]
+    """
+    out: list[str | None] = []
+    for value in values.to_numpy(dtype=object):
+        if value is None or (isinstance(value, float | np.floating) and np.isnan(value)):
+            out.append(None)
+        elif _is_whole(value):
+            out.append(str(int(value)))
+        else:
+            text = str(value).strip()
+            out.append(text or None)
+    return pd.Series(out, index=values.index, dtype=object)
+
+
+def _check_ids(ids: pd.Series, id_column: str, source: str) -> None:
+    missing = ids.isna().to_numpy()
+    if missing.any():
+        raise DataValidationError(
+            f"{source}: id column {id_column!r} is empty in {int(missing.sum())} row(s), at "
+            f"{_rows(missing)}{_ROW_NOTE}. A row without an id can never get its label; fix "
+            "the export",
+            reason_code="missing_id",
+        )
+    repeated = ids.duplicated(keep=False).to_numpy()
+    if repeated.any():
+        raise DataValidationError(
+            f"{source}: id column {id_column!r} repeats {ids[repeated].nunique()} id(s) "
+            f"{_examples(ids, repeated)} in {int(repeated.sum())} row(s), at {_rows(repeated)}"
+            f"{_ROW_NOTE}. An id names one row: de-duplicate the batch upstream (a label for a "
+            "known id belongs in a later batch or a label file)",
+            reason_code="duplicate_id",
+        )
+
+
 def check_batch(
     frame: pd.DataFrame,
     schema: Schema,
@@ -503,11 +594,17 @@ def check_batch(
     source: str,
     rules: ValidationRules | None = None,
     raw: Callable[[], pd.DataFrame] | None = None,
+    id_column: str | None = None,
+    kept_columns: Sequence[str] = (),
 ) -> CheckedBatch:
     """Check a batch against a schema and the validation rules.
 
     Numeric features become float64, categorical features strings (missing stays missing),
-    class labels int64 or strings, rows whose label is missing are dropped.
+    class labels int64 or strings, rows whose label is missing are dropped. With
+    ``id_column`` (late labels) no row is dropped for a missing label (the target column may
+    be missing or empty; class labels stay nullable while some are missing), the id column
+    becomes text (:func:`normalize_ids`) and must be filled and unique, and the id and
+    ``kept_columns`` follow the target in the result.
 
     Args:
         frame: The batch as read (row ``i`` is data row ``i`` of the file).
@@ -516,6 +613,10 @@ def check_batch(
         rules: The rules' options (default: :class:`ValidationRules` defaults).
         raw: Returns the batch as written, every cell as text; called only to quote the file
             in a rejection message.
+        id_column: The row id column of a pipeline with late labels; None: every row must
+            come with its label.
+        kept_columns: Columns kept beside the features when present, never features (the
+            served prediction, the time); only with ``id_column``.
 
     Returns:
         The batch to store, the schema to keep (classes learned), and any rows set aside.
@@ -523,18 +624,28 @@ def check_batch(
     Raises:
         DataValidationError: ``reason_code`` says which rule failed: ``empty``,
             ``missing_columns``, ``unexpected_columns``, ``no_target``, ``bad_dtype``,
-            ``empty_column``, ``non_finite``, ``out_of_range``, ``label_type``, ``new_class``.
+            ``empty_column``, ``non_finite``, ``out_of_range``, ``label_type``, ``new_class``,
+            and with ``id_column`` ``no_id``, ``missing_id``, ``duplicate_id``.
     """
     rules = rules or ValidationRules()
+    late = id_column is not None
+    kept = list(kept_columns) if late else []
     if frame.empty:
         raise DataValidationError(f"{source}: batch has no rows", reason_code="empty")
     frame = frame.reset_index(drop=True)
-    _check_columns(frame, schema, source)
+    _check_columns(frame, schema, source, id_column, kept)
     out = coerce_features(frame, schema, source=source)
     _check_empty_columns(out, schema, rules, source, raw)
-    target = frame[schema.target]
+    ids = None
+    if id_column is not None:
+        ids = normalize_ids(frame[id_column])
+        _check_ids(ids, id_column, source)
+    if schema.target in frame.columns:
+        target = frame[schema.target]
+    else:
+        target = pd.Series([None] * len(frame), dtype=object)
     labelled = target.notna().to_numpy()
-    if not labelled.any():
+    if not labelled.any() and not late:
         raise DataValidationError(
             f"{source}: target column {schema.target!r} has no values in any of its "
             f"{len(frame)} row(s); rows without a label cannot be learned from",
@@ -553,11 +664,17 @@ def check_batch(
         if rules.bad_values == "reject_file" or bad.all():
             raise DataValidationError(message, reason_code=code)
         bad_rows = frame.loc[bad].assign(row=np.flatnonzero(bad))
-    keep = labelled & ~bad
+    keep = ~bad if late else labelled & ~bad
     out[schema.target] = labels
+    if ids is not None and id_column is not None:
+        out[id_column] = ids
+        for name in kept:
+            if name in frame.columns:
+                out[name] = frame[name]
     out = out.loc[keep].reset_index(drop=True)
-    if schema.task == "classification" and out[schema.target].dtype == "Int64":
-        out[schema.target] = out[schema.target].astype("int64")
+    target_out = out[schema.target]
+    if target_out.dtype == "Int64" and not target_out.isna().any():
+        out[schema.target] = target_out.astype("int64")
     reason = f"{code}: {message}" if len(bad_rows) else ""
     return CheckedBatch(frame=out, schema=schema, bad_rows=bad_rows, bad_rows_reason=reason)
 

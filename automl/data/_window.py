@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
@@ -24,6 +24,10 @@ def _check_policy(policy: str) -> None:
         )
 
 
+if TYPE_CHECKING:
+    from automl.data._labels import LabelStore
+
+
 def select_window(
     accepted: list[BatchRecord],
     *,
@@ -31,6 +35,7 @@ def select_window(
     min_rows: int,
     max_rows: int,
     policy: WindowPolicy = "since_drift",
+    labels: LabelStore | None = None,
 ) -> pd.DataFrame:
     """Rows to train on, oldest first.
 
@@ -46,6 +51,9 @@ def select_window(
         min_rows: Fewest rows wanted (older rows fill up to it when available).
         max_rows: Most rows kept.
         policy: ``since_drift`` or ``recent`` (the spec's ``training.window``).
+        labels: A pipeline with late labels: its label store. The window then holds labelled
+            rows only, each with the label the store has for it (``min_rows`` and
+            ``max_rows`` count labelled rows).
 
     Returns:
         The window's rows (may be fewer than ``min_rows`` when the pipeline has less data).
@@ -53,14 +61,17 @@ def select_window(
     Raises:
         ConfigError: ``policy`` is not one of :data:`WINDOW_POLICIES`.
     """
+    load = load_batches if labels is None else labels.load_labelled
     _check_policy(policy)
     if policy == "recent":
-        return load_batches(_newest(accepted, max_rows)).tail(max_rows).reset_index(drop=True)
+        # Late labels: the newest batches may be mostly unlabelled, so count labelled rows.
+        newest = accepted if labels is not None else _newest(accepted, max_rows)
+        return load(newest).tail(max_rows).reset_index(drop=True)
     current = [r for r in accepted if since_id is None or r.id >= since_id]
     older = [r for r in accepted if since_id is not None and r.id < since_id]
-    frame = load_batches(current)
+    frame = load(current)
     if len(frame) < min_rows and older:
-        fill = load_batches(older).tail(min_rows - len(frame))
+        fill = load(older).tail(min_rows - len(frame))
         frame = pd.concat([fill, frame], ignore_index=True)
     return frame.tail(max_rows).reset_index(drop=True)
 

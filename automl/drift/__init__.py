@@ -3,6 +3,13 @@
 
 from __future__ import annotations
 
+from automl.drift._estimate import (
+    ESTIMATED_METRICS,
+    ConfidenceBasedEstimator,
+    PerformanceEstimate,
+    estimated_performance_drift,
+    expected_roc_auc,
+)
 from automl.drift._evidently import (
     ColumnTest,
     EvidentlyDriftDetector,
@@ -18,9 +25,11 @@ from automl.vocab import CORRECTIONS, POLICIES, Correction, Policy
 
 __all__ = [
     "CORRECTIONS",
+    "ESTIMATED_METRICS",
     "POLICIES",
     "ColumnDrift",
     "ColumnTest",
+    "ConfidenceBasedEstimator",
     "Correction",
     "DriftLevel",
     "DriftReport",
@@ -30,9 +39,12 @@ __all__ = [
     "EvidentlyDriftDetector",
     "Hysteresis",
     "HysteresisDecision",
+    "PerformanceEstimate",
     "Policy",
     "SchemaChange",
     "adjust_pvalues",
+    "estimated_performance_drift",
+    "expected_roc_auc",
     "infer_column_kinds",
     "performance_drift",
     "render_drift_html",
