@@ -16,13 +16,34 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from automl.errors import ConfigError
+from automl.vocab import (
+    CLASSIFICATION_METRICS,
+    DEFAULT_METRIC,
+    PREDICTION_METRICS,
+    REGRESSION_METRICS,
+    RESOURCE_METRICS,
+    Approval,
+    BadValues,
+    Correction,
+    ModelFamily,
+    NewClasses,
+    Policy,
+    Pruner,
+    SignificanceTest,
+    Task,
+    check_metric,
+    check_models,
+)
+from automl.vocab import Strategy as TuningStrategy
 
 __all__ = [
     "CLASSIFICATION_METRICS",
@@ -32,7 +53,9 @@ __all__ = [
     "DriftSpec",
     "GuardrailSpec",
     "HysteresisSpec",
+    "LabelsSpec",
     "MlflowSpec",
+    "ModelFamily",
     "NotifySpec",
     "ParamRange",
     "PipelineSpec",
@@ -41,18 +64,122 @@ __all__ = [
     "SignificanceSpec",
     "TrainingSpec",
     "TuningSpec",
+    "TuningStrategy",
+    "argument_errors",
+    "build_section",
+    "check_search",
     "load_spec",
     "load_specs",
 ]
 
-Task = Literal["classification", "regression"]
-#: Metrics per task; every one is reported "greater is better" internally.
-CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "f1", "log_loss")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_Section = TypeVar("_Section", bound=_Strict)
+_BOUNDS = {
+    "greater_than": ">",
+    "greater_than_equal": ">=",
+    "less_than": "<",
+    "less_than_equal": "<=",
+}
+
+
+def _argument_message(error: Mapping[str, Any]) -> str:
+    """One pydantic error as ``parameter must be <rule>, got <value>``."""
+    name = ".".join(str(part) for part in error["loc"])
+    kind, ctx, got = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind in _BOUNDS:
+        limit = next(iter(ctx.values()))
+        return f"{name} must be {_BOUNDS[kind]} {limit:g}, got {got!r}"
+    if kind == "literal_error":
+        return f"{name} must be one of {ctx['expected']}, got {got!r}"
+    if kind == "value_error":  # a model validator's rule: its message names the fields
+        return str(ctx["error"])
+    return f"{name}: {error['msg']}, got {got!r}"
+
+
+def build_section(section: type[_Section], /, **values: object) -> _Section:
+    """Validate plain arguments as a spec section: the one validation path of a capability
+    that is also built without a spec (``Hysteresis(confirm_checks=2)``).
+
+    Args:
+        section: The spec section's class (e.g. :class:`HysteresisSpec`).
+        **values: Its fields.
+
+    Returns:
+        The validated section.
+
+    Raises:
+        ValueError: A field breaks the section's rules; the message names the parameter, the
+            rule and the value (``confirm_checks must be >= 1, got 0``).
+
+    Example:
+        >>> build_section(HysteresisSpec, confirm_checks=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: confirm_checks must be >= 1, got 0
+    """
+    with argument_errors():
+        return section.model_validate(values)
+
+
+@contextlib.contextmanager
+def argument_errors() -> Iterator[None]:
+    """Turn a spec section's validation error into the ``ValueError`` plain arguments raise
+    (see :func:`build_section`): ``parameter must be <rule>, got <value>``, one per field."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise ValueError("; ".join(_argument_message(e) for e in exc.errors())) from None
+
+
+def check_search(
+    strategy: str,
+    models: Sequence[str],
+    search_space: Mapping[str, object],
+    grid: Mapping[str, object] | None,
+    *,
+    error: type[Exception] = ValueError,
+) -> None:
+    """The rules of a search that tie several ``tuning`` settings together (shared by
+    :class:`TuningSpec` and ``automl.tuning.SearchConfig``).
+
+    Raises:
+        Exception: ``error``: ``search_space`` or ``grid`` names a family not in ``models``, or
+            strategy ``grid`` has no grid.
+    """
+    for name, table in (("search_space", search_space), ("grid", grid or {})):
+        for family in table:
+            if family not in models:
+                raise error(
+                    f"tuning.{name} names family {family!r}, which is not in models "
+                    f"({', '.join(models)})"
+                )
+    if strategy == "grid" and not grid:
+        raise error(
+            "strategy 'grid' needs an explicit grid: tuning.grid: {family: {param: [values]}}"
+        )
+
+
+class LabelsSpec(_Strict):
+    """Where late labels come from (needs ``data.id_column``).
+
+    Labels arrive as label files in their own folder (columns ``<id_column>, <target>``), in
+    later batches that repeat known ids with the target filled, or both.
+    """
+
+    landing_dir: Path | None = Field(
+        default=None,
+        description="Folder of label files (CSV or Parquet with the id column and the target "
+        "column); None: no label files.",
+    )
+    in_batches: bool = Field(
+        default=True,
+        description="A later batch may repeat known ids with the target filled to deliver "
+        "their labels; false: a batch that repeats a known id is rejected.",
+    )
 
 
 class DataSpec(_Strict):
@@ -71,6 +198,89 @@ class DataSpec(_Strict):
         description="After this many failed cycles in a row with batches pending, find the "
         "pending batch that fails the cycle's steps and quarantine it (None: never).",
     )
+    settle_s: float = Field(
+        default=2.0,
+        ge=0.0,
+        le=3600.0,
+        description="A landed file is read only once its size and modification time have not "
+        "changed for this long (a file still being written is left for the next cycle).",
+    )
+    new_classes: NewClasses = Field(
+        default="reject",
+        description="A label the pipeline has never seen: reject the file, or accept it and "
+        "learn the new class (which changes the model's predict_proba shape).",
+    )
+    max_abs_value: float | None = Field(
+        default=1e15,
+        gt=0.0,
+        description="Largest magnitude of a numeric feature or regression target; None checks "
+        "only for inf/-inf.",
+    )
+    bad_values: BadValues = Field(
+        default="reject_file",
+        description="inf/-inf or values beyond max_abs_value: quarantine the file, or only "
+        "the offending rows and accept the rest.",
+    )
+    allow_empty_columns: tuple[str, ...] = Field(
+        default=(), description="Feature columns that may be entirely empty in a batch."
+    )
+    id_column: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Column that identifies a row (unique, never a feature); set it to accept "
+        "batches without labels whose labels arrive later, joined by this id.",
+    )
+    labels: LabelsSpec | None = Field(
+        default=None,
+        description="Where late labels come from; None with id_column set: labels in later "
+        "batches only.",
+    )
+    prediction_column: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Column holding the score the champion served: kept, never a feature.",
+    )
+    time_column: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Column holding when the row was scored: kept, never a feature.",
+    )
+    max_label_wait_s: float = Field(
+        default=7 * 86400.0,
+        gt=0.0,
+        description="How long a label for an id no batch has brought yet waits for its row "
+        "before it is rejected.",
+    )
+
+    @model_validator(mode="after")
+    def _check_label_columns(self) -> DataSpec:
+        if self.labels is not None and self.id_column is None:
+            raise ValueError(
+                "labels needs id_column: late labels are joined to their rows by id; set "
+                "data.id_column to the column that identifies a row"
+            )
+        named = {
+            "target": self.target,
+            "id_column": self.id_column,
+            "prediction_column": self.prediction_column,
+            "time_column": self.time_column,
+        }
+        seen: dict[str, str] = {}
+        for key, column in named.items():
+            if column is None:
+                continue
+            if column in seen:
+                raise ValueError(
+                    f"{key} and {seen[column]} name the same column {column!r}; each must be "
+                    "a different column"
+                )
+            seen[column] = key
+        return self
+
+    @property
+    def kept_columns(self) -> tuple[str, ...]:
+        """Columns stored with a batch that are never features (prediction, time)."""
+        return tuple(c for c in (self.prediction_column, self.time_column) if c is not None)
 
 
 class TrainingSpec(_Strict):
@@ -84,12 +294,30 @@ class TrainingSpec(_Strict):
         lt=0.9,
         description="Share of the newest window rows kept out of tuning to judge the models.",
     )
+    window: Literal["since_drift", "recent"] = Field(
+        default="recent",
+        description="recent (default, chosen by benchmarks/stream.py): a re-tune trains on the "
+        "newest max_rows rows, before and after the drift (the champion serves everybody); "
+        "since_drift: on the batches since the first drifted one (older rows fill up to "
+        "min_rows).",
+    )
+    min_labelled_rows: int | None = Field(
+        default=None,
+        ge=20,
+        description="Late labels: fewest labelled rows after confirmed drift before a re-tune "
+        "(until then the pipeline waits for labels); None: min_rows.",
+    )
 
     @model_validator(mode="after")
     def _check_bounds(self) -> TrainingSpec:
         if self.min_rows > self.max_rows:
             raise ValueError(
                 f"min_rows ({self.min_rows}) must not exceed max_rows ({self.max_rows})"
+            )
+        if self.min_labelled_rows is not None and self.min_labelled_rows > self.max_rows:
+            raise ValueError(
+                f"min_labelled_rows ({self.min_labelled_rows}) must not exceed max_rows "
+                f"({self.max_rows})"
             )
         return self
 
@@ -106,7 +334,7 @@ class ColumnDriftSpec(_Strict):
 
 
 class HysteresisSpec(_Strict):
-    """When drifted checks become a re-tune (defaults: the first drifted check, no cool-down)."""
+    """When drifted checks become a re-tune (default: at once, then 3 checks of cool-down)."""
 
     confirm_checks: int = Field(
         default=1, ge=1, le=100, description="Drift after this many consecutive drifted checks."
@@ -120,7 +348,10 @@ class HysteresisSpec(_Strict):
     )
     window_drifted: int | None = Field(default=None, ge=1, le=1000)
     cooldown_checks: int = Field(
-        default=0, ge=0, description="Checks after a re-tune during which drift only warns."
+        default=3,
+        ge=0,
+        description="Checks after a re-tune during which drift only warns (default 3, chosen "
+        "by benchmarks/stream.py: at most one re-tune in four checks on seasonal streams).",
     )
     cooldown_s: float = Field(
         default=0.0, ge=0.0, description="Seconds after a re-tune during which drift only warns."
@@ -128,16 +359,15 @@ class HysteresisSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_window(self) -> HysteresisSpec:
-        if (self.window_checks is None) != (self.window_drifted is None):
-            raise ValueError("window_checks and window_drifted must be set together")
-        if (
-            self.window_checks is not None
-            and self.window_drifted is not None
-            and self.window_drifted > self.window_checks
-        ):
+        checks, drifted = self.window_checks, self.window_drifted
+        if (checks is None) != (drifted is None):
             raise ValueError(
-                f"window_drifted ({self.window_drifted}) must not exceed window_checks "
-                f"({self.window_checks})"
+                "window_checks and window_drifted must be set together, got "
+                f"window_checks={checks}, window_drifted={drifted}"
+            )
+        if checks is not None and drifted is not None and drifted > checks:
+            raise ValueError(
+                f"window_drifted must be within [1, window_checks={checks}], got {drifted}"
             )
         return self
 
@@ -166,7 +396,7 @@ class DriftSpec(_Strict):
     per_column: dict[str, ColumnDriftSpec] = Field(
         default_factory=dict, description="Per-column method/threshold overrides."
     )
-    policy: Literal["share", "weighted"] = Field(
+    policy: Policy = Field(
         default="share",
         description="share: share of drifted columns; weighted: share of the champion's feature "
         "importance in drifted columns.",
@@ -179,7 +409,7 @@ class DriftSpec(_Strict):
     warning_share: float | None = Field(
         default=None, gt=0.0, le=1.0, description="Score of a warning; None: half drift_share."
     )
-    correction: Literal["none", "bonferroni", "holm", "bh"] = Field(
+    correction: Correction = Field(
         default="bh",
         description="Multiple-testing correction of p-value tests over the columns: bh "
         "(Benjamini-Hochberg), holm, bonferroni or none.",
@@ -227,18 +457,12 @@ class DriftSpec(_Strict):
     def _check_shares(self) -> DriftSpec:
         if self.warning_share is not None and self.warning_share > self.drift_share:
             raise ValueError(
-                f"warning_share ({self.warning_share}) must not exceed drift_share "
-                f"({self.drift_share})"
+                f"warning_share must be within (0, drift_share={self.drift_share}], "
+                f"got {self.warning_share}"
             )
         return self
 
 
-#: Search strategies (see ``automl.tuning.STRATEGIES``; kept equal by a test).
-TuningStrategy = Literal["bayesian", "gp", "random", "grid", "genetic", "cmaes"]
-#: Model families (see ``automl.tuning.MODEL_FAMILIES``; kept equal by a test).
-ModelFamily = Literal[
-    "xgboost", "random_forest", "extra_trees", "hist_gradient_boosting", "linear", "mlp"
-]
 GridValue = float | int | str | bool
 
 
@@ -290,7 +514,7 @@ class TuningSpec(_Strict):
     patience: int | None = Field(
         default=None, ge=1, description="Stop after this many trials without improvement."
     )
-    pruner: Literal["median", "none"] = Field(
+    pruner: Pruner = Field(
         default="median",
         description="median: stop trials whose learning curve trails the median; none.",
     )
@@ -335,19 +559,8 @@ class TuningSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_models(self) -> TuningSpec:
-        if not self.models:
-            raise ValueError(
-                "models must name at least one model family (allowed: 'xgboost', "
-                "'random_forest', 'extra_trees', 'hist_gradient_boosting', 'linear', 'mlp')"
-            )
-        for name, table in (("search_space", self.search_space), ("grid", self.grid or {})):
-            extra = [family for family in table if family not in self.models]
-            if extra:
-                raise ValueError(
-                    f"{name} names families {extra} that are not in models {list(self.models)}"
-                )
-        if self.strategy == "grid" and not self.grid:
-            raise ValueError("strategy 'grid' needs `grid`: {family: {param: [values]}}")
+        check_models(self.models)
+        check_search(self.strategy, self.models, self.search_space, self.grid)
         if self.distributed and not (self.storage or "").startswith(("postgresql", "mysql")):
             raise ValueError(
                 f"distributed: true needs `storage` on a database server that workers reach "
@@ -363,7 +576,7 @@ class TuningSpec(_Strict):
 class SignificanceSpec(_Strict):
     """How sure the gate must be that the challenger's improvement is real."""
 
-    test: Literal["bootstrap", "mcnemar", "none"] = Field(
+    test: SignificanceTest = Field(
         default="bootstrap",
         description="bootstrap: paired bootstrap CI of the improvement must exclude 0; "
         "mcnemar: exact McNemar test on disagreements (classification); none: margin only.",
@@ -388,18 +601,11 @@ class GuardrailSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_kind(self) -> GuardrailSpec:
-        resource = self.metric in ("latency_ms", "model_size_mb")
-        quality = self.metric in (
-            *CLASSIFICATION_METRICS,
-            *REGRESSION_METRICS,
-            "precision",
-            "recall",
-        )
-        if not (resource or quality):
+        resource = self.metric in RESOURCE_METRICS
+        if not (resource or self.metric in PREDICTION_METRICS):
             raise ValueError(
-                f"guardrail metric {self.metric!r} is unknown; allowed: latency_ms, "
-                f"model_size_mb, precision, recall, {', '.join(CLASSIFICATION_METRICS)}, "
-                f"{', '.join(REGRESSION_METRICS)}"
+                f"guardrail metric {self.metric!r} is unknown; allowed: "
+                f"{', '.join((*RESOURCE_METRICS, *PREDICTION_METRICS))}"
             )
         if resource and self.max_regression is not None:
             raise ValueError(f"guardrail {self.metric!r} takes max_ratio, not max_regression")
@@ -419,13 +625,37 @@ class RegistrySpec(_Strict):
         ge=0.0,
         description="The challenger must beat the champion by at least this much on the holdout.",
     )
-    approval: Literal["auto", "manual"] = Field(
+    approval: Approval = Field(
         default="auto",
         description="manual: the gate's verdict is recorded and the challenger waits for "
         "`automl promote`.",
     )
     significance: SignificanceSpec = SignificanceSpec()
     guardrails: tuple[GuardrailSpec, ...] = ()
+    shadow_batches: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="0: a challenger that passes the holdout gate is promoted at once. N > 0: "
+        "it waits as @challenger, scored beside the champion on each new labelled batch, and "
+        "is promoted once the gate passes on at least N such batches together.",
+    )
+    shadow_max_batches: int = Field(
+        default=6,
+        ge=1,
+        le=1000,
+        description="A shadow challenger without a passing gate after this many batches is "
+        "dropped (@challenger removed).",
+    )
+
+    @model_validator(mode="after")
+    def _shadow_bounds(self) -> RegistrySpec:
+        if self.shadow_batches > self.shadow_max_batches:
+            raise ValueError(
+                f"shadow_max_batches must be >= shadow_batches, got {self.shadow_max_batches} "
+                f"< {self.shadow_batches}"
+            )
+        return self
 
 
 class NotifySpec(_Strict):
@@ -488,16 +718,20 @@ class PipelineSpec(_Strict):
     _source_file: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
-    def _check_metric(self) -> PipelineSpec:
-        metric = self.tuning.metric
-        allowed = (
-            CLASSIFICATION_METRICS if self.data.task == "classification" else REGRESSION_METRICS
-        )
-        if metric is not None and metric not in allowed:
+    def _check_label_folder(self) -> PipelineSpec:
+        labels = self.data.labels
+        if labels is not None and labels.landing_dir == self.data.landing_dir:
             raise ValueError(
-                f"tuning.metric {metric!r} does not fit task {self.data.task!r}; "
-                f"allowed: {', '.join(allowed)}"
+                f"data.labels.landing_dir is data.landing_dir ({labels.landing_dir}): label "
+                "files need a folder of their own, or deliver labels in later batches "
+                "(data.labels.in_batches)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_metric(self) -> PipelineSpec:
+        if self.tuning.metric is not None:
+            check_metric(self.tuning.metric, self.data.task, name="tuning.metric")
         return self
 
     # -- resolved locations -------------------------------------------------------------
@@ -518,6 +752,14 @@ class PipelineSpec(_Strict):
     def landing_path(self) -> Path:
         """Absolute landing directory."""
         return self._resolve(self.data.landing_dir)
+
+    @property
+    def labels_landing_path(self) -> Path | None:
+        """Absolute folder of label files, or None when labels come in batches only."""
+        labels = self.data.labels
+        if labels is None or labels.landing_dir is None:
+            return None
+        return self._resolve(labels.landing_dir)
 
     @property
     def tracking_uri(self) -> str:
@@ -546,7 +788,7 @@ class PipelineSpec(_Strict):
         """Primary metric, with the task's default filled in."""
         if self.tuning.metric:
             return self.tuning.metric
-        return "roc_auc" if self.data.task == "classification" else "rmse"
+        return DEFAULT_METRIC[self.data.task]
 
     @property
     def state_url(self) -> str:

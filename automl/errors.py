@@ -45,7 +45,11 @@ class DataValidationError(AutomlError):
     Args:
         message: What is wrong, naming the file and the column where it applies.
         reason_code: A short machine-readable code (``unreadable``, ``empty``,
-            ``missing_columns``, ``unexpected_columns``, ``bad_dtype``, ``no_target``).
+            ``missing_columns``, ``unexpected_columns``, ``bad_dtype``, ``no_target``,
+            ``empty_column``, ``non_finite``, ``out_of_range``, ``label_type``, ``new_class``,
+            ``duplicate``, ``dangling_link``; with late labels also ``no_id``,
+            ``missing_id``, ``duplicate_id``, ``known_id`` and, for label rows,
+            ``missing_label``; the README's "Validation rules" and "Late labels" list them).
     """
 
     def __init__(self, message: str, *, reason_code: str = "invalid") -> None:

@@ -2,29 +2,34 @@
 
 Everything automl keeps between cycles outside MLflow lives in one database (SQLite in the
 workspace by default, PostgreSQL for scale-out): the ledger of landed files and each pipeline's
-schema, the cycle history, the drift hysteresis state and the promotion log. Their tables are
-all defined here, on one :data:`metadata`; the stores that read and write them
-(``BatchLedger``, ``CycleHistory``, ``DriftStateStore``, ``PromotionLog``) get their engine
-from :func:`open_state`, which brings the database to the layout of this code first.
+schema, the late labels (label files, every row's label, labels waiting or in conflict), the
+cycle history, the drift hysteresis state, the shadow state and the promotion log. Their tables
+are all defined here, on one :data:`metadata`; the stores that read and write them
+(``BatchLedger``, ``LabelStore``, ``CycleHistory``, ``DriftStateStore``, ``PromotionLog``, ...)
+get their engine from :func:`open_state`, which brings the database to the layout of this code
+first.
 
 Schema versions:
     The table ``automl_schema_version`` holds one integer, the layout the database has. Version
     1 is the layout automl wrote before versions existed (commit 75b031c); a database with
     automl's tables but no version row is such a database (version 0) and is upgraded by
     recording version 1. ``MIGRATIONS[n]`` brings a database from version ``n`` to ``n + 1``,
-    so version 2 is one function appended to :data:`MIGRATIONS`. A migration changes tables
-    that exist (and checks before it changes: a column may already be there); tables a
-    database lacks are created afterwards in their newest layout by ``create_all``. A new
-    database gets every table and the current version without running any migration.
+    so a new version is one function appended to :data:`MIGRATIONS` (version 2 added
+    ``automl_shadow``, version 3 the late-label tables ``automl_label_files``, ``automl_rows``
+    and ``automl_label_events``). A migration changes tables that exist (and checks before it
+    changes: a column may already be there); tables a database lacks are created afterwards in
+    their newest layout by ``create_all``. A new database gets every table and the current
+    version without running any migration.
 
 Why not Alembic:
     it would be a new dependency (and a migration environment, an ``alembic.ini`` and a
-    versions folder shipped inside the package) for five small tables; the migrations must run
-    in-process whenever a command or the service opens a workspace, on SQLite and PostgreSQL
-    alike, with no command for the user to run; and the concurrency rule (two processes opening
-    a new database at once) needs a database lock around the check-and-upgrade, which is a few
-    lines here either way. Should migrations ever need Alembic's autogenerate or branching,
-    :data:`metadata` is what its ``env.py`` would point at.
+    versions folder shipped inside the package) for a handful of small tables; the migrations
+    must run in-process whenever a command or the service opens a workspace, on SQLite and
+    PostgreSQL alike, with no command for the user to run; and the concurrency rule (two
+    processes opening a new database at once) needs a database lock around the
+    check-and-upgrade, which is a few lines here either way. Should migrations ever need
+    Alembic's autogenerate or branching, :data:`metadata` is what its ``env.py`` would point
+    at.
 
 Concurrency:
     :func:`open_state` does its work once per URL per process, inside one transaction that
@@ -56,12 +61,18 @@ __all__ = [
     "cycles_table",
     "drift_state_table",
     "get_engine",
+    "label_events_table",
+    "label_files_table",
+    "load_pipeline_value",
     "metadata",
     "open_state",
     "promotions_table",
+    "rows_table",
+    "save_pipeline_row",
     "schema_version",
     "schema_version_table",
     "schemas_table",
+    "shadow_table",
     "utcnow",
 ]
 
@@ -198,6 +209,66 @@ promotions_table = sa.Table(
     sa.Column("details_json", sa.Text, nullable=True),
 )
 
+#: A challenger scored beside the champion on new batches (shadow mode), one row per pipeline.
+shadow_table = sa.Table(
+    "automl_shadow",
+    metadata,
+    sa.Column("pipeline", sa.String(64), primary_key=True),
+    sa.Column("state_json", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+#: Late labels (version 3): every label file once per pipeline, by content hash (as batches).
+label_files_table = sa.Table(
+    "automl_label_files",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("pipeline", sa.String(64), nullable=False, index=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("file_name", sa.String(512), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("n_rows", sa.Integer, nullable=False, default=0),
+    sa.Column("received_at", sa.String(40), nullable=False),
+    sa.Column("summary_json", sa.Text, nullable=True),
+    sa.UniqueConstraint("pipeline", "sha256", name="uq_automl_label_files_pipeline_sha"),
+)
+
+#: Late labels (version 3): every row of a pipeline with an id column, once by id, with its
+#: label once it is known. Times are seconds since the epoch (label lag is a difference).
+rows_table = sa.Table(
+    "automl_rows",
+    metadata,
+    sa.Column("pipeline", sa.String(64), primary_key=True),
+    sa.Column("row_id", sa.String(256), primary_key=True),
+    sa.Column("batch_id", sa.Integer, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("arrived_s", sa.Float, nullable=False),
+    sa.Column("label_json", sa.Text, nullable=True),
+    sa.Column("labelled_s", sa.Float, nullable=True),
+    sa.Column("label_source", sa.String(512), nullable=True),
+    sa.Index("ix_automl_rows_pipeline_batch", "pipeline", "batch_id"),
+)
+
+#: Late labels (version 3): labels that did not simply join a row: waiting for their row
+#: (``waiting``, then ``joined`` or ``expired``) or refused because the row had another
+#: label (``conflict``).
+label_events_table = sa.Table(
+    "automl_label_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("pipeline", sa.String(64), nullable=False),
+    sa.Column("row_id", sa.String(256), nullable=False),
+    sa.Column("label_json", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("source", sa.String(512), nullable=False),
+    sa.Column("received_s", sa.Float, nullable=False),
+    sa.Column("resolved_s", sa.Float, nullable=True),
+    sa.Index("ix_automl_label_events_pipeline_status", "pipeline", "status"),
+    sa.Index("ix_automl_label_events_pipeline_row", "pipeline", "row_id"),
+)
+
 #: The layout version of the database: one row (``id`` 1).
 schema_version_table = sa.Table(
     "automl_schema_version",
@@ -224,10 +295,47 @@ def _to_v1(conn: sa.Connection) -> None:
     """
 
 
+def _to_v2(conn: sa.Connection) -> None:
+    """Version 1 -> 2: the shadow-mode table ``automl_shadow`` (``create_all`` adds it)."""
+
+
+#: The tables version 3 added.
+_V3_TABLES = (label_files_table, rows_table, label_events_table)
+
+
+def _to_v3(conn: sa.Connection) -> None:
+    """Version 2 -> 3: the late-label tables (label files, rows with their labels, events).
+
+    Created here rather than left to ``create_all`` so that the version number says the tables
+    are there; ``checkfirst`` keeps it harmless on a database that already has them.
+    """
+    for table in _V3_TABLES:
+        table.create(conn, checkfirst=True)
+
+
 #: ``MIGRATIONS[n]`` upgrades version ``n`` to ``n + 1``; append one function per new version.
-MIGRATIONS: tuple[Migration, ...] = (_to_v1,)
+MIGRATIONS: tuple[Migration, ...] = (_to_v1, _to_v2, _to_v3)
 #: The layout this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def save_pipeline_row(
+    engine: sa.Engine, table: sa.Table, pipeline: str, values: dict[str, Any]
+) -> None:
+    """Insert or replace the one row of ``pipeline`` in a table keyed by pipeline."""
+    with engine.begin() as conn:
+        updated = conn.execute(table.update().where(table.c.pipeline == pipeline).values(values))
+        if updated.rowcount == 0:
+            conn.execute(table.insert().values(pipeline=pipeline, **values))
+
+
+def load_pipeline_value(engine: sa.Engine, column: sa.Column[Any], pipeline: str) -> Any:
+    """One column of ``pipeline``'s row in a table keyed by pipeline, or None."""
+    table = column.table
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(column).where(table.c.pipeline == pipeline)).first()
+    return row[0] if row else None
+
 
 # -- opening -----------------------------------------------------------------------------------
 _opened: set[str] = set()

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +15,13 @@ import pytest
 import sqlalchemy as sa
 
 from automl import state
-from automl.data import BatchLedger, BatchRecord, Schema
+from automl.data import BatchLedger, BatchRecord, LabelStore, Schema
 from automl.drift import DriftState, DriftStateStore
 from automl.errors import StateError
 from automl.service import CycleHistory, CycleResult
 from automl.state import SCHEMA_VERSION, open_state, schema_version
 from automl.tracking import LogEntry, PromotionLog
-from tests.conftest import fresh_postgres_database
+from tests.conftest import fresh_postgres_database, run_at_once
 from tests.data.make_workspace_v0 import (
     BATCHES,
     CHECKED,
@@ -40,6 +38,12 @@ V0_POSTGRESQL_DDL = FIXTURES / "workspace_v0_postgresql.sql"
 V1_TABLES = sorted(
     ["automl_batches", "automl_schemas", "automl_cycles", "automl_drift_state", "automl_promotions"]
 )
+#: Tables added since version 0: the version row (1) and each later version's new tables.
+#: Version 3 (late labels): its tables.
+V3_TABLES = {t.name for t in state._V3_TABLES}
+ADDED_TABLES = {"automl_schema_version", "automl_shadow", *V3_TABLES}
+#: Everything added as SQLite names it: the tables and their indexes.
+ADDED_NAMES = ADDED_TABLES | {str(ix.name) for t in state._V3_TABLES for ix in t.indexes}
 
 
 def _v0_copy(tmp_path: Path) -> str:
@@ -127,9 +131,9 @@ def test_a_workspace_from_before_versions_upgrades_in_place(tmp_path: Path) -> N
 
     _assert_v0_rows_read_back(url)
 
-    assert schema_version(open_state(url)) == SCHEMA_VERSION == 1
+    assert schema_version(open_state(url)) == SCHEMA_VERSION == 3
     after = _sqlite_layout(tmp_path / "automl.db")
-    assert set(after) - set(before) == {"automl_schema_version"}
+    assert set(after) - set(before) == ADDED_NAMES
     assert {name: after[name] for name in before} == before  # old tables untouched
     _assert_v0_rows_accept_writes(url)
 
@@ -146,9 +150,66 @@ def test_a_workspace_where_some_stores_never_ran_gets_the_missing_tables(tmp_pat
     assert schema_version(open_state(url)) == SCHEMA_VERSION
     assert len(ledger.records("churn")) == len(BATCHES)
     assert sorted(sa.inspect(open_state(url)).get_table_names()) == sorted(
-        [*V1_TABLES, "automl_schema_version"]
+        [*V1_TABLES, *ADDED_TABLES]
     )
     assert CycleHistory(url).list("churn") == []
+
+
+# -- (a2) a version-2 workspace (before late labels) ------------------------------------------
+def _v2_copy(tmp_path: Path) -> str:
+    """The fixture as automl at version 2 left it: its tables, the shadow table, version 2."""
+    url = _v0_copy(tmp_path)
+    engine = sa.create_engine(url)
+    state.schema_version_table.create(engine)
+    state.shadow_table.create(engine)
+    with engine.begin() as conn:
+        conn.execute(state.schema_version_table.insert().values(id=1, version=2))
+    engine.dispose()
+    return url
+
+
+def test_a_version_2_workspace_upgrades_to_3_with_the_late_label_tables(tmp_path: Path) -> None:
+    url = _v2_copy(tmp_path)
+    assert schema_version(sa.create_engine(url)) == 2
+    before = _sqlite_layout(tmp_path / "automl.db")
+    new_names = ADDED_NAMES - ADDED_TABLES | V3_TABLES
+    assert not new_names & before.keys()
+
+    assert schema_version(open_state(url)) == SCHEMA_VERSION == 3
+    after = _sqlite_layout(tmp_path / "automl.db")
+    assert set(after) - set(before) == new_names
+    assert {name: after[name] for name in before} == before  # version-2 tables untouched
+    _assert_v0_rows_read_back(url)
+    _assert_v0_rows_accept_writes(url)
+    # The new tables work on the upgraded database: a row waiting for its label.
+    store = LabelStore(url)
+    assert store.label_stats("churn").n_rows == 0
+    with open_state(url).begin() as conn:
+        conn.execute(
+            state.rows_table.insert().values(
+                pipeline="churn", row_id="7", batch_id=1, position=0, arrived_s=100.0
+            )
+        )
+    assert store.label_stats("churn").n_waiting_rows == 1
+
+
+def test_the_version_3_migration_keeps_late_label_tables_that_exist(tmp_path: Path) -> None:
+    """A version-2 database that already has one of the tables (created by hand, or by a run
+    that stopped before recording the version) upgrades all the same, its rows kept."""
+    url = _v2_copy(tmp_path)
+    engine = sa.create_engine(url)
+    state.rows_table.create(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            state.rows_table.insert().values(
+                pipeline="churn", row_id="a", batch_id=1, position=0, arrived_s=1.0
+            )
+        )
+    state._upgrade(engine, state.MIGRATIONS)
+    assert schema_version(engine) == 3
+    assert _sqlite_layout(tmp_path / "automl.db").keys() >= ADDED_NAMES
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(state.rows_table.c.row_id)).scalars().all() == ["a"]
 
 
 # -- (b) a new database ----------------------------------------------------------------------
@@ -167,9 +228,7 @@ def test_a_new_database_gets_every_table_in_todays_layout_and_the_current_versio
         )
     layout = _sqlite_layout(path)
     # Byte for byte what the stores created before versions: old and new code share a database.
-    assert {k: v for k, v in layout.items() if k != "automl_schema_version"} == _sqlite_layout(
-        V0_DB
-    )
+    assert {k: v for k, v in layout.items() if k not in ADDED_NAMES} == _sqlite_layout(V0_DB)
 
 
 def test_the_postgresql_layout_is_the_one_written_before_versions() -> None:
@@ -179,7 +238,7 @@ def test_the_postgresql_layout_is_the_one_written_before_versions() -> None:
         "postgresql+psycopg2://",
         lambda sql, *_, **__: statements.append(str(sql.compile(dialect=engine.dialect)).strip()),
     )
-    tables = [t for t in state.metadata.sorted_tables if t is not state.schema_version_table]
+    tables = [t for t in state.metadata.sorted_tables if t.name not in ADDED_TABLES]
     state.metadata.create_all(engine, tables=tables, checkfirst=False)
     old = [s for s in V0_POSTGRESQL_DDL.read_text(encoding="utf-8").split(";\n") if s.strip()]
     assert sorted(statements) == sorted(old)
@@ -238,20 +297,21 @@ def test_pending_migrations_run_in_order_once(tmp_path: Path) -> None:
     url = _v0_copy(tmp_path)
     engine = sa.create_engine(url)
     calls: list[int] = []
+    known = len(state.MIGRATIONS)
 
-    def to_v2(conn: sa.Connection) -> None:
-        calls.append(2)
+    def to_next(conn: sa.Connection) -> None:
+        calls.append(known + 1)
         _add_note_column(conn)
 
-    def to_v3(conn: sa.Connection) -> None:
-        calls.append(3)
+    def to_after(conn: sa.Connection) -> None:
+        calls.append(known + 2)
         assert "note" in {c["name"] for c in sa.inspect(conn).get_columns("automl_cycles")}
 
-    migrations = (*state.MIGRATIONS, to_v2, to_v3)
-    state._upgrade(engine, migrations)  # version 0 -> 3
-    assert calls == [2, 3] and schema_version(engine) == 3
+    migrations = (*state.MIGRATIONS, to_next, to_after)
+    state._upgrade(engine, migrations)  # version 0 -> known + 2
+    assert calls == [known + 1, known + 2] and schema_version(engine) == known + 2
     state._upgrade(engine, migrations)
-    assert calls == [2, 3]  # nothing pending
+    assert calls == [known + 1, known + 2]  # nothing pending
     assert "note" in _cycle_columns(url)
 
 
@@ -334,25 +394,8 @@ print(schema_version(engine), flush=True)
 
 def _open_at_once(url: str, n_processes: int) -> None:
     """Start processes that each open ``url`` once all are ready; each must succeed."""
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _OPEN_ON_GO, url],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(n_processes)
-    ]
-    for proc in procs:  # every process imported and waiting ...
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    for proc in procs:  # ... then all go at once
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-    for proc in procs:
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
+    for code, out, err in run_at_once(_OPEN_ON_GO, url, n_processes):
+        assert code == 0, err
         assert out.strip() == str(SCHEMA_VERSION)
 
 
@@ -361,9 +404,7 @@ def test_processes_opening_a_new_sqlite_database_at_once_all_succeed(tmp_path: P
     for attempt in range(2):
         path = tmp_path / f"race{attempt}" / "automl.db"
         _open_at_once(f"sqlite:///{path}", 4)
-        assert _sqlite_layout(path).keys() == _sqlite_layout(V0_DB).keys() | {
-            "automl_schema_version"
-        }
+        assert _sqlite_layout(path).keys() == _sqlite_layout(V0_DB).keys() | ADDED_NAMES
         with sqlite3.connect(path) as conn:
             assert conn.execute("SELECT id, version FROM automl_schema_version").fetchall() == [
                 (1, SCHEMA_VERSION)
@@ -377,9 +418,7 @@ def test_processes_opening_a_new_postgresql_database_at_once_all_succeed(
     with fresh_postgres_database("automl_state_race") as url:
         _open_at_once(url, 4)
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-        assert sorted(sa.inspect(engine).get_table_names()) == sorted(
-            [*V1_TABLES, "automl_schema_version"]
-        )
+        assert sorted(sa.inspect(engine).get_table_names()) == sorted([*V1_TABLES, *ADDED_TABLES])
         with engine.connect() as conn:
             rows = conn.execute(sa.select(state.schema_version_table)).all()
         assert [tuple(r) for r in rows] == [(1, SCHEMA_VERSION)]

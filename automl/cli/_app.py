@@ -14,6 +14,13 @@ from rich.table import Table
 from automl.cli._base import command, console, err_console
 from automl.config import PipelineSpec, load_spec, load_specs
 from automl.errors import ConfigError
+from automl.vocab import (
+    CLASSIFICATION_METRICS,
+    MODEL_FAMILIES,
+    REGRESSION_METRICS,
+    STRATEGIES,
+    TASKS,
+)
 
 
 def _setup_logging(level: str, *, as_json: bool = False) -> None:
@@ -251,16 +258,20 @@ def demo(
     )
 
 
+#: Strategies ``automl tune`` offers: ``grid`` needs a spec's ``tuning.grid``.
+_CLI_STRATEGIES = ", ".join(STRATEGIES[:-1]) + f" or {STRATEGIES[-1]}."
+
+
 @command
 def tune(
     data: Annotated[Path, typer.Argument(help="CSV or Parquet file with features and target.")],
     target: Annotated[str, typer.Option("--target", help="Label column.")],
     task: Annotated[
         str | None,
-        typer.Option(help="classification or regression (default: inferred from the target)."),
+        typer.Option(help=f"{' or '.join(TASKS)} (default: inferred from the target)."),
     ] = None,
     strategy: Annotated[
-        str, typer.Option(help="bayesian, gp, random, grid (needs --grid), genetic or cmaes.")
+        str, typer.Option(help=f"{_CLI_STRATEGIES[:-1]}; grid needs --grid.")
     ] = "bayesian",
     grid: Annotated[
         str | None,
@@ -270,15 +281,14 @@ def tune(
         ),
     ] = None,
     models: Annotated[
-        str,
-        typer.Option(
-            help="Comma-separated families: xgboost, random_forest, extra_trees, "
-            "hist_gradient_boosting, linear, mlp."
-        ),
+        str, typer.Option(help=f"Comma-separated families: {', '.join(MODEL_FAMILIES)}.")
     ] = "xgboost",
     metric: Annotated[
         str | None,
-        typer.Option(help="roc_auc, accuracy, f1, log_loss; rmse, mae, r2 (default by task)."),
+        typer.Option(
+            help=f"{', '.join(CLASSIFICATION_METRICS)}; {', '.join(REGRESSION_METRICS)} "
+            "(default by task)."
+        ),
     ] = None,
     trials: Annotated[int, typer.Option(min=1, help="Trial budget.")] = 30,
     timeout: Annotated[float | None, typer.Option(help="Wall-time budget in seconds.")] = None,

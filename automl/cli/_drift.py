@@ -44,7 +44,7 @@ def check_files(options: DriftOptions) -> dict[str, Any]:
     """
     from automl.data import read_table
     from automl.drift import infer_column_kinds
-    from automl.service import detect_drift, drift_columns
+    from automl.service import CheckedColumns, detect_drift
 
     spec = load_spec(options.pipeline) if options.pipeline else None
     drift = spec.drift if spec else DriftSpec()
@@ -65,19 +65,16 @@ def check_files(options: DriftOptions) -> dict[str, Any]:
             f"{list(reference.columns)}"
         )
     numeric, categorical = infer_column_kinds(reference, exclude=[target] if target else [])
-    numeric, categorical = drift_columns(
-        drift, [*numeric, *categorical], numeric, categorical, target=target
-    )
-    report, html = detect_drift(
+    columns = CheckedColumns.select(
         drift,
-        reference,
-        current,
         numeric=numeric,
         categorical=categorical,
-        seed=spec.tuning.seed if spec else 0,
         target=target,
-        is_classification=(spec.data.task if spec else None) == "classification",
-        html_path=options.html,
+        is_classification=spec is not None and spec.data.task == "classification",
+    )
+    seed = spec.tuning.seed if spec else 0
+    report, html = detect_drift(
+        drift, reference, current, columns, seed=seed, html_path=options.html
     )
     payload = {
         "reference": str(options.reference),

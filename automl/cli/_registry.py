@@ -95,7 +95,7 @@ def predict(
     """Score a file with the @champion model; add class probabilities for classification."""
     from automl.data import BatchLedger, coerce_features, read_table, write_table
     from automl.service import make_tracker
-    from automl.tracking import CHAMPION
+    from automl.tracking import CHAMPION, predict_frame
 
     spec = load_spec(pipeline)
     if not data.is_file():
@@ -111,12 +111,11 @@ def predict(
     features = coerce_features(frame, schema, source=str(data))
     model, _ = tracker.load_pyfunc(champion.uri)
     try:
-        out_frame = frame.copy()
-        out_frame["prediction"] = model.predict(features)
         raw = model.get_raw_model()
-        if spec.data.task == "classification" and hasattr(raw, "predict_proba"):
-            for label, column in zip(raw.classes_, raw.predict_proba(features).T, strict=True):
-                out_frame[f"proba_{label}"] = column
+        with_proba = spec.data.task == "classification" and hasattr(raw, "predict_proba")
+        scored = predict_frame(raw, features, with_proba=with_proba)
+        out_frame = frame.copy()
+        out_frame[list(scored.columns)] = scored
     except AutomlError:
         raise
     except Exception as exc:

@@ -14,6 +14,7 @@ import pandas as pd
 from rich.console import Console
 
 from automl.errors import TuningError
+from automl.vocab import DEFAULT_METRIC
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
         AutomlError: Unreadable data, unknown target column, family, strategy or metric, or
             MLflow failures.
     """
-    from automl.data import coerce_features, infer_schema, read_table
+    from automl.data import as_received, coerce_features, infer_schema, read_table
     from automl.service import search_and_log
     from automl.service._record import COMMAND, DATA
     from automl.tracking import MlflowTracker
@@ -145,7 +146,7 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
         task=schema.task,
         numeric=schema.numeric,
         categorical=schema.categorical,
-        metric=options.metric or ("roc_auc" if task == "classification" else "rmse"),
+        metric=options.metric or DEFAULT_METRIC[task],
         cv=options.cv,
         seed=options.seed,
         strategy=options.strategy,  # type: ignore[arg-type]
@@ -211,7 +212,8 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
         finally:
             if progress is not None:
                 progress.stop()
-        model_uri = tracker.log_model(run_id, result.model, input_example=features.head(5))
+        example = as_received(features, schema).head(5)
+        model_uri = tracker.log_model(run_id, result.model, input_example=example)
     except BaseException:
         tracker.end_run(run_id, "FAILED")
         raise

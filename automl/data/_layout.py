@@ -11,8 +11,9 @@ class PipelinePaths:
     """Folders of one pipeline inside a workspace.
 
     ``batches/`` holds accepted batches as Parquet, ``archive/`` the original files once
-    ingested, ``quarantine/`` rejected files with a ``.reason.txt`` beside each, ``reports/``
-    per-cycle drift JSON and HTML, ``reference/`` the champion's training rows.
+    ingested, ``quarantine/`` rejected files with a ``.reason.txt`` beside each (label files
+    in their ``labels/`` subfolders), ``reports/`` per-cycle drift JSON and HTML,
+    ``reference/`` the champion's training rows.
     """
 
     workspace: Path
@@ -35,6 +36,16 @@ class PipelinePaths:
     def quarantine(self) -> Path:
         """Rejected files and their reasons."""
         return self._dir("quarantine")
+
+    @property
+    def label_archive(self) -> Path:
+        """Label files after ingestion (late labels)."""
+        return self.archive / "labels"
+
+    @property
+    def label_quarantine(self) -> Path:
+        """Rejected label files and label rows, with their reasons (late labels)."""
+        return self.quarantine / "labels"
 
     @property
     def reports(self) -> Path:

@@ -189,3 +189,12 @@ class BatchLedger:
         stored = self.get_schema(pipeline)
         assert stored is not None
         return stored
+
+    def replace_schema(self, pipeline: str, schema: Schema) -> Schema:
+        """Overwrite the stored schema (its classes grew); store it if none is stored yet."""
+        t = schemas_table
+        with self._engine.begin() as conn:
+            updated = conn.execute(
+                t.update().where(t.c.pipeline == pipeline).values(schema_json=schema.to_json())
+            ).rowcount
+        return schema if updated else self.save_schema(pipeline, schema)

@@ -3,6 +3,13 @@
 
 from __future__ import annotations
 
+from automl.drift._estimate import (
+    ESTIMATED_METRICS,
+    ConfidenceBasedEstimator,
+    PerformanceEstimate,
+    estimated_performance_drift,
+    expected_roc_auc,
+)
 from automl.drift._evidently import (
     ColumnTest,
     EvidentlyDriftDetector,
@@ -11,22 +18,18 @@ from automl.drift._evidently import (
 )
 from automl.drift._hysteresis import DriftState, Hysteresis, HysteresisDecision
 from automl.drift._importance import sensitivity_weights
-from automl.drift._policy import (
-    CORRECTIONS,
-    POLICIES,
-    Correction,
-    Policy,
-    adjust_pvalues,
-    performance_drift,
-)
+from automl.drift._policy import adjust_pvalues, performance_drift
 from automl.drift._report import ColumnDrift, DriftLevel, DriftReport, DriftSignal, SchemaChange
 from automl.drift._state_store import DriftStateStore
+from automl.vocab import CORRECTIONS, POLICIES, Correction, Policy
 
 __all__ = [
     "CORRECTIONS",
+    "ESTIMATED_METRICS",
     "POLICIES",
     "ColumnDrift",
     "ColumnTest",
+    "ConfidenceBasedEstimator",
     "Correction",
     "DriftLevel",
     "DriftReport",
@@ -36,9 +39,12 @@ __all__ = [
     "EvidentlyDriftDetector",
     "Hysteresis",
     "HysteresisDecision",
+    "PerformanceEstimate",
     "Policy",
     "SchemaChange",
     "adjust_pvalues",
+    "estimated_performance_drift",
+    "expected_roc_auc",
     "infer_column_kinds",
     "performance_drift",
     "render_drift_html",

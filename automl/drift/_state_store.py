@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 from automl.drift._hysteresis import DriftState
-from automl.state import drift_state_table, open_state, utcnow
+from automl.state import (
+    drift_state_table,
+    load_pipeline_value,
+    open_state,
+    save_pipeline_row,
+    utcnow,
+)
 
 
 class DriftStateStore:
@@ -28,16 +32,10 @@ class DriftStateStore:
 
     def load(self, pipeline: str) -> DriftState:
         """The stored state, or a fresh one when the pipeline has none yet."""
-        t = drift_state_table
-        with self._engine.connect() as conn:
-            row = conn.execute(sa.select(t.c.state_json).where(t.c.pipeline == pipeline)).first()
-        return DriftState.from_json(row[0]) if row else DriftState()
+        text = load_pipeline_value(self._engine, drift_state_table.c.state_json, pipeline)
+        return DriftState.from_json(text) if text else DriftState()
 
     def save(self, pipeline: str, state: DriftState) -> None:
         """Store the state (replacing the previous one)."""
-        t = drift_state_table
         values = {"state_json": state.to_json(), "updated_at": utcnow()}
-        with self._engine.begin() as conn:
-            updated = conn.execute(t.update().where(t.c.pipeline == pipeline).values(**values))
-            if updated.rowcount == 0:
-                conn.execute(t.insert().values(pipeline=pipeline, **values))
+        save_pipeline_row(self._engine, drift_state_table, pipeline, values)

@@ -44,6 +44,10 @@ class CycleResult:
         champion_version: The champion after the cycle.
         run_id: MLflow parent run id.
         error: Failure message when ``status`` is ``failed``.
+        shadow_version: The challenger in shadow that this cycle scored, if any.
+        shadow_outcome: What its evidence decided: ``shadow`` (still waiting), ``promoted``
+            or ``rejected`` (dropped).
+        shadow_batches: Cycles of new rows it has been scored on, this one included.
     """
 
     pipeline: str
@@ -68,6 +72,9 @@ class CycleResult:
     run_id: str | None = None
     error: str | None = None
     metric: str | None = field(default=None)
+    shadow_version: str | None = None
+    shadow_outcome: str | None = None
+    shadow_batches: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -30,6 +30,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -43,8 +44,6 @@ log = logging.getLogger(__name__)
 
 #: Pending batches probed one by one at most (the newest ones).
 MAX_PROBES = 20
-#: Wall-time budget of one probe's search, seconds.
-PROBE_TIMEOUT_S = 120.0
 
 
 def failure_streak(history: Sequence[CycleResult]) -> int:
@@ -166,65 +165,32 @@ def _consumed_rows(ws: Workspace, pending: Sequence[BatchRecord]) -> pd.DataFram
 def _probe(ws: Workspace, schema: Schema, base: pd.DataFrame, rows: pd.DataFrame) -> str | None:
     """The cycle's data steps on ``base`` + ``rows``: None when they pass, else what failed.
 
-    The same calls as the cycle's ``check_drift`` and ``tune_window`` make (this module cannot
-    import the cycle, which calls it), without MLflow, state or hysteresis.
+    The cycle's own drift check (with evidently's HTML report when the spec renders one) and
+    search, without MLflow, state or hysteresis; the search is one trial (library defaults).
     """
-    from automl.drift import EvidentlyDriftDetector, render_drift_html
-    from automl.tuning import SearchConfig, tune
+    from automl.service._steps import CheckedColumns, detect_drift, search_config
+    from automl.tuning import tune
 
     spec = ws.spec
-    drift = spec.drift
     if not base.empty and not rows.empty:
-        columns = drift.columns or tuple(schema.feature_names)
-        numeric = [c for c in schema.numeric if c in columns]
-        categorical = [c for c in schema.categorical if c in columns]
         try:
-            detector = EvidentlyDriftDetector.from_spec(drift, seed=spec.tuning.seed)
-            report = detector.detect(
-                base,
-                rows,
-                numeric=numeric,
-                categorical=categorical,
-                weights=drift.weights,
-                target=schema.target if drift.target_drift else None,
-                target_kind="categorical" if schema.task == "classification" else "numeric",
-            )
-            wants_html = drift.html_report == "always" or (
-                drift.html_report == "on_drift" and report.is_drifted
-            )
-            if wants_html:
-                with tempfile.TemporaryDirectory() as tmp:
-                    render_drift_html(
-                        base,
-                        rows,
-                        Path(tmp) / "drift.html",
-                        numeric=numeric,
-                        categorical=categorical,
-                        method=drift.method,
-                        threshold=drift.threshold,
-                        drift_share=drift.drift_share,
-                        per_column=detector.per_column,
-                    )
+            with tempfile.TemporaryDirectory() as tmp:
+                detect_drift(
+                    spec.drift,
+                    base,
+                    rows,
+                    CheckedColumns.of_schema(spec.drift, schema),
+                    seed=spec.tuning.seed,
+                    html_path=Path(tmp) / "drift.html",
+                    html_report=spec.drift.html_report,
+                )
         except Exception as exc:
             return f"drift check: {type(exc).__name__}: {exc}"
-    tuning = spec.tuning
-    config = SearchConfig(
-        target=schema.target,
-        task=schema.task,
-        numeric=schema.numeric,
-        categorical=schema.categorical,
-        metric=spec.metric,
-        cv=tuning.cv,
-        seed=tuning.seed,
-        strategy="random",  # one trial: the first family's library defaults
-        models=tuning.models,
-        search_space=tuning.search_space,
-        pruner=tuning.pruner,
-        is_time_ordered=tuning.split == "time",
-    )
-    frame = pd.concat([base, rows], ignore_index=True)
     try:
-        tune(frame, config, n_trials=1, timeout_s=PROBE_TIMEOUT_S)
+        # Trial 0 is the first family's library defaults whatever the strategy; "random"
+        # needs no grid and no extra (a "grid" or "gp" spec probes the same way).
+        config = replace(search_config(spec, schema), strategy="random", grid=None)
+        tune(pd.concat([base, rows], ignore_index=True), config, n_trials=1, timeout_s=120.0)
     except Exception as exc:
         return f"training: {type(exc).__name__}: {exc}"
     return None

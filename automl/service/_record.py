@@ -22,7 +22,7 @@ from typing import Any
 
 from automl.data import BatchRecord
 from automl.drift import DriftReport, HysteresisDecision
-from automl.tracking import MlflowTracker, PromotionDecision, RunSummary
+from automl.tracking import MlflowTracker, PromotionDecision, RunSummary, ShadowState
 from automl.tuning import TrialResult, TuningResult, write_tuning_report
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,8 @@ GATE_CI = "automl.gate_ci"
 GATE_P_VALUE = "automl.gate_p_value"
 GATE_GUARDRAILS = "automl.gate_guardrails"
 APPROVED_BY = "automl.approved_by"
+#: The challenger in shadow a cycle scored.
+SHADOW_VERSION = "automl.shadow_version"
 #: On each trial's nested run.
 TRIAL_NUMBER = "automl.trial_number"
 IS_DEFAULTS = "automl.is_defaults"
@@ -375,3 +377,19 @@ def record_decision(tracker: MlflowTracker, run_id: str, decision: PromotionDeci
     tracker.set_tags(
         run_id, {MODEL_VERSION: decision.challenger_version, DECISION: decision.outcome}
     )
+
+
+def record_shadow(
+    tracker: MlflowTracker, run_id: str, state: ShadowState, now: PromotionDecision
+) -> None:
+    """Log this cycle's shadow scores of the challenger and the champion on the new rows."""
+    metric = now.metric
+    scores = {
+        f"shadow_{metric}": now.challenger_score,
+        "shadow_batches": len(state.batches),
+        "shadow_rows": state.batches[-1].n_rows,
+    }
+    if now.champion_score is not None:
+        scores[f"shadow_champion_{metric}"] = now.champion_score
+    tracker.log_metrics(run_id, scores)
+    tracker.set_tags(run_id, {SHADOW_VERSION: state.version})

@@ -8,7 +8,7 @@ from automl.config import PipelineSpec
 from automl.data import BatchLedger, PipelinePaths
 from automl.drift import DriftStateStore
 from automl.service._history import CycleHistory
-from automl.tracking import MlflowTracker, PromotionLog
+from automl.tracking import MlflowTracker, PromotionLog, ShadowStore
 
 
 def make_tracker(spec: PipelineSpec) -> MlflowTracker:
@@ -32,6 +32,7 @@ class Workspace:
         history: The cycle history (state database).
         drift_states: The hysteresis state (state database).
         promotions: The promotion log (state database).
+        shadows: The challenger in shadow, if any (state database).
         tracker: MLflow runs and the model registry.
     """
 
@@ -41,6 +42,7 @@ class Workspace:
     history: CycleHistory
     drift_states: DriftStateStore
     promotions: PromotionLog
+    shadows: ShadowStore
     tracker: MlflowTracker
 
     @property
@@ -59,5 +61,6 @@ def open_workspace(spec: PipelineSpec) -> Workspace:
         history=CycleHistory(url),
         drift_states=DriftStateStore(url),
         promotions=PromotionLog(url),
+        shadows=ShadowStore(url),
         tracker=make_tracker(spec),
     )

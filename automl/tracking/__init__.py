@@ -16,7 +16,7 @@ from automl.tracking._gate import (
     Guardrail,
     GuardrailCheck,
     Predictions,
-    SignificanceTest,
+    PromotionGate,
     evaluate_gate,
 )
 from automl.tracking._mlflow import MlflowTracker, ModelVersionInfo, RunSummary
@@ -24,12 +24,14 @@ from automl.tracking._promotion import (
     CHALLENGER,
     CHAMPION,
     PREVIOUS_CHAMPION,
-    Approval,
     PromotionDecision,
     decide_promotion,
     move_champion,
 )
 from automl.tracking._promotion_log import Action, LogEntry, PromotionLog, current_actor
+from automl.tracking._pyfunc import predict_frame
+from automl.tracking._shadow import ShadowBatch, ShadowState, ShadowStore
+from automl.vocab import Approval, SignificanceTest
 
 __all__ = [
     "CHALLENGER",
@@ -46,14 +48,19 @@ __all__ = [
     "ModelVersionInfo",
     "Predictions",
     "PromotionDecision",
+    "PromotionGate",
     "PromotionLog",
     "RunSummary",
+    "ShadowBatch",
+    "ShadowState",
+    "ShadowStore",
     "SignificanceTest",
     "current_actor",
     "decide_promotion",
     "evaluate_gate",
     "move_champion",
     "move_logged",
+    "predict_frame",
     "promote_version",
     "reconcile",
     "rollback",

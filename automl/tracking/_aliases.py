@@ -191,23 +191,9 @@ def promote_version(
     Raises:
         TrackingError: No such version, no challenger to promote, or it already serves.
     """
-    reconcile(spec, tracker, log)
-    current = serving_version(tracker, spec.model_name)
-    target = _target(tracker, spec.model_name, version, default_alias=CHALLENGER, current=current)
-    who = actor or current_actor()
-    if version_tags:
-        tracker.set_version_tags(spec.model_name, target.version, version_tags)
-    move_logged(
-        spec,
-        tracker,
-        log,
-        action="manual_promote",
-        to_version=target.version,
-        from_version=current,
-        reason=f"manual promotion of v{target.version} by {who}",
-        actor=who,
+    return _move_by_hand(
+        spec, tracker, log, "manual_promote", version, actor, version_tags=version_tags
     )
-    return AliasMove(spec.name, spec.model_name, "manual_promote", current, target.version)
 
 
 def rollback(
@@ -226,23 +212,50 @@ def rollback(
     Raises:
         TrackingError: No champion, nothing to roll back to, or the target already serves.
     """
+    return _move_by_hand(spec, tracker, log, "rollback", version, actor)
+
+
+def _move_by_hand(
+    spec: PipelineSpec,
+    tracker: MlflowTracker,
+    log: PromotionLog,
+    action: Action,
+    version: str | None,
+    actor: str | None,
+    *,
+    version_tags: dict[str, str] | None = None,
+) -> AliasMove:
+    """A person's move of ``@champion``: a promotion (default target ``@challenger``) or a
+    rollback (default ``@previous-champion``, keeping ``@challenger``)."""
     reconcile(spec, tracker, log)
     current = serving_version(tracker, spec.model_name)
-    if current is None:
+    is_rollback = action == "rollback"
+    if is_rollback and current is None:
         raise TrackingError(f"model {spec.model_name!r} has no @champion to roll back")
     target = _target(
-        tracker, spec.model_name, version, default_alias=PREVIOUS_CHAMPION, current=current
-    )
+        tracker,
+        spec.model_name,
+        version,
+        default_alias=PREVIOUS_CHAMPION if is_rollback else CHALLENGER,
+        current=current,
+    ).version
     who = actor or current_actor()
+    if version_tags:
+        tracker.set_version_tags(spec.model_name, target, version_tags)
+    reason = (
+        f"rollback from v{current} to v{target} by {who}"
+        if is_rollback
+        else f"manual promotion of v{target} by {who}"
+    )
     move_logged(
         spec,
         tracker,
         log,
-        action="rollback",
-        to_version=target.version,
+        action=action,
+        to_version=target,
         from_version=current,
-        reason=f"rollback from v{current} to v{target.version} by {who}",
+        reason=reason,
         actor=who,
-        drop_challenger=False,
+        drop_challenger=not is_rollback,
     )
-    return AliasMove(spec.name, spec.model_name, "rollback", current, target.version)
+    return AliasMove(spec.name, spec.model_name, action, current, target)

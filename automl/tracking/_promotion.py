@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 from automl.tracking._gate import GateResult
 from automl.tracking._mlflow import MlflowTracker
+from automl.vocab import Approval
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
-
-Approval = Literal["auto", "manual"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +29,8 @@ class PromotionDecision:
         champion_version: The serving version before the decision (None if there was none).
         champion_score: Its score on the same holdout.
         awaiting_approval: Manual mode: the challenger waits for ``automl promote``.
+        in_shadow: Shadow mode: the challenger passed the holdout gate and waits as
+            ``@challenger`` for the evidence of the next batches.
         gate: The full gate evaluation (None when there was no champion to compare with).
     """
 
@@ -43,6 +44,7 @@ class PromotionDecision:
     champion_version: str | None = None
     champion_score: float | None = None
     awaiting_approval: bool = False
+    in_shadow: bool = False
     gate: GateResult | None = None
 
     @property
@@ -55,7 +57,9 @@ class PromotionDecision:
 
     @property
     def outcome(self) -> str:
-        """``promoted``, ``rejected`` or ``awaiting_approval``."""
+        """``promoted``, ``rejected``, ``awaiting_approval`` or ``shadow``."""
+        if self.in_shadow:
+            return "shadow"
         if self.awaiting_approval:
             return "awaiting_approval"
         return "promoted" if self.is_promoted else "rejected"

@@ -18,7 +18,9 @@ import sqlalchemy as sa
 
 from automl.state import open_state, promotions_table, utcnow
 
-Action = Literal["promote", "reject", "await_approval", "manual_promote", "rollback"]
+Action = Literal[
+    "promote", "reject", "await_approval", "manual_promote", "rollback", "shadow", "shadow_drop"
+]
 Status = Literal["intent", "applied", "aborted", "recorded"]
 
 

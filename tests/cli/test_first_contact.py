@@ -54,6 +54,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     spec_file = ws / "churn.yaml"
     raw = yaml.safe_load(spec_file.read_text())
     raw["tuning"]["n_trials"] = 3
+    raw["data"]["settle_s"] = 0  # the landed history is complete; no need to wait for it
     spec_file.write_text(yaml.safe_dump(raw))
     assert run_cycle(load_spec(spec_file)).champion_version == "1"
     yield ws

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from automl.cli import app
 from automl.config import PipelineSpec
-from automl.data import BatchLedger, Schema, infer_schema
+from automl.data import BatchLedger, Schema, infer_schema, validate_batch
 from automl.errors import TrackingError
 from automl.service import judge, make_tracker, open_workspace, promote, rollback, run_cycle
 from automl.tracking import (
@@ -57,6 +57,32 @@ def _judge(spec: PipelineSpec, version: ModelVersionInfo, holdout: pd.DataFrame,
     decision = judge(ws, schema, version, champion, holdout)
     promote(ws, decision, "c")
     return decision
+
+
+def _register_as_before(
+    tracker: MlflowTracker, spec: PipelineSpec, frame: pd.DataFrame, params: dict[str, Any]
+) -> ModelVersionInfo:
+    """A version logged the way automl did before signatures described the rows as sent:
+    ``mlflow.sklearn`` only, every numeric column ``double``."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from automl.tracking._mlflow import _global_uri
+
+    rows = frame[NUMERIC + CATEGORICAL].astype(dict.fromkeys(NUMERIC, "float64"))
+    model = build_model(
+        task="classification", numeric=NUMERIC, categorical=CATEGORICAL, params=params, seed=0
+    ).fit(rows, frame["churned"])
+    run_id = tracker.start_run("before")
+    with _global_uri(tracker.tracking_uri), mlflow.start_run(run_id=run_id):
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(rows, model.predict(rows)),
+            serialization_format="cloudpickle",
+        )
+    tracker.end_run(run_id)
+    return tracker.register(info.model_uri, spec.model_name, run_id=run_id)
 
 
 @pytest.fixture
@@ -252,6 +278,22 @@ def test_rerunning_a_cycle_on_the_same_window_registers_nothing_new(
     ):
         assert lineage[key], key
     assert json.loads(lineage["automl.best_params"])
+
+
+def test_a_champion_logged_before_is_judged_against_a_new_challenger(
+    write_spec: Callable[..., PipelineSpec], data: tuple[pd.DataFrame, pd.DataFrame, Schema]
+) -> None:
+    train, holdout, schema = data
+    spec = write_spec()
+    tracker = make_tracker(spec)
+    old = _register_as_before(tracker, spec, train, WEAK)
+    canonical = validate_batch(holdout, schema, source="holdout")  # what the cycle judges on
+    assert _judge(spec, old, canonical, schema).is_promoted
+    new = _register(tracker, spec, train, GOOD)
+    decision = _judge(spec, new, canonical, schema)
+    assert decision.is_promoted, decision.reason
+    assert decision.champion_score is not None  # the old version was scored, not skipped
+    assert 0.5 < decision.champion_score < decision.challenger_score
 
 
 @pytest.mark.slow
