@@ -164,7 +164,10 @@ def test_kill_9_during_tuning_leaves_a_running_trial_the_next_cycle_fails(
 def test_kill_9_around_the_promotion_never_leaves_two_aliases_on_one_version(
     write_spec: Callable[..., PipelineSpec],
 ) -> None:
-    spec = write_spec(registry={"significance": {"test": "none"}})
+    spec = write_spec(
+        registry={"significance": {"test": "none"}},
+        drift={"hysteresis": {"cooldown_checks": 0}},  # re-tune on the first drifted batch
+    )
     weak = make_churn_frame(600, seed=1)
     weak["churned"] = weak["churned"].sample(frac=1.0, random_state=0).to_numpy()
     land(spec, "history.csv", weak)  # v1 learns noise
@@ -236,7 +239,11 @@ def test_a_batch_that_fails_every_cycle_is_quarantined_and_the_pipeline_goes_on(
     write_spec: Callable[..., PipelineSpec], webhook: tuple[str, list[dict[str, Any]]]
 ) -> None:
     url, received = webhook
-    spec = write_spec(notify={"webhook_url": url}, data={"max_batch_failures": 2})
+    spec = write_spec(
+        notify={"webhook_url": url},
+        data={"max_batch_failures": 2},
+        drift={"hysteresis": {"cooldown_checks": 0}},  # re-tune on the first drifted batch
+    )
     land(spec, "history.csv", make_churn_frame(600, seed=1))
     assert run_cycle(spec).champion_version == "1"
     poison = make_churn_frame(300, seed=3, drift=1.0)
