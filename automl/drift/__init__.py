@@ -20,10 +20,12 @@ from automl.drift._policy import (
     performance_drift,
 )
 from automl.drift._report import ColumnDrift, DriftLevel, DriftReport, DriftSignal, SchemaChange
+from automl.drift._stats import TEST_CHOICES, TestChoice
 
 __all__ = [
     "CORRECTIONS",
     "POLICIES",
+    "TEST_CHOICES",
     "ColumnDrift",
     "ColumnTest",
     "Correction",
@@ -36,6 +38,7 @@ __all__ = [
     "HysteresisDecision",
     "Policy",
     "SchemaChange",
+    "TestChoice",
     "adjust_pvalues",
     "infer_column_kinds",
     "performance_drift",

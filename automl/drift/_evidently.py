@@ -31,9 +31,12 @@ from automl.drift._policy import (
 )
 from automl.drift._report import ColumnDrift, DriftLevel, DriftReport, DriftSignal, SchemaChange
 from automl.drift._stats import (
+    AUTOML_METHODS,
+    TEST_CHOICES,
     ColumnKind,
     Sample,
     StatOutcome,
+    TestChoice,
     check_method,
     default_method,
     effect_size,
@@ -92,9 +95,13 @@ def _kind_label(ref: Sample, cur: Sample, series: pd.Series) -> str:
 class EvidentlyDriftDetector:
     """Decides dataset drift from evidently's per-column tests.
 
+    The constructor's defaults reproduce evidently's tests and share rule (with a correction and
+    an effect floor); the pipeline default is :class:`automl.config.DriftSpec`'s, built by
+    ``EvidentlyDriftDetector.from_spec(DriftSpec())``: two-sample tests, Holm, any column.
+
     Args:
         method: evidently stat test for every column (``ks``, ``psi``, ``wasserstein``,
-            ``chisquare``, ...); None lets evidently pick per column type and sample size.
+            ``chisquare``, ...) or ``chisquare_2samp``; None picks per column (see ``tests``).
         threshold: Threshold for every column; None uses the chosen test's default.
         drift_share: The data signal fires when the policy score is at least this, in (0, 1].
         per_column: Per-column overrides of method and threshold.
@@ -118,6 +125,10 @@ class EvidentlyDriftDetector:
         calibration_quantile: Quantile of the reference-vs-reference distances, in (0.5, 1).
         seed: Seed of the calibration resamples.
         max_workers: Threads for large frames; None uses the CPU count (at most 4).
+        tests: How a column without ``method`` gets its test: ``evidently`` (the test evidently's
+            preset picks by type and size) or ``two_sample`` (``ks``, ``z`` or
+            ``chisquare_2samp`` by cardinality, at every size: p-values the correction can
+            bound; see ``automl.drift._stats``).
 
     Raises:
         ValueError: A parameter is out of range; the message names it and the allowed values.
@@ -151,6 +162,7 @@ class EvidentlyDriftDetector:
         calibration_quantile: float = 0.95,
         seed: int = 0,
         max_workers: int | None = None,
+        tests: TestChoice = "evidently",
     ) -> None:
         if not 0.0 < drift_share <= 1.0:
             raise ValueError(f"drift_share must be within (0, 1], got {drift_share}")
@@ -160,6 +172,8 @@ class EvidentlyDriftDetector:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
         if correction not in CORRECTIONS:
             raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
+        if tests not in TEST_CHOICES:
+            raise ValueError(f"tests must be one of {TEST_CHOICES}, got {tests!r}")
         if warning_share is not None and not 0.0 < warning_share <= drift_share:
             raise ValueError(
                 f"warning_share must be within (0, drift_share={drift_share}], got {warning_share}"
@@ -195,6 +209,7 @@ class EvidentlyDriftDetector:
         self.calibration_quantile = calibration_quantile
         self.seed = seed
         self.max_workers = max_workers or min(os.cpu_count() or 1, 4)
+        self.tests: TestChoice = tests
 
     @classmethod
     def from_spec(cls, spec: DriftSpec, *, seed: int = 0) -> EvidentlyDriftDetector:
@@ -216,6 +231,7 @@ class EvidentlyDriftDetector:
             calibration_resamples=spec.calibration_resamples,
             calibration_quantile=spec.calibration_quantile,
             seed=seed,
+            tests=spec.tests,
         )
 
     # -- one column ---------------------------------------------------------------------
@@ -225,15 +241,19 @@ class EvidentlyDriftDetector:
         threshold = override.threshold if override.threshold is not None else self.threshold
         return method, threshold
 
-    @staticmethod
     def _run(
-        kind: ColumnKind, ref: Sample, cur: Sample, method: str | None, threshold: float | None
+        self,
+        kind: ColumnKind,
+        ref: Sample,
+        cur: Sample,
+        method: str | None,
+        threshold: float | None,
     ) -> StatOutcome:
         if method is None:
-            method = default_method(ref.n, union_distinct(ref, cur), kind)
+            method = default_method(ref.n, union_distinct(ref, cur), kind, tests=self.tests)
         else:
             check_method(method, kind)
-        return run_method(method, threshold, ref, cur)
+        return run_method(method, threshold, ref, cur, exact_ks=self.tests == "evidently")
 
     def _calibrate(self, column: str, outcome: StatOutcome, ref: Sample, n_current: int) -> float:
         """The ``calibration_quantile`` of the method's score between disjoint reference parts."""
@@ -681,7 +701,8 @@ def render_drift_html(
 ) -> Path:
     """Render evidently's data-drift HTML report (slow: plots every column) to ``path``.
 
-    Columns absent from either frame (schema changes) are left out of the report.
+    Columns absent from either frame (schema changes) are left out of the report. Methods
+    evidently does not know (``chisquare_2samp``) are left to evidently's own choice.
 
     Raises:
         DriftCheckError: evidently failed to build or save the report.
@@ -693,7 +714,11 @@ def render_drift_html(
     num = [c for c in numeric if c in both and pd.api.types.is_numeric_dtype(current[c])]
     cat = [c for c in categorical if c in both]
     cols = [*num, *cat]
-    overrides = {k: v for k, v in (per_column or {}).items() if k in cols}
+    if method in AUTOML_METHODS:
+        method, threshold = None, None
+    overrides = {
+        k: v for k, v in (per_column or {}).items() if k in cols and v.method not in AUTOML_METHODS
+    }
     definition = DataDefinition(numerical_columns=num, categorical_columns=cat)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

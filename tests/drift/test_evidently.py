@@ -126,7 +126,11 @@ def test_per_column_overrides_win_over_the_global_choice(churn: Churn) -> None:
 
 def test_overrides_from_the_spec(churn: Churn) -> None:
     spec = DriftSpec.model_validate(
-        {"per_column": {"age": {"method": "ks", "threshold": 0.01}}, "correction": "none"}
+        {
+            "per_column": {"age": {"method": "ks", "threshold": 0.01}},
+            "correction": "none",
+            "tests": "evidently",
+        }
     )
     report = EvidentlyDriftDetector.from_spec(spec).detect(
         churn(1500, seed=1), churn(300, seed=2), numeric=["age", "monthly_charges"], categorical=[]
