@@ -14,11 +14,12 @@ at most 1,000) from the other half. Cells:
 * ``selection s``: the batch drawn with probability proportional to ``exp(s * u)``, ``u`` the
   rows' standardized projection on a random direction (selection bias: P(x) moves in a
   correlated way across columns, as when the customer mix changes; P(y|x) does not);
-* ``one-column continuous`` / ``one-column low-card``: selection bias of weight 4 along one
-  column: a row is 4 times as likely to be drawn when its value ranks in the upper half of that
-  column (ties broken at random). The column is drawn at random per repetition among the
-  table's continuous columns (> 10 distinct values, none holding half the rows) or its
-  low-cardinality ones (2-5 distinct values, none holding 80% of the rows).
+* ``one-column continuous xW`` / ``one-column low-card xW``: selection bias of weight W (4: a
+  strong shift; 2: a moderate one) along one column: a row is W times as likely to be drawn
+  when its value ranks in the upper half of that column (ties broken at random). The column is
+  drawn at random per repetition among the table's continuous columns (> 10 distinct values,
+  none holding half the rows) or its low-cardinality ones (2-5 distinct values, none holding
+  80% of the rows).
 
 ``global``, ``partial`` and ``selection`` run on the scikit-learn tables (as before); ``none``
 and the one-column cells on every table that has such a column.
@@ -42,8 +43,14 @@ Compared on the same splits, in the same run:
 * ``ks_chi2_bonferroni``: the same, except scipy's chi-square test of the 2 x k contingency
   table on columns with at most 5 distinct values.
 
+``--sizes`` runs a second, separate comparison: no-drift checks on the two large tables (fair,
+randhie) at reference and batch sizes beyond the 1,000-row regime above, where evidently's
+default tests switch to distances with fixed thresholds.
+
     .venv/bin/python benchmarks/drift_quality.py --json benchmarks/results/drift_quality.json
     .venv/bin/python benchmarks/drift_quality.py --quick    # fewer repetitions, ~4 minutes
+    .venv/bin/python benchmarks/drift_quality.py --sizes --json \
+        benchmarks/results/drift_quality_sizes.json         # ~2 minutes
 """
 
 from __future__ import annotations
@@ -72,6 +79,8 @@ CELLS: tuple[tuple[str, float], ...] = (
     ("selection", 3.0),
     ("one-column continuous", 4.0),
     ("one-column low-card", 4.0),
+    ("one-column continuous", 2.0),
+    ("one-column low-card", 2.0),
 )
 #: Cells run on the scikit-learn tables only (the benchmark's original cells).
 SKLEARN_ONLY = ("global", "partial", "selection")
@@ -290,9 +299,9 @@ def mean_abs_shift(ref: pd.DataFrame, cur: pd.DataFrame) -> float:
 
 
 def _cell_name(kind: str, strength: float) -> str:
-    if kind == "none" or kind.startswith("one-column"):
+    if kind == "none":
         return kind
-    return f"{kind} {strength:g}"
+    return f"{kind} x{strength:g}" if kind.startswith("one-column") else f"{kind} {strength:g}"
 
 
 def _applies(kind: str, name: str, table: Table) -> bool:
@@ -303,6 +312,51 @@ def _applies(kind: str, name: str, table: Table) -> bool:
     if kind == "one-column low-card":
         return bool(table.low_card)
     return True
+
+
+#: (reference rows, batch rows) of the ``--sizes`` comparison.
+SIZES = ((1000, 1000), (3000, 1000), (3000, 300), (3000, 100), (10000, 1000))
+
+
+def sizes_main(args: argparse.Namespace) -> None:
+    """No-drift checks at larger reference sizes: false alarms per detector and size."""
+    started = time.perf_counter()
+    tables = {k: v for k, v in load_tables().items() if k in ("fair", "randhie")}
+    detectors = {k: FIXED[k]() for k in ("default_before", "any_evidently", "default")}
+    detectors["ks_bonferroni"] = ks_bonferroni
+    rates: dict[str, dict[str, dict[str, float]]] = {k: {} for k in detectors}
+    for t_index, (name, table) in enumerate(tables.items()):
+        frame = table.frame
+        for s_index, (n_ref, n_cur) in enumerate(SIZES):
+            if n_ref + n_cur > len(frame):
+                continue
+            rng = np.random.default_rng([args.seed, 100 + t_index, s_index])
+            hits = dict.fromkeys(detectors, 0)
+            for _ in range(args.null_reps):
+                order = rng.permutation(len(frame))
+                ref = frame.iloc[order[:n_ref]]
+                cur = frame.iloc[order[n_ref : n_ref + n_cur]]
+                for key, detect in detectors.items():
+                    hits[key] += detect(ref, cur)
+            size = f"{n_ref} vs {n_cur}"
+            for key in detectors:
+                rates[key].setdefault(size, {})[name] = hits[key] / args.null_reps
+            print(
+                f"{name:8s} {size:14s} "
+                + " ".join(f"{k} {hits[k] / args.null_reps:.0%}" for k in detectors),
+                flush=True,
+            )
+    print()
+    print(f"False alarms, no-drift checks ({args.null_reps} per table and size, mean of tables):")
+    print(f"  {'reference vs batch':18s}" + "".join(f"{k:>16s}" for k in detectors))
+    for n_ref, n_cur in SIZES:
+        size = f"{n_ref} vs {n_cur}"
+        row = "".join(f"{np.mean(list(rates[k][size].values())):>16.1%}" for k in detectors)
+        print(f"  {size:18s}" + row + f"   ({', '.join(rates['default'][size])})")
+    print(f"Total time {time.perf_counter() - started:.0f} s")
+    if args.json:
+        with Path(args.json).open("w", encoding="utf-8") as f:
+            json.dump({"args": vars(args), "rates": rates}, f, indent=2)
 
 
 def main() -> None:
@@ -320,11 +374,15 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sizes", action="store_true", help="The larger-size comparison only.")
     parser.add_argument("--json", type=str, default=None)
     args = parser.parse_args()
     if args.quick:
         args.null_reps, args.reps, args.one_column_reps = 40, 8, 20
     warnings.simplefilter("ignore")
+    if args.sizes:
+        sizes_main(args)
+        return
     started = time.perf_counter()
     tables = load_tables()
     fixed = {k: make() for k, make in FIXED.items()}
@@ -373,7 +431,7 @@ def main() -> None:
             for key in NAMES:
                 rates[key].setdefault(cell, {})[name] = hits[key] / reps
             print(
-                f"{name:14s} {frame.shape[0]:5d} x {frame.shape[1]:2d}  {cell:22s} "
+                f"{name:14s} {frame.shape[0]:5d} x {frame.shape[1]:2d}  {cell:25s} "
                 + " ".join(f"{k} {hits[k] / reps:.0%}" for k in NAMES),
                 flush=True,
             )
@@ -392,10 +450,10 @@ def main() -> None:
         )
     print()
     print("Detection rate per cell (mean over the tables the cell runs on):")
-    print(f"  {'cell':22s} {'|shift|/sd':>10s}" + "".join(f"{k:>19s}" for k in NAMES))
+    print(f"  {'cell':25s} {'|shift|/sd':>10s}" + "".join(f"{k:>19s}" for k in NAMES))
     for cell in cells:
         row = "".join(f"{np.mean(list(rates[k][cell].values())):>19.1%}" for k in NAMES)
-        print(f"  {cell:22s} {np.mean(moved[cell]):>10.3f}" + row)
+        print(f"  {cell:25s} {np.mean(moved[cell]):>10.3f}" + row)
     print()
     print("Time per check (ms, mean over every check of the run):")
     print("  " + "  ".join(f"{k} {1000 * seconds[k] / n_checks:.1f}" for k in NAMES))
