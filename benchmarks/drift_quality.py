@@ -47,10 +47,11 @@ Compared on the same splits, in the same run:
 randhie) at reference and batch sizes beyond the 1,000-row regime above, where evidently's
 default tests switch to distances with fixed thresholds.
 
-    .venv/bin/python benchmarks/drift_quality.py --json benchmarks/results/drift_quality.json
-    .venv/bin/python benchmarks/drift_quality.py --quick    # fewer repetitions, ~4 minutes
+    .venv/bin/python benchmarks/drift_quality.py --json \
+        benchmarks/results/drift_quality.json                # 17 minutes on 2 loaded cores
+    .venv/bin/python benchmarks/drift_quality.py --quick    # fewer repetitions, a third of the time
     .venv/bin/python benchmarks/drift_quality.py --sizes --json \
-        benchmarks/results/drift_quality_sizes.json         # ~2 minutes
+        benchmarks/results/drift_quality_sizes.json         # ~3 minutes
 """
 
 from __future__ import annotations
