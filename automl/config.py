@@ -16,13 +16,35 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from automl.errors import ConfigError
+from automl.vocab import (
+    CLASSIFICATION_METRICS,
+    DEFAULT_METRIC,
+    PREDICTION_METRICS,
+    REGRESSION_METRICS,
+    RESOURCE_METRICS,
+    Approval,
+    BadValues,
+    Correction,
+    ModelFamily,
+    NewClasses,
+    Policy,
+    Pruner,
+    SignificanceTest,
+    Task,
+    TestChoice,
+    check_metric,
+    check_models,
+)
+from automl.vocab import Strategy as TuningStrategy
 
 __all__ = [
     "CLASSIFICATION_METRICS",
@@ -33,6 +55,7 @@ __all__ = [
     "GuardrailSpec",
     "HysteresisSpec",
     "MlflowSpec",
+    "ModelFamily",
     "NotifySpec",
     "ParamRange",
     "PipelineSpec",
@@ -41,18 +64,103 @@ __all__ = [
     "SignificanceSpec",
     "TrainingSpec",
     "TuningSpec",
+    "TuningStrategy",
+    "argument_errors",
+    "build_section",
+    "check_search",
     "load_spec",
     "load_specs",
 ]
 
-Task = Literal["classification", "regression"]
-#: Metrics per task; every one is reported "greater is better" internally.
-CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "f1", "log_loss")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_Section = TypeVar("_Section", bound=_Strict)
+_BOUNDS = {
+    "greater_than": ">",
+    "greater_than_equal": ">=",
+    "less_than": "<",
+    "less_than_equal": "<=",
+}
+
+
+def _argument_message(error: Mapping[str, Any]) -> str:
+    """One pydantic error as ``parameter must be <rule>, got <value>``."""
+    name = ".".join(str(part) for part in error["loc"])
+    kind, ctx, got = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind in _BOUNDS:
+        limit = next(iter(ctx.values()))
+        return f"{name} must be {_BOUNDS[kind]} {limit:g}, got {got!r}"
+    if kind == "literal_error":
+        return f"{name} must be one of {ctx['expected']}, got {got!r}"
+    if kind == "value_error":  # a model validator's rule: its message names the fields
+        return str(ctx["error"])
+    return f"{name}: {error['msg']}, got {got!r}"
+
+
+def build_section(section: type[_Section], /, **values: object) -> _Section:
+    """Validate plain arguments as a spec section: the one validation path of a capability
+    that is also built without a spec (``Hysteresis(confirm_checks=2)``).
+
+    Args:
+        section: The spec section's class (e.g. :class:`HysteresisSpec`).
+        **values: Its fields.
+
+    Returns:
+        The validated section.
+
+    Raises:
+        ValueError: A field breaks the section's rules; the message names the parameter, the
+            rule and the value (``confirm_checks must be >= 1, got 0``).
+
+    Example:
+        >>> build_section(HysteresisSpec, confirm_checks=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: confirm_checks must be >= 1, got 0
+    """
+    with argument_errors():
+        return section.model_validate(values)
+
+
+@contextlib.contextmanager
+def argument_errors() -> Iterator[None]:
+    """Turn a spec section's validation error into the ``ValueError`` plain arguments raise
+    (see :func:`build_section`): ``parameter must be <rule>, got <value>``, one per field."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise ValueError("; ".join(_argument_message(e) for e in exc.errors())) from None
+
+
+def check_search(
+    strategy: str,
+    models: Sequence[str],
+    search_space: Mapping[str, object],
+    grid: Mapping[str, object] | None,
+    *,
+    error: type[Exception] = ValueError,
+) -> None:
+    """The rules of a search that tie several ``tuning`` settings together (shared by
+    :class:`TuningSpec` and ``automl.tuning.SearchConfig``).
+
+    Raises:
+        Exception: ``error``: ``search_space`` or ``grid`` names a family not in ``models``, or
+            strategy ``grid`` has no grid.
+    """
+    for name, table in (("search_space", search_space), ("grid", grid or {})):
+        for family in table:
+            if family not in models:
+                raise error(
+                    f"tuning.{name} names family {family!r}, which is not in models "
+                    f"({', '.join(models)})"
+                )
+    if strategy == "grid" and not grid:
+        raise error(
+            "strategy 'grid' needs an explicit grid: tuning.grid: {family: {param: [values]}}"
+        )
 
 
 class DataSpec(_Strict):
@@ -63,6 +171,32 @@ class DataSpec(_Strict):
     task: Task = "classification"
     file_patterns: tuple[str, ...] = Field(
         default=("*.csv", "*.parquet"), description="Glob patterns of batch files to ingest."
+    )
+    settle_s: float = Field(
+        default=2.0,
+        ge=0.0,
+        le=3600.0,
+        description="A landed file is read only once its size and modification time have not "
+        "changed for this long (a file still being written is left for the next cycle).",
+    )
+    new_classes: NewClasses = Field(
+        default="reject",
+        description="A label the pipeline has never seen: reject the file, or accept it and "
+        "learn the new class (which changes the model's predict_proba shape).",
+    )
+    max_abs_value: float | None = Field(
+        default=1e15,
+        gt=0.0,
+        description="Largest magnitude of a numeric feature or regression target; None checks "
+        "only for inf/-inf.",
+    )
+    bad_values: BadValues = Field(
+        default="reject_file",
+        description="inf/-inf or values beyond max_abs_value: quarantine the file, or only "
+        "the offending rows and accept the rest.",
+    )
+    allow_empty_columns: tuple[str, ...] = Field(
+        default=(), description="Feature columns that may be entirely empty in a batch."
     )
 
 
@@ -121,16 +255,15 @@ class HysteresisSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_window(self) -> HysteresisSpec:
-        if (self.window_checks is None) != (self.window_drifted is None):
-            raise ValueError("window_checks and window_drifted must be set together")
-        if (
-            self.window_checks is not None
-            and self.window_drifted is not None
-            and self.window_drifted > self.window_checks
-        ):
+        checks, drifted = self.window_checks, self.window_drifted
+        if (checks is None) != (drifted is None):
             raise ValueError(
-                f"window_drifted ({self.window_drifted}) must not exceed window_checks "
-                f"({self.window_checks})"
+                "window_checks and window_drifted must be set together, got "
+                f"window_checks={checks}, window_drifted={drifted}"
+            )
+        if checks is not None and drifted is not None and drifted > checks:
+            raise ValueError(
+                f"window_drifted must be within [1, window_checks={checks}], got {drifted}"
             )
         return self
 
@@ -148,7 +281,7 @@ class DriftSpec(_Strict):
         description="Stat test for every column (an evidently method such as 'ks', 'psi', "
         "'wasserstein', or 'chisquare_2samp'); None picks one per column (see tests).",
     )
-    tests: Literal["two_sample", "evidently"] = Field(
+    tests: TestChoice = Field(
         default="two_sample",
         description="How columns without a method get their test: two_sample (K-S, z-test or "
         "two-sample chi-square by the number of distinct values, at every size) or evidently "
@@ -171,7 +304,7 @@ class DriftSpec(_Strict):
     per_column: dict[str, ColumnDriftSpec] = Field(
         default_factory=dict, description="Per-column method/threshold overrides."
     )
-    policy: Literal["share", "weighted"] = Field(
+    policy: Policy = Field(
         default="share",
         description="share: share of drifted columns; weighted: share of the champion's feature "
         "importance in drifted columns.",
@@ -184,7 +317,7 @@ class DriftSpec(_Strict):
     warning_share: float | None = Field(
         default=None, gt=0.0, le=1.0, description="Score of a warning; None: half drift_share."
     )
-    correction: Literal["none", "bonferroni", "holm", "bh"] = Field(
+    correction: Correction = Field(
         default="holm",
         description="Multiple-testing correction of p-value tests over the columns: holm, "
         "bonferroni (no column flagged by chance in 95% of checks), bh (Benjamini-Hochberg) or "
@@ -233,18 +366,12 @@ class DriftSpec(_Strict):
     def _check_shares(self) -> DriftSpec:
         if self.warning_share is not None and self.warning_share > self.drift_share:
             raise ValueError(
-                f"warning_share ({self.warning_share}) must not exceed drift_share "
-                f"({self.drift_share})"
+                f"warning_share must be within (0, drift_share={self.drift_share}], "
+                f"got {self.warning_share}"
             )
         return self
 
 
-#: Search strategies (see ``automl.tuning.STRATEGIES``; kept equal by a test).
-TuningStrategy = Literal["bayesian", "gp", "random", "grid", "genetic", "cmaes"]
-#: Model families (see ``automl.tuning.MODEL_FAMILIES``; kept equal by a test).
-ModelFamily = Literal[
-    "xgboost", "random_forest", "extra_trees", "hist_gradient_boosting", "linear", "mlp"
-]
 GridValue = float | int | str | bool
 
 
@@ -296,7 +423,7 @@ class TuningSpec(_Strict):
     patience: int | None = Field(
         default=None, ge=1, description="Stop after this many trials without improvement."
     )
-    pruner: Literal["median", "none"] = Field(
+    pruner: Pruner = Field(
         default="median",
         description="median: stop trials whose learning curve trails the median; none.",
     )
@@ -341,19 +468,8 @@ class TuningSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_models(self) -> TuningSpec:
-        if not self.models:
-            raise ValueError(
-                "models must name at least one model family (allowed: 'xgboost', "
-                "'random_forest', 'extra_trees', 'hist_gradient_boosting', 'linear', 'mlp')"
-            )
-        for name, table in (("search_space", self.search_space), ("grid", self.grid or {})):
-            extra = [family for family in table if family not in self.models]
-            if extra:
-                raise ValueError(
-                    f"{name} names families {extra} that are not in models {list(self.models)}"
-                )
-        if self.strategy == "grid" and not self.grid:
-            raise ValueError("strategy 'grid' needs `grid`: {family: {param: [values]}}")
+        check_models(self.models)
+        check_search(self.strategy, self.models, self.search_space, self.grid)
         if self.distributed and not (self.storage or "").startswith(("postgresql", "mysql")):
             raise ValueError(
                 f"distributed: true needs `storage` on a database server that workers reach "
@@ -369,7 +485,7 @@ class TuningSpec(_Strict):
 class SignificanceSpec(_Strict):
     """How sure the gate must be that the challenger's improvement is real."""
 
-    test: Literal["bootstrap", "mcnemar", "none"] = Field(
+    test: SignificanceTest = Field(
         default="bootstrap",
         description="bootstrap: paired bootstrap CI of the improvement must exclude 0; "
         "mcnemar: exact McNemar test on disagreements (classification); none: margin only.",
@@ -394,18 +510,11 @@ class GuardrailSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_kind(self) -> GuardrailSpec:
-        resource = self.metric in ("latency_ms", "model_size_mb")
-        quality = self.metric in (
-            *CLASSIFICATION_METRICS,
-            *REGRESSION_METRICS,
-            "precision",
-            "recall",
-        )
-        if not (resource or quality):
+        resource = self.metric in RESOURCE_METRICS
+        if not (resource or self.metric in PREDICTION_METRICS):
             raise ValueError(
-                f"guardrail metric {self.metric!r} is unknown; allowed: latency_ms, "
-                f"model_size_mb, precision, recall, {', '.join(CLASSIFICATION_METRICS)}, "
-                f"{', '.join(REGRESSION_METRICS)}"
+                f"guardrail metric {self.metric!r} is unknown; allowed: "
+                f"{', '.join((*RESOURCE_METRICS, *PREDICTION_METRICS))}"
             )
         if resource and self.max_regression is not None:
             raise ValueError(f"guardrail {self.metric!r} takes max_ratio, not max_regression")
@@ -425,13 +534,37 @@ class RegistrySpec(_Strict):
         ge=0.0,
         description="The challenger must beat the champion by at least this much on the holdout.",
     )
-    approval: Literal["auto", "manual"] = Field(
+    approval: Approval = Field(
         default="auto",
         description="manual: the gate's verdict is recorded and the challenger waits for "
         "`automl promote`.",
     )
     significance: SignificanceSpec = SignificanceSpec()
     guardrails: tuple[GuardrailSpec, ...] = ()
+    shadow_batches: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="0: a challenger that passes the holdout gate is promoted at once. N > 0: "
+        "it waits as @challenger, scored beside the champion on each new labelled batch, and "
+        "is promoted once the gate passes on at least N such batches together.",
+    )
+    shadow_max_batches: int = Field(
+        default=6,
+        ge=1,
+        le=1000,
+        description="A shadow challenger without a passing gate after this many batches is "
+        "dropped (@challenger removed).",
+    )
+
+    @model_validator(mode="after")
+    def _shadow_bounds(self) -> RegistrySpec:
+        if self.shadow_batches > self.shadow_max_batches:
+            raise ValueError(
+                f"shadow_max_batches must be >= shadow_batches, got {self.shadow_max_batches} "
+                f"< {self.shadow_batches}"
+            )
+        return self
 
 
 class NotifySpec(_Strict):
@@ -499,15 +632,8 @@ class PipelineSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_metric(self) -> PipelineSpec:
-        metric = self.tuning.metric
-        allowed = (
-            CLASSIFICATION_METRICS if self.data.task == "classification" else REGRESSION_METRICS
-        )
-        if metric is not None and metric not in allowed:
-            raise ValueError(
-                f"tuning.metric {metric!r} does not fit task {self.data.task!r}; "
-                f"allowed: {', '.join(allowed)}"
-            )
+        if self.tuning.metric is not None:
+            check_metric(self.tuning.metric, self.data.task, name="tuning.metric")
         return self
 
     # -- resolved locations -------------------------------------------------------------
@@ -556,7 +682,7 @@ class PipelineSpec(_Strict):
         """Primary metric, with the task's default filled in."""
         if self.tuning.metric:
             return self.tuning.metric
-        return "roc_auc" if self.data.task == "classification" else "rmse"
+        return DEFAULT_METRIC[self.data.task]
 
     @property
     def state_url(self) -> str:

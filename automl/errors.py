@@ -9,7 +9,8 @@ capability, so callers can catch as broadly or narrowly as they need::
     ├── DriftCheckError        drift could not be computed for a batch
     ├── TuningError            hyperparameter search failed or produced no usable trial
     ├── TrackingError          MLflow tracking or the model registry failed
-    └── SchedulerError         the service could not schedule or run its jobs
+    ├── SchedulerError         the service could not schedule or run its jobs
+    └── StateError             the workspace state database cannot be used by this automl
 
 Messages say what failed, show the offending value and say what to do. Adapters translate
 third-party exceptions with ``raise XError(...) from exc`` so the cause stays attached.
@@ -24,6 +25,7 @@ __all__ = [
     "DataValidationError",
     "DriftCheckError",
     "SchedulerError",
+    "StateError",
     "TrackingError",
     "TuningError",
 ]
@@ -43,7 +45,9 @@ class DataValidationError(AutomlError):
     Args:
         message: What is wrong, naming the file and the column where it applies.
         reason_code: A short machine-readable code (``unreadable``, ``empty``,
-            ``missing_columns``, ``unexpected_columns``, ``bad_dtype``, ``no_target``).
+            ``missing_columns``, ``unexpected_columns``, ``bad_dtype``, ``no_target``,
+            ``empty_column``, ``non_finite``, ``out_of_range``, ``label_type``, ``new_class``,
+            ``duplicate``, ``dangling_link``; the README's "Validation rules" lists them).
     """
 
     def __init__(self, message: str, *, reason_code: str = "invalid") -> None:
@@ -65,3 +69,7 @@ class TrackingError(AutomlError):
 
 class SchedulerError(AutomlError):
     """The service could not schedule or run its jobs."""
+
+
+class StateError(AutomlError):
+    """The workspace state database cannot be used, e.g. a newer automl has upgraded it."""

@@ -39,7 +39,7 @@ def small_spec_dict(name: str = "churn", **overrides: Any) -> dict[str, Any]:
     """A fast spec: few trials, two folds, small windows."""
     spec: dict[str, Any] = {
         "name": name,
-        "data": {"landing_dir": f"landing/{name}", "target": "churned"},
+        "data": {"landing_dir": f"landing/{name}", "target": "churned", "settle_s": 0.05},
         "training": {"min_rows": 200, "max_rows": 5000, "holdout_fraction": 0.25},
         "tuning": {"n_trials": 3, "cv": 2, "timeout_s": 120, "seed": 7},
         "registry": {"promotion_margin": 0.0},
@@ -149,3 +149,47 @@ def fresh_postgres_database(prefix: str) -> Iterator[str]:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
     finally:
         _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def run_at_once(code: str, argument: str, n_processes: int) -> list[tuple[int, str, str]]:
+    """Start ``n_processes`` Python processes running ``code`` with ``argument``, release them
+    together once every one printed ``ready`` (and then waits for a line on stdin), and return
+    each one's (exit code, stdout after ``ready``, stderr)."""
+    import subprocess
+    import sys
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, argument],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n_processes)
+    ]
+    for proc in procs:  # every process imported and waiting ...
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    for proc in procs:  # ... then all go at once
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    return [(proc.returncode, out, err) for proc, (out, err) in zip(procs, outputs, strict=True)]
+
+
+def run_python(
+    command: list[str], *, cwd: Path, env: dict[str, str], timeout_s: float = 300
+) -> str:
+    """Run a Python command in a subprocess; fail the test with its stderr unless it exits 0.
+
+    Returns:
+        Its standard output.
+    """
+    import subprocess
+
+    done = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout

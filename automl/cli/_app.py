@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from automl.cli._base import command, console, err_console
 from automl.config import PipelineSpec, load_spec, load_specs
-from automl.errors import AutomlError, ConfigError
-
-app = typer.Typer(
-    name="automl",
-    help="Keep production models tuned while their data drifts.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from automl.errors import ConfigError
+from automl.vocab import (
+    CLASSIFICATION_METRICS,
+    MODEL_FAMILIES,
+    REGRESSION_METRICS,
+    STRATEGIES,
+    TASKS,
 )
-console = Console()
-err_console = Console(stderr=True)
 
 
 def _setup_logging(level: str, *, as_json: bool = False) -> None:
@@ -48,29 +43,6 @@ def _specs_at(path: Path) -> list[PipelineSpec]:
             raise ConfigError(f"{path}: no pipeline specs (*.yaml) found")
         return specs
     return [load_spec(path)]
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _errors_to_exit(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn an AutomlError into one line on stderr and exit code 1 (no traceback)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except AutomlError as exc:
-            err_console.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
-            raise typer.Exit(code=1) from exc
-
-    return wrapper
-
-
-def command(func: Callable[P, R]) -> Callable[P, R]:
-    """Register a command whose AutomlErrors end as one line and exit code 1."""
-    return app.command()(_errors_to_exit(func))
 
 
 LogLevel = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")]
@@ -282,27 +254,28 @@ def demo(
     )
 
 
+#: Strategies ``automl tune`` offers: ``grid`` needs a spec's ``tuning.grid``.
+_CLI_STRATEGIES = ", ".join(s for s in STRATEGIES[:-1] if s != "grid") + f" or {STRATEGIES[-1]}."
+
+
 @command
 def tune(
     data: Annotated[Path, typer.Argument(help="CSV or Parquet file with features and target.")],
     target: Annotated[str, typer.Option("--target", help="Label column.")],
     task: Annotated[
         str | None,
-        typer.Option(help="classification or regression (default: inferred from the target)."),
+        typer.Option(help=f"{' or '.join(TASKS)} (default: inferred from the target)."),
     ] = None,
-    strategy: Annotated[
-        str, typer.Option(help="bayesian, gp, random, genetic or cmaes.")
-    ] = "bayesian",
+    strategy: Annotated[str, typer.Option(help=_CLI_STRATEGIES)] = "bayesian",
     models: Annotated[
-        str,
-        typer.Option(
-            help="Comma-separated families: xgboost, random_forest, extra_trees, "
-            "hist_gradient_boosting, linear, mlp."
-        ),
+        str, typer.Option(help=f"Comma-separated families: {', '.join(MODEL_FAMILIES)}.")
     ] = "xgboost",
     metric: Annotated[
         str | None,
-        typer.Option(help="roc_auc, accuracy, f1, log_loss; rmse, mae, r2 (default by task)."),
+        typer.Option(
+            help=f"{', '.join(CLASSIFICATION_METRICS)}; {', '.join(REGRESSION_METRICS)} "
+            "(default by task)."
+        ),
     ] = None,
     trials: Annotated[int, typer.Option(min=1, help="Trial budget.")] = 30,
     timeout: Annotated[float | None, typer.Option(help="Wall-time budget in seconds.")] = None,
@@ -377,12 +350,3 @@ def drift(
         typer.echo(json.dumps(payload, default=str))
         return
     print_drift(payload, console)
-
-
-def main() -> None:
-    """Console entry point."""
-    app()
-
-
-# Commands defined in sibling modules register themselves on import.
-from automl.cli import _registry  # noqa: E402, F401

@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.table import Table
 
 from automl.config import DriftSpec, load_spec
-from automl.errors import DriftCheckError
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,8 @@ def check_files(options: DriftOptions) -> dict[str, Any]:
         DriftCheckError: The check cannot be computed (e.g. no common column).
     """
     from automl.data import read_table
-    from automl.drift import EvidentlyDriftDetector, infer_column_kinds, render_drift_html
+    from automl.drift import infer_column_kinds
+    from automl.service import CheckedColumns, detect_drift
 
     spec = load_spec(options.pipeline) if options.pipeline else None
     drift = spec.drift if spec else DriftSpec()
@@ -49,25 +49,16 @@ def check_files(options: DriftOptions) -> dict[str, Any]:
     reference = _read(options.reference, read_table)
     current = _read(options.current, read_table)
     numeric, categorical = infer_column_kinds(reference, exclude=[target] if target else [])
-    if drift.columns:
-        unknown = [c for c in drift.columns if c not in reference.columns]
-        if unknown:
-            raise DriftCheckError(
-                f"drift.columns names columns the reference lacks: {unknown}; "
-                f"reference columns: {list(reference.columns)}"
-            )
-        numeric = [c for c in numeric if c in drift.columns]
-        categorical = [c for c in categorical if c in drift.columns]
-    detector = EvidentlyDriftDetector.from_spec(drift, seed=spec.tuning.seed if spec else 0)
-    task = spec.data.task if spec else None
-    report = detector.detect(
-        reference,
-        current,
+    columns = CheckedColumns.select(
+        drift,
         numeric=numeric,
         categorical=categorical,
-        weights=drift.weights,
-        target=target if drift.target_drift else None,
-        target_kind="categorical" if task == "classification" else "numeric",
+        target=target,
+        is_classification=spec is not None and spec.data.task == "classification",
+    )
+    seed = spec.tuning.seed if spec else 0
+    report, html = detect_drift(
+        drift, reference, current, columns, seed=seed, html_path=options.html
     )
     payload = {
         "reference": str(options.reference),
@@ -75,18 +66,7 @@ def check_files(options: DriftOptions) -> dict[str, Any]:
         "pipeline": spec.name if spec else None,
         **report.to_dict(),
     }
-    if options.html is not None:
-        html = render_drift_html(
-            reference,
-            current,
-            options.html,
-            numeric=numeric,
-            categorical=categorical,
-            method=drift.method,
-            threshold=drift.threshold,
-            drift_share=drift.drift_share,
-            per_column=detector.per_column,
-        )
+    if html is not None:
         payload["html"] = str(html)
     return payload
 

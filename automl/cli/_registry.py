@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from automl.cli._app import command, console
+from automl.cli._base import command, console
 from automl.config import load_spec
 from automl.errors import AutomlError
 
@@ -58,7 +58,7 @@ def history(
     """Print the promotion log: every decision and alias move, who made it and why."""
     from dataclasses import asdict
 
-    from automl.service import PromotionLog
+    from automl.tracking import PromotionLog
 
     spec = load_spec(pipeline)
     entries = PromotionLog(spec.state_url).entries(spec.name)
@@ -96,7 +96,7 @@ def predict(
     """Score a file with the @champion model; add class probabilities for classification."""
     from automl.data import BatchLedger, coerce_features, read_table, write_table
     from automl.service import make_tracker
-    from automl.tracking import CHAMPION
+    from automl.tracking import CHAMPION, predict_frame
 
     spec = load_spec(pipeline)
     frame = read_table(data)
@@ -110,12 +110,11 @@ def predict(
     features = coerce_features(frame, schema, source=str(data))
     model, _ = tracker.load_pyfunc(champion.uri)
     try:
-        out_frame = frame.copy()
-        out_frame["prediction"] = model.predict(features)
         raw = model.get_raw_model()
-        if spec.data.task == "classification" and hasattr(raw, "predict_proba"):
-            for label, column in zip(raw.classes_, raw.predict_proba(features).T, strict=True):
-                out_frame[f"proba_{label}"] = column
+        with_proba = spec.data.task == "classification" and hasattr(raw, "predict_proba")
+        scored = predict_frame(raw, features, with_proba=with_proba)
+        out_frame = frame.copy()
+        out_frame[list(scored.columns)] = scored
     except AutomlError:
         raise
     except Exception as exc:

@@ -14,6 +14,7 @@ import pandas as pd
 from rich.console import Console
 
 from automl.errors import TuningError
+from automl.vocab import DEFAULT_METRIC
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,9 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
         AutomlError: Unreadable data, unknown target column, family, strategy or metric, or
             MLflow failures.
     """
-    from automl.data import coerce_features, infer_schema, read_table
-    from automl.service import log_tuning_result, trial_logger
+    from automl.data import as_received, coerce_features, infer_schema, read_table
+    from automl.service import search_and_log
+    from automl.service._record import COMMAND, DATA
     from automl.tracking import MlflowTracker
     from automl.tuning import (
         GREATER_IS_BETTER,
@@ -109,7 +111,6 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
         TASK_METRICS,
         SearchConfig,
         check_strategy,
-        tune,
     )
 
     # Argument errors surface before any MLflow run is created (the cheap ones before the data
@@ -143,7 +144,7 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
         task=schema.task,
         numeric=schema.numeric,
         categorical=schema.categorical,
-        metric=options.metric or ("roc_auc" if task == "classification" else "rmse"),
+        metric=options.metric or DEFAULT_METRIC[task],
         cv=options.cv,
         seed=options.seed,
         strategy=options.strategy,  # type: ignore[arg-type]
@@ -164,17 +165,11 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
     run_id = tracker.start_run(
         f"tune-{options.data.stem}-{stamp}",
-        tags={"automl.command": "tune", "automl.data": str(options.data)},
+        tags={COMMAND: "tune", DATA: str(options.data)},
     )
-    log_trial = trial_logger(tracker, run_id, metric)
     progress, advance = (None, None)
     if not as_json:
         progress, advance = _progress(console, options.n_trials, metric, GREATER_IS_BETTER[metric])
-
-    def on_trial(trial: Any) -> None:
-        log_trial(trial)
-        if advance is not None:
-            advance(trial)
 
     try:
         tracker.log_params(
@@ -198,7 +193,9 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
         if progress is not None:
             progress.start()
         try:
-            result = tune(
+            result = search_and_log(
+                tracker,
+                run_id,
                 table,
                 config,
                 n_trials=options.n_trials,
@@ -206,13 +203,14 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
                 n_jobs=options.n_jobs,
                 patience=options.patience,
                 study_name=f"tune-{options.data.stem}-{stamp}",
-                on_trial=on_trial,
+                on_trial=advance,
+                title=f"Tuning report: {options.data.name}",
             )
         finally:
             if progress is not None:
                 progress.stop()
-        log_tuning_result(tracker, run_id, result, title=f"Tuning report: {options.data.name}")
-        model_uri = tracker.log_model(run_id, result.model, input_example=features.head(5))
+        example = as_received(features, schema).head(5)
+        model_uri = tracker.log_model(run_id, result.model, input_example=example)
     except BaseException:
         tracker.end_run(run_id, "FAILED")
         raise

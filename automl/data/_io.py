@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import threading
 from pathlib import Path
@@ -12,6 +13,32 @@ import pandas as pd
 from automl.errors import DataValidationError
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def _check_suffix(file: Path) -> str:
+    suffix = file.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise DataValidationError(
+            f"{file}: unsupported file type {suffix!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}",
+            reason_code="unreadable",
+        )
+    return suffix
+
+
+def _parse(source: str | Path | io.BytesIO, suffix: str, name: object) -> pd.DataFrame:
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(source)
+        return pd.read_parquet(source)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # pandas/pyarrow raise many types for corrupt input
+        if isinstance(exc, pd.errors.EmptyDataError):
+            raise DataValidationError(f"{name}: file is empty", reason_code="empty") from exc
+        raise DataValidationError(
+            f"{name}: cannot be parsed as {suffix[1:]}: {type(exc).__name__}: {exc}",
+            reason_code="unreadable",
+        ) from exc
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -28,25 +55,31 @@ def read_table(path: str | Path) -> pd.DataFrame:
             (``reason_code='unreadable'``).
     """
     file = Path(path)
-    suffix = file.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise DataValidationError(
-            f"{file}: unsupported file type {suffix!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}",
-            reason_code="unreadable",
-        )
-    try:
-        if suffix == ".csv":
-            return pd.read_csv(file)
-        return pd.read_parquet(file)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # pandas/pyarrow raise many types for corrupt input
-        if isinstance(exc, pd.errors.EmptyDataError):
-            raise DataValidationError(f"{file}: file is empty", reason_code="empty") from exc
-        raise DataValidationError(
-            f"{file}: cannot be parsed as {suffix[1:]}: {type(exc).__name__}: {exc}",
-            reason_code="unreadable",
-        ) from exc
+    return _parse(file, _check_suffix(file), file)
+
+
+def parse_table(data: bytes, *, name: str | Path) -> pd.DataFrame:
+    """Parse the bytes of a CSV or Parquet file already read into memory.
+
+    Ingestion reads a landed file once, hashes those bytes and parses the same bytes, so what
+    is recorded is exactly what was validated, even if the file changes afterwards.
+
+    Args:
+        data: The file's content.
+        name: The file's name (its suffix picks the format; it is quoted in messages).
+
+    Returns:
+        The file's rows.
+
+    Raises:
+        DataValidationError: As :func:`read_table`.
+    """
+    return _parse(io.BytesIO(data), _check_suffix(Path(name)), name)
+
+
+def read_csv_text(data: bytes) -> pd.DataFrame:
+    """A CSV's cells exactly as written (all text, no missing-value markers interpreted)."""
+    return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:

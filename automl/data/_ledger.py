@@ -8,47 +8,15 @@ not yet recorded is always processed, whatever happened to the process in betwee
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 import sqlalchemy as sa
 
-from automl.data._db import get_engine
 from automl.data._schema import Schema
-
-_meta = sa.MetaData()
-
-batches_table = sa.Table(
-    "automl_batches",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("pipeline", sa.String(64), nullable=False, index=True),
-    sa.Column("sha256", sa.String(64), nullable=False),
-    sa.Column("file_name", sa.String(512), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("reason", sa.Text, nullable=True),
-    sa.Column("stored_path", sa.String(1024), nullable=True),
-    sa.Column("n_rows", sa.Integer, nullable=False, default=0),
-    sa.Column("received_at", sa.String(40), nullable=False),
-    sa.Column("cycle_id", sa.String(64), nullable=True),
-    sa.UniqueConstraint("pipeline", "sha256", name="uq_automl_batches_pipeline_sha"),
-)
-
-schemas_table = sa.Table(
-    "automl_schemas",
-    _meta,
-    sa.Column("pipeline", sa.String(64), primary_key=True),
-    sa.Column("schema_json", sa.Text, nullable=False),
-    sa.Column("created_at", sa.String(40), nullable=False),
-)
+from automl.state import batches_table, open_state, schemas_table, utcnow
 
 BatchStatus = Literal["accepted", "rejected"]
-
-
-def utcnow() -> str:
-    """Current UTC time as ISO-8601 text."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -92,8 +60,7 @@ class BatchLedger:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._engine = get_engine(url)
-        _meta.create_all(self._engine)
+        self._engine = open_state(url)
 
     # -- files -------------------------------------------------------------------------
     def get(self, pipeline: str, sha256: str) -> BatchRecord | None:
@@ -185,3 +152,12 @@ class BatchLedger:
         stored = self.get_schema(pipeline)
         assert stored is not None
         return stored
+
+    def replace_schema(self, pipeline: str, schema: Schema) -> Schema:
+        """Overwrite the stored schema (its classes grew); store it if none is stored yet."""
+        t = schemas_table
+        with self._engine.begin() as conn:
+            updated = conn.execute(
+                t.update().where(t.c.pipeline == pipeline).values(schema_json=schema.to_json())
+            ).rowcount
+        return schema if updated else self.save_schema(pipeline, schema)

@@ -1,5 +1,5 @@
 """Drift: per-column tests (evidently's, computed once), the dataset-level decision, hysteresis
-and the HTML report."""
+(and where its state is kept) and the HTML report."""
 
 from __future__ import annotations
 
@@ -11,16 +11,10 @@ from automl.drift._evidently import (
 )
 from automl.drift._hysteresis import DriftState, Hysteresis, HysteresisDecision
 from automl.drift._importance import sensitivity_weights
-from automl.drift._policy import (
-    CORRECTIONS,
-    POLICIES,
-    Correction,
-    Policy,
-    adjust_pvalues,
-    performance_drift,
-)
+from automl.drift._policy import adjust_pvalues, performance_drift
 from automl.drift._report import ColumnDrift, DriftLevel, DriftReport, DriftSignal, SchemaChange
-from automl.drift._stats import TEST_CHOICES, TestChoice
+from automl.drift._state_store import DriftStateStore
+from automl.vocab import CORRECTIONS, POLICIES, TEST_CHOICES, Correction, Policy, TestChoice
 
 __all__ = [
     "CORRECTIONS",
@@ -33,6 +27,7 @@ __all__ = [
     "DriftReport",
     "DriftSignal",
     "DriftState",
+    "DriftStateStore",
     "EvidentlyDriftDetector",
     "Hysteresis",
     "HysteresisDecision",

@@ -16,27 +16,18 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from automl.drift._policy import (
-    CORRECTIONS,
-    POLICIES,
-    Correction,
-    Policy,
-    adjust_pvalues,
-    normalize_weights,
-)
+from automl.config import ColumnDriftSpec, DriftSpec, argument_errors, build_section
+from automl.drift._policy import adjust_pvalues, normalize_weights
 from automl.drift._report import ColumnDrift, DriftLevel, DriftReport, DriftSignal, SchemaChange
 from automl.drift._stats import (
     AUTOML_METHODS,
-    TEST_CHOICES,
-    ColumnKind,
     Sample,
     StatOutcome,
-    TestChoice,
     check_method,
     default_method,
     effect_size,
@@ -45,26 +36,28 @@ from automl.drift._stats import (
     union_distinct,
 )
 from automl.errors import DriftCheckError
-
-if TYPE_CHECKING:
-    from automl.config import DriftSpec
+from automl.vocab import ColumnKind, Correction, Policy, TestChoice
 
 #: Rows above which columns are computed in parallel threads (NumPy releases the GIL).
 _PARALLEL_MIN_ROWS = 50_000
 _MAX_UNSEEN_LISTED = 20
 
 
-@dataclass(frozen=True)
-class ColumnTest:
-    """A per-column override of the test.
+class ColumnTest(ColumnDriftSpec):
+    """A per-column override of the test: a ``drift.per_column`` entry
+    (:class:`automl.config.ColumnDriftSpec`) that also takes its fields by position.
 
-    Attributes:
+    Args:
         method: evidently method name; None keeps the default choice.
-        threshold: Threshold; None keeps the method's default.
+        threshold: Threshold (> 0); None keeps the method's default.
+
+    Raises:
+        ValueError: ``threshold`` is not > 0.
     """
 
-    method: str | None = None
-    threshold: float | None = None
+    def __init__(self, method: str | None = None, threshold: float | None = None) -> None:
+        with argument_errors():
+            super().__init__(method=method, threshold=threshold)
 
 
 @dataclass(frozen=True)
@@ -95,13 +88,15 @@ def _kind_label(ref: Sample, cur: Sample, series: pd.Series) -> str:
 class EvidentlyDriftDetector:
     """Decides dataset drift from evidently's per-column tests.
 
-    The constructor's defaults reproduce evidently's tests and share rule (with a correction and
-    an effect floor); the pipeline default is :class:`automl.config.DriftSpec`'s, built by
-    ``EvidentlyDriftDetector.from_spec(DriftSpec())``: two-sample tests, Holm, any column.
+    The settings are those of a pipeline's ``drift`` section (:class:`automl.config.DriftSpec`),
+    which checks them: :meth:`from_spec` takes a validated section, and the arguments below are
+    validated by building one. The defaults flag any one column (``drift_share`` 0.01) with
+    two-sample tests and Holm's correction; ``drift_share=0.5, correction="bh",
+    tests="evidently"`` is the rule before issue 11.
 
     Args:
         method: evidently stat test for every column (``ks``, ``psi``, ``wasserstein``,
-            ``chisquare``, ...) or ``chisquare_2samp``; None picks per column (see ``tests``).
+            ``chisquare``, ...) or ``chisquare_2samp``; None picks one per column (``tests``).
         threshold: Threshold for every column; None uses the chosen test's default.
         drift_share: The data signal fires when the policy score is at least this, in (0, 1].
         per_column: Per-column overrides of method and threshold.
@@ -109,8 +104,8 @@ class EvidentlyDriftDetector:
             pass ``weights`` to :meth:`detect`).
         warning_share: Score from which a check is a ``warning``, in (0, ``drift_share``];
             None means half of ``drift_share``.
-        correction: Multiple-testing correction of p-value tests: ``bh`` (Benjamini-Hochberg),
-            ``holm``, ``bonferroni`` or ``none``.
+        correction: Multiple-testing correction of p-value tests: ``holm``, ``bonferroni``,
+            ``bh`` (Benjamini-Hochberg) or ``none``.
         min_effect: A p-value test flags a column only when the shift is at least this large
             (K-S statistic for numeric, total variation distance for categorical columns), in
             [0, 1]. On huge samples every tiny shift is significant; this keeps irrelevant ones
@@ -131,7 +126,8 @@ class EvidentlyDriftDetector:
             bound; see ``automl.drift._stats``).
 
     Raises:
-        ValueError: A parameter is out of range; the message names it and the allowed values.
+        ValueError: A parameter breaks the ``drift`` section's rules; the message names it, the
+            rule and the value.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -150,11 +146,11 @@ class EvidentlyDriftDetector:
         *,
         method: str | None = None,
         threshold: float | None = None,
-        drift_share: float = 0.5,
-        per_column: Mapping[str, ColumnTest] | None = None,
+        drift_share: float = 0.01,
+        per_column: Mapping[str, ColumnDriftSpec] | None = None,
         policy: Policy = "share",
         warning_share: float | None = None,
-        correction: Correction = "bh",
+        correction: Correction = "holm",
         min_effect: float = 0.04,
         missing_rate_delta: float | None = 0.1,
         unseen_share: float | None = 0.05,
@@ -162,83 +158,56 @@ class EvidentlyDriftDetector:
         calibration_quantile: float = 0.95,
         seed: int = 0,
         max_workers: int | None = None,
-        tests: TestChoice = "evidently",
+        tests: TestChoice = "two_sample",
     ) -> None:
-        if not 0.0 < drift_share <= 1.0:
-            raise ValueError(f"drift_share must be within (0, 1], got {drift_share}")
-        if threshold is not None and threshold <= 0:
-            raise ValueError(f"threshold must be > 0, got {threshold}")
-        if policy not in POLICIES:
-            raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
-        if correction not in CORRECTIONS:
-            raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
-        if tests not in TEST_CHOICES:
-            raise ValueError(f"tests must be one of {TEST_CHOICES}, got {tests!r}")
-        if warning_share is not None and not 0.0 < warning_share <= drift_share:
-            raise ValueError(
-                f"warning_share must be within (0, drift_share={drift_share}], got {warning_share}"
-            )
-        if not 0.0 <= min_effect <= 1.0:
-            raise ValueError(f"min_effect must be within [0, 1], got {min_effect}")
-        for name, value in (
-            ("missing_rate_delta", missing_rate_delta),
-            ("unseen_share", unseen_share),
-        ):
-            if value is not None and not 0.0 < value <= 1.0:
-                raise ValueError(f"{name} must be within (0, 1] or None, got {value}")
-        if calibration_resamples < 0:
-            raise ValueError(f"calibration_resamples must be >= 0, got {calibration_resamples}")
-        if not 0.5 < calibration_quantile < 1.0:
-            raise ValueError(
-                f"calibration_quantile must be within (0.5, 1), got {calibration_quantile}"
-            )
-        for col, test in (per_column or {}).items():
-            if test.threshold is not None and test.threshold <= 0:
-                raise ValueError(f"per_column[{col!r}].threshold must be > 0, got {test.threshold}")
-        self.method = method
-        self.threshold = threshold
-        self.drift_share = drift_share
-        self.per_column = dict(per_column or {})
-        self.policy: Policy = policy
-        self.warning_share = drift_share / 2 if warning_share is None else warning_share
-        self.correction: Correction = correction
-        self.min_effect = min_effect
-        self.missing_rate_delta = missing_rate_delta
-        self.unseen_share = unseen_share
-        self.calibration_resamples = calibration_resamples
-        self.calibration_quantile = calibration_quantile
-        self.seed = seed
-        self.max_workers = max_workers or min(os.cpu_count() or 1, 4)
-        self.tests: TestChoice = tests
+        spec = build_section(
+            DriftSpec,
+            method=method,
+            threshold=threshold,
+            drift_share=drift_share,
+            per_column=dict(per_column or {}),
+            policy=policy,
+            warning_share=warning_share,
+            correction=correction,
+            min_effect=min_effect,
+            missing_rate_delta=missing_rate_delta,
+            unseen_share=unseen_share,
+            calibration_resamples=calibration_resamples,
+            calibration_quantile=calibration_quantile,
+            tests=tests,
+        )
+        self._configure(spec, seed=seed, max_workers=max_workers)
 
     @classmethod
-    def from_spec(cls, spec: DriftSpec, *, seed: int = 0) -> EvidentlyDriftDetector:
-        """The detector a pipeline's ``drift`` spec describes."""
-        return cls(
-            method=spec.method,
-            threshold=spec.threshold,
-            drift_share=spec.drift_share,
-            per_column={
-                name: ColumnTest(method=col.method, threshold=col.threshold)
-                for name, col in spec.per_column.items()
-            },
-            policy=spec.policy,
-            warning_share=spec.warning_share,
-            correction=spec.correction,
-            min_effect=spec.min_effect,
-            missing_rate_delta=spec.missing_rate_delta,
-            unseen_share=spec.unseen_share,
-            calibration_resamples=spec.calibration_resamples,
-            calibration_quantile=spec.calibration_quantile,
-            seed=seed,
-            tests=spec.tests,
+    def from_spec(
+        cls, spec: DriftSpec, *, seed: int = 0, max_workers: int | None = None
+    ) -> EvidentlyDriftDetector:
+        """The detector a pipeline's validated ``drift`` section describes.
+
+        Args:
+            spec: The section (its column choice, signals and hysteresis are the caller's).
+            seed: Seed of the calibration resamples.
+            max_workers: Threads for large frames; None uses the CPU count (at most 4).
+        """
+        detector = cls.__new__(cls)
+        detector._configure(spec, seed=seed, max_workers=max_workers)
+        return detector
+
+    def _configure(self, spec: DriftSpec, *, seed: int, max_workers: int | None) -> None:
+        self.spec = spec
+        self.per_column: Mapping[str, ColumnDriftSpec] = spec.per_column
+        #: Score from which a check is a warning (the section's, or half of ``drift_share``).
+        self.warning_share = (
+            spec.drift_share / 2 if spec.warning_share is None else spec.warning_share
         )
+        self.seed = seed
+        self.max_workers = max_workers or min(os.cpu_count() or 1, 4)
 
     # -- one column ---------------------------------------------------------------------
     def _test_for(self, column: str) -> tuple[str | None, float | None]:
-        override = self.per_column.get(column, ColumnTest())
-        method = override.method or self.method
-        threshold = override.threshold if override.threshold is not None else self.threshold
+        override = self.per_column.get(column, ColumnDriftSpec())
+        method = override.method or self.spec.method
+        threshold = override.threshold if override.threshold is not None else self.spec.threshold
         return method, threshold
 
     def _run(
@@ -249,11 +218,12 @@ class EvidentlyDriftDetector:
         method: str | None,
         threshold: float | None,
     ) -> StatOutcome:
+        tests = self.spec.tests
         if method is None:
-            method = default_method(ref.n, union_distinct(ref, cur), kind, tests=self.tests)
+            method = default_method(ref.n, union_distinct(ref, cur), kind, tests=tests)
         else:
             check_method(method, kind)
-        return run_method(method, threshold, ref, cur, exact_ks=self.tests == "evidently")
+        return run_method(method, threshold, ref, cur, exact_ks=tests == "evidently")
 
     def _calibrate(self, column: str, outcome: StatOutcome, ref: Sample, n_current: int) -> float:
         """The ``calibration_quantile`` of the method's score between disjoint reference parts."""
@@ -263,7 +233,7 @@ class EvidentlyDriftDetector:
         rng = np.random.default_rng([self.seed, *column.encode()])
         values = ref.values
         scores = []
-        for _ in range(self.calibration_resamples):
+        for _ in range(self.spec.calibration_resamples):
             pick = np.zeros(ref.n, dtype=bool)
             pick[rng.choice(ref.n, n_cur, replace=False)] = True
             if isinstance(values, pd.Series):
@@ -274,7 +244,7 @@ class EvidentlyDriftDetector:
                 outcome.method, outcome.threshold, Sample(a, ref.kind), Sample(b, ref.kind)
             )
             scores.append(null.score)
-        return max(outcome.threshold, float(np.quantile(scores, self.calibration_quantile)))
+        return max(outcome.threshold, float(np.quantile(scores, self.spec.calibration_quantile)))
 
     def _measure(
         self,
@@ -307,9 +277,9 @@ class EvidentlyDriftDetector:
             method, threshold = self._test_for(override_key or column)
             outcome = self._run(kind, ref, cur, method, threshold)
             effect = outcome.effect
-            if outcome.is_pvalue and self.min_effect > 0 and effect is None:
+            if outcome.is_pvalue and self.spec.min_effect > 0 and effect is None:
                 effect = effect_size(ref, cur)
-            if not outcome.is_pvalue and self.calibration_resamples:
+            if not outcome.is_pvalue and self.spec.calibration_resamples:
                 calibrated = self._calibrate(column, outcome, ref, cur.n)
         return _Measured(
             column=column,
@@ -479,7 +449,7 @@ class EvidentlyDriftDetector:
                 adjust_pvalues(
                     [m.outcome.score for m in tested if m.outcome is not None],
                     [m.outcome.threshold for m in tested if m.outcome is not None],
-                    self.correction,
+                    self.spec.correction,
                 ),
                 strict=True,
             )
@@ -496,12 +466,16 @@ class EvidentlyDriftDetector:
             reasons: list[str] = []
             delta = abs(m.missing_cur - m.missing_ref)
             if (
-                self.missing_rate_delta is not None
-                and delta >= self.missing_rate_delta
+                self.spec.missing_rate_delta is not None
+                and delta >= self.spec.missing_rate_delta
                 and m.missing_pvalue < missing_alpha
             ):
                 reasons.append("missing_rate")
-            if self.unseen_share is not None and m.unseen and m.unseen_share >= self.unseen_share:
+            if (
+                self.spec.unseen_share is not None
+                and m.unseen
+                and m.unseen_share >= self.spec.unseen_share
+            ):
                 reasons.append("unseen_categories")
             out = m.outcome
             if out is None:
@@ -526,7 +500,7 @@ class EvidentlyDriftDetector:
                 score = adjusted[name]
                 strict = out.method != "ks"  # evidently: ks drifts at p <= t, the rest at p < t
                 hit = score < threshold if strict else score <= threshold
-                if hit and m.effect is not None and m.effect < self.min_effect:
+                if hit and m.effect is not None and m.effect < self.spec.min_effect:
                     hit = False
             else:
                 if m.calibrated_threshold is not None:
@@ -564,7 +538,7 @@ class EvidentlyDriftDetector:
         if out is None:
             return DriftSignal(name, "all-missing", 1.0, 0.0, measured.all_missing == "one")
         hit = out.is_drifted
-        if out.is_pvalue and measured.effect is not None and measured.effect < self.min_effect:
+        if out.is_pvalue and measured.effect is not None and measured.effect < self.spec.min_effect:
             hit = False
         effect = f", effect {measured.effect:.3f}" if measured.effect is not None else ""
         return DriftSignal(
@@ -594,7 +568,7 @@ class EvidentlyDriftDetector:
         share = n_drifted / len(results)
         score, detail = share, f"{n_drifted} of {len(results)} columns drifted"
         used_weights: tuple[tuple[str, float], ...] = ()
-        if self.policy == "weighted":
+        if self.spec.policy == "weighted":
             normalized, uniform = normalize_weights(weights or {}, names)
             score = sum(normalized[r.column] for r in results if r.is_drifted)
             used_weights = tuple(normalized.items())
@@ -605,7 +579,12 @@ class EvidentlyDriftDetector:
             )
         all_signals = [
             DriftSignal(
-                "data", self.policy, score, self.drift_share, score >= self.drift_share, detail
+                "data",
+                self.spec.policy,
+                score,
+                self.spec.drift_share,
+                score >= self.spec.drift_share,
+                detail,
             )
         ]
         try:
@@ -639,15 +618,15 @@ class EvidentlyDriftDetector:
         return DriftReport(
             is_drifted=is_drifted,
             share_drifted=share,
-            drift_share=self.drift_share,
+            drift_share=self.spec.drift_share,
             columns=tuple(results),
             n_reference=len(reference),
             n_current=len(current),
             score=score,
-            policy=self.policy,
+            policy=self.spec.policy,
             level=level,
             warning_share=self.warning_share,
-            correction=self.correction,
+            correction=self.spec.correction,
             signals=tuple(all_signals),
             schema_changes=tuple(changes.values()),
             weights=used_weights,
@@ -697,7 +676,7 @@ def render_drift_html(
     method: str | None = None,
     threshold: float | None = None,
     drift_share: float = 0.5,
-    per_column: Mapping[str, ColumnTest] | None = None,
+    per_column: Mapping[str, ColumnDriftSpec] | None = None,
 ) -> Path:
     """Render evidently's data-drift HTML report (slow: plots every column) to ``path``.
 
@@ -714,7 +693,7 @@ def render_drift_html(
     num = [c for c in numeric if c in both and pd.api.types.is_numeric_dtype(current[c])]
     cat = [c for c in categorical if c in both]
     cols = [*num, *cat]
-    if method in AUTOML_METHODS:
+    if method in AUTOML_METHODS:  # evidently does not know it: its report shows its own choice
         method, threshold = None, None
     overrides = {
         k: v for k, v in (per_column or {}).items() if k in cols and v.method not in AUTOML_METHODS

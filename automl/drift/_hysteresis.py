@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from automl.config import HysteresisSpec, build_section
 from automl.drift._report import DriftLevel
-
-if TYPE_CHECKING:
-    from automl.config import HysteresisSpec
 
 
 @dataclass(frozen=True)
@@ -99,6 +97,10 @@ class HysteresisDecision:
 class Hysteresis:
     """Confirms drift over several checks and enforces a cool-down between re-tunes.
 
+    The settings are those of a pipeline's ``drift.hysteresis`` section
+    (:class:`automl.config.HysteresisSpec`), which checks them: :meth:`from_spec` takes a
+    validated section, and the arguments below are validated by building one.
+
     Args:
         confirm_checks: Drift after this many consecutive drifted checks (>= 1; 1 = at once).
         window_checks: With ``window_drifted``: drift when at least ``window_drifted`` of the
@@ -108,7 +110,8 @@ class Hysteresis:
         cooldown_s: Seconds after a re-tune during which a confirmed drift only warns.
 
     Raises:
-        ValueError: A parameter is out of range.
+        ValueError: A parameter breaks the section's rules; the message names it, the rule and
+            the value.
 
     Example:
         >>> h = Hysteresis(confirm_checks=2, cooldown_checks=1)
@@ -134,44 +137,31 @@ class Hysteresis:
         cooldown_checks: int = 0,
         cooldown_s: float = 0.0,
     ) -> None:
-        if confirm_checks < 1:
-            raise ValueError(f"confirm_checks must be >= 1, got {confirm_checks}")
-        if (window_checks is None) != (window_drifted is None):
-            raise ValueError(
-                "window_checks and window_drifted must be set together, got "
-                f"window_checks={window_checks}, window_drifted={window_drifted}"
-            )
-        if (
-            window_checks is not None
-            and window_drifted is not None
-            and not 1 <= window_drifted <= window_checks
-        ):
-            raise ValueError(
-                f"window_drifted must be within [1, window_checks={window_checks}], "
-                f"got {window_drifted}"
-            )
-        if cooldown_checks < 0 or cooldown_s < 0:
-            raise ValueError(
-                f"cool-down must be >= 0, got cooldown_checks={cooldown_checks}, "
-                f"cooldown_s={cooldown_s}"
-            )
-        self.confirm_checks = confirm_checks
-        self.window_checks = window_checks
-        self.window_drifted = window_drifted
-        self.cooldown_checks = cooldown_checks
-        self.cooldown_s = cooldown_s
-        self._memory = max(confirm_checks, window_checks or 0)
+        spec = build_section(
+            HysteresisSpec,
+            confirm_checks=confirm_checks,
+            window_checks=window_checks,
+            window_drifted=window_drifted,
+            cooldown_checks=cooldown_checks,
+            cooldown_s=cooldown_s,
+        )
+        self._configure(spec)
 
     @classmethod
     def from_spec(cls, spec: HysteresisSpec) -> Hysteresis:
-        """The hysteresis a pipeline's ``drift.hysteresis`` spec describes."""
-        return cls(
-            confirm_checks=spec.confirm_checks,
-            window_checks=spec.window_checks,
-            window_drifted=spec.window_drifted,
-            cooldown_checks=spec.cooldown_checks,
-            cooldown_s=spec.cooldown_s,
-        )
+        """The hysteresis a pipeline's validated ``drift.hysteresis`` section describes."""
+        hysteresis = cls.__new__(cls)
+        hysteresis._configure(spec)
+        return hysteresis
+
+    def _configure(self, spec: HysteresisSpec) -> None:
+        self.spec = spec
+        self.confirm_checks = spec.confirm_checks
+        self.window_checks = spec.window_checks
+        self.window_drifted = spec.window_drifted
+        self.cooldown_checks = spec.cooldown_checks
+        self.cooldown_s = spec.cooldown_s
+        self._memory = max(spec.confirm_checks, spec.window_checks or 0)
 
     def rebase(self, state: DriftState, reference_version: str | None) -> DriftState:
         """Point the state at the serving champion; a new champion clears the evidence."""

@@ -29,16 +29,11 @@ reference-vs-reference resamples instead.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
 
 import numpy as np
 
 from automl.drift._report import DriftSignal
-
-Correction = Literal["none", "bonferroni", "holm", "bh"]
-Policy = Literal["share", "weighted"]
-CORRECTIONS: tuple[Correction, ...] = ("none", "bonferroni", "holm", "bh")
-POLICIES: tuple[Policy, ...] = ("share", "weighted")
+from automl.vocab import CORRECTIONS, Correction
 
 
 def adjust_pvalues(

@@ -46,12 +46,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-ColumnKind = Literal["numeric", "categorical"]
+from automl.vocab import ColumnKind, TestChoice
+
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
 
@@ -104,9 +105,6 @@ _KS_EXACT_MAX_N = 10_000
 _FEW_VALUES = 5
 #: Cells of a contingency table with a smaller expected count are pooled into one.
 _MIN_EXPECTED = 5.0
-#: How the default test of a column is chosen: evidently's choice, or two-sample p-value tests.
-TestChoice = Literal["two_sample", "evidently"]
-TEST_CHOICES: tuple[TestChoice, ...] = ("two_sample", "evidently")
 
 
 class StatTestError(ValueError):

@@ -8,21 +8,9 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from automl.data import get_engine
+from automl.state import cycles_table, open_state
 
 CycleStatus = Literal["no_data", "no_drift", "retuned", "failed", "interrupted", "skipped"]
-
-_meta = sa.MetaData()
-cycles_table = sa.Table(
-    "automl_cycles",
-    _meta,
-    sa.Column("cycle_id", sa.String(64), primary_key=True),
-    sa.Column("pipeline", sa.String(64), nullable=False, index=True),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("started_at", sa.String(40), nullable=False),
-    sa.Column("finished_at", sa.String(40), nullable=False),
-    sa.Column("result_json", sa.Text, nullable=False),
-)
 
 
 @dataclass(frozen=True)
@@ -56,6 +44,10 @@ class CycleResult:
         champion_version: The champion after the cycle.
         run_id: MLflow parent run id.
         error: Failure message when ``status`` is ``failed``.
+        shadow_version: The challenger in shadow that this cycle scored, if any.
+        shadow_outcome: What its evidence decided: ``shadow`` (still waiting), ``promoted``
+            or ``rejected`` (dropped).
+        shadow_batches: Cycles of new rows it has been scored on, this one included.
     """
 
     pipeline: str
@@ -80,6 +72,9 @@ class CycleResult:
     run_id: str | None = None
     error: str | None = None
     metric: str | None = field(default=None)
+    shadow_version: str | None = None
+    shadow_outcome: str | None = None
+    shadow_batches: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -102,8 +97,7 @@ class CycleHistory:
     """
 
     def __init__(self, url: str) -> None:
-        self._engine = get_engine(url)
-        _meta.create_all(self._engine)
+        self._engine = open_state(url)
 
     def record(self, result: CycleResult) -> None:
         """Store a finished cycle."""

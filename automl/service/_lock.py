@@ -19,7 +19,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from automl.config import PipelineSpec
-from automl.data import get_engine
+from automl.state import get_engine
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import urllib.request
 from typing import Any
 
 from automl.config import PipelineSpec
-from automl.data import utcnow
+from automl.state import utcnow
 
 log = logging.getLogger(__name__)
 

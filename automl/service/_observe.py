@@ -29,35 +29,20 @@ class ServiceMetrics:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = CollectorRegistry()
-        self.cycles = Counter(
-            "automl_cycles",
-            "Cycles run, by outcome.",
-            ["pipeline", "status"],
-            registry=self.registry,
+
+        def counter(name: str, documentation: str, *labels: str) -> Counter:
+            return Counter(name, documentation, ["pipeline", *labels], registry=self.registry)
+
+        self.cycles = counter("automl_cycles", "Cycles run, by outcome.", "status")
+        self.drift_checks = counter("automl_drift_checks", "Drift checks, by verdict.", "verdict")
+        self.trials = counter("automl_trials", "Tuning trials run.")
+        self.promotions = counter(
+            "automl_promotion_decisions", "Promotion decisions, by outcome.", "outcome"
         )
-        self.drift_checks = Counter(
-            "automl_drift_checks",
-            "Drift checks, by verdict.",
-            ["pipeline", "verdict"],
-            registry=self.registry,
-        )
-        self.trials = Counter(
-            "automl_trials", "Tuning trials run.", ["pipeline"], registry=self.registry
-        )
-        self.promotions = Counter(
-            "automl_promotion_decisions",
-            "Promotion decisions, by outcome.",
-            ["pipeline", "outcome"],
-            registry=self.registry,
-        )
-        self.failures = Counter(
-            "automl_cycle_failures", "Failed cycles.", ["pipeline"], registry=self.registry
-        )
-        self.skipped = Counter(
+        self.failures = counter("automl_cycle_failures", "Failed cycles.")
+        self.skipped = counter(
             "automl_cycles_skipped",
             "Cycles skipped because another instance holds the pipeline's lock.",
-            ["pipeline"],
-            registry=self.registry,
         )
         self.duration = Histogram(
             "automl_cycle_duration_seconds",

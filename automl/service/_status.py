@@ -7,15 +7,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from automl.config import PipelineSpec
-from automl.data import BatchLedger, get_engine
+from automl.data import BatchLedger
 from automl.service._history import CycleHistory
+from automl.service._record import CV_SCORE
+from automl.service._workspace import make_tracker
+from automl.state import get_engine
 from automl.tracking import CHAMPION
 
 
 def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
     """Champion, last cycle, last drift check, pending and quarantined counts of a pipeline."""
-    from automl.service._cycle import make_tracker
-
     history = CycleHistory(spec.state_url)
     ledger = BatchLedger(spec.state_url)
     champion = make_tracker(spec).get_alias(spec.model_name, CHAMPION)
@@ -25,7 +26,7 @@ def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
         "pipeline": spec.name,
         "model": spec.model_name,
         "champion_version": champion.version if champion else None,
-        "champion_cv_score": champion.tags.get("automl.cv_score") if champion else None,
+        "champion_cv_score": champion.tags.get(CV_SCORE) if champion else None,
         "last_cycle": latest.cycle_id if latest else None,
         "last_status": latest.status if latest else None,
         "last_finished_at": latest.finished_at if latest else None,
@@ -39,8 +40,6 @@ def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
 
 def check_stores(spec: PipelineSpec) -> dict[str, str]:
     """Reach the state database and MLflow; return the failures (empty when all answer)."""
-    from automl.service._cycle import make_tracker
-
     failing: dict[str, str] = {}
     try:
         with get_engine(spec.state_url).connect() as conn:

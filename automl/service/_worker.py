@@ -19,8 +19,8 @@ import pandas as pd
 
 from automl.config import PipelineSpec
 from automl.errors import ConfigError, SchedulerError
-from automl.service._cycle import PARENT_RUN_ATTR, ROWS_ATTR, make_tracker
-from automl.service._tuning_log import trial_logger
+from automl.service._record import PARENT_RUN_ATTR, ROWS_ATTR, trial_logger
+from automl.service._workspace import make_tracker
 from automl.tracking import MlflowTracker
 from automl.tuning import ActiveStudy, find_active_study, work_on_study
 

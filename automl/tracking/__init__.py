@@ -1,13 +1,22 @@
-"""Tracking: MLflow runs and artifacts, the model registry and the promotion rule."""
+"""Tracking: MLflow runs and artifacts; the registry: versions, aliases, the promotion gate,
+alias moves with their intent log, reconcile, rollback and the promotion history."""
 
 from __future__ import annotations
 
+from automl.tracking._aliases import (
+    AliasMove,
+    move_logged,
+    promote_version,
+    reconcile,
+    rollback,
+    serving_version,
+)
 from automl.tracking._gate import (
     GateResult,
     Guardrail,
     GuardrailCheck,
     Predictions,
-    SignificanceTest,
+    PromotionGate,
     evaluate_gate,
 )
 from automl.tracking._mlflow import MlflowTracker, ModelVersionInfo
@@ -15,30 +24,44 @@ from automl.tracking._promotion import (
     CHALLENGER,
     CHAMPION,
     PREVIOUS_CHAMPION,
-    Approval,
     PromotionDecision,
-    apply_promotion,
     decide_promotion,
-    decision_tags,
     move_champion,
 )
+from automl.tracking._promotion_log import Action, LogEntry, PromotionLog, current_actor
+from automl.tracking._pyfunc import predict_frame
+from automl.tracking._shadow import ShadowBatch, ShadowState, ShadowStore
+from automl.vocab import Approval, SignificanceTest
 
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "PREVIOUS_CHAMPION",
+    "Action",
+    "AliasMove",
     "Approval",
     "GateResult",
     "Guardrail",
     "GuardrailCheck",
+    "LogEntry",
     "MlflowTracker",
     "ModelVersionInfo",
     "Predictions",
     "PromotionDecision",
+    "PromotionGate",
+    "PromotionLog",
+    "ShadowBatch",
+    "ShadowState",
+    "ShadowStore",
     "SignificanceTest",
-    "apply_promotion",
+    "current_actor",
     "decide_promotion",
-    "decision_tags",
     "evaluate_gate",
     "move_champion",
+    "move_logged",
+    "predict_frame",
+    "promote_version",
+    "reconcile",
+    "rollback",
+    "serving_version",
 ]

@@ -3,20 +3,20 @@
 The gate never sees models, only what they predicted on the same holdout rows, so the rule is
 a pure function that tests can drive with plain arrays. Metric computation is injected (the
 service passes the tuning package's metric functions) to keep this package free of sideways
-imports.
+imports. Its settings are those of a pipeline's ``registry`` section
+(:class:`automl.config.RegistrySpec`), which checks them once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-SignificanceTest = Literal["bootstrap", "mcnemar", "none"]
-#: Guardrails measured on the models themselves rather than on their predictions' quality.
-RESOURCE_GUARDRAILS = ("latency_ms", "model_size_mb")
+from automl.config import GuardrailSpec, RegistrySpec, argument_errors, build_section
+from automl.vocab import RESOURCE_METRICS, SignificanceTest
 
 
 @dataclass(frozen=True)
@@ -54,22 +54,27 @@ class Predictions:
 MetricFn = Callable[[str, np.ndarray[Any, Any], Predictions], float]
 
 
-@dataclass(frozen=True)
-class Guardrail:
-    """A metric that must not get worse beyond a tolerance.
+class Guardrail(GuardrailSpec):
+    """A metric that must not get worse beyond a tolerance: a ``registry.guardrails`` entry
+    (:class:`automl.config.GuardrailSpec`) that also takes its metric by position.
 
-    Attributes:
+    Args:
         metric: A quality metric (``accuracy``, ``rmse``, ...) or ``latency_ms`` /
             ``model_size_mb``.
         max_regression: For quality metrics: how much worse (in the metric's units) the
             challenger may be than the champion.
         max_ratio: For ``latency_ms`` / ``model_size_mb``: the largest allowed
             challenger / champion ratio.
+
+    Raises:
+        ValueError: An unknown metric, or a limit of the other kind of metric.
     """
 
-    metric: str
-    max_regression: float | None = None
-    max_ratio: float | None = None
+    def __init__(
+        self, metric: str, max_regression: float | None = None, max_ratio: float | None = None
+    ) -> None:
+        with argument_errors():
+            super().__init__(metric=metric, max_regression=max_regression, max_ratio=max_ratio)
 
 
 @dataclass(frozen=True)
@@ -160,14 +165,14 @@ def _mcnemar(
 
 
 def _check_guardrail(
-    rail: Guardrail,
+    rail: GuardrailSpec,
     y_true: np.ndarray[Any, Any],
     challenger: Predictions,
     champion: Predictions,
     metric_fn: MetricFn,
     greater_is_better: Callable[[str], bool],
 ) -> GuardrailCheck:
-    if rail.metric in RESOURCE_GUARDRAILS:
+    if rail.metric in RESOURCE_METRICS:
         chal = float(getattr(challenger, rail.metric))
         champ = float(getattr(champion, rail.metric))
         ratio_limit = rail.max_ratio if rail.max_ratio is not None else 1.0
@@ -183,6 +188,148 @@ def _check_guardrail(
     )
 
 
+class PromotionGate:
+    """Judges a challenger against the champion on the same holdout.
+
+    The challenger passes when (1) it improves the primary metric by more than zero and at
+    least ``margin``, (2) the improvement is credible: the lower bound of a paired bootstrap
+    confidence interval (``1 - alpha``) is above zero, or McNemar's exact test on the rows
+    where the two disagree rejects "equally good" at ``alpha`` in the challenger's favour, and
+    (3) no guardrail regresses beyond its tolerance.
+
+    The settings are those of a pipeline's ``registry`` section
+    (:class:`automl.config.RegistrySpec`: ``promotion_margin``, ``significance``,
+    ``guardrails``), which checks them: :meth:`from_spec` takes a validated section, and the
+    arguments below are validated by building one.
+
+    Args:
+        margin: Smallest improvement that counts (>= 0).
+        test: ``bootstrap``, ``mcnemar`` (classification labels) or ``none``.
+        alpha: Significance level in (0, 0.5).
+        n_resamples: Bootstrap resamples (100 to 100,000).
+        guardrails: Metrics that must not regress.
+
+    Raises:
+        ValueError: A setting breaks the section's rules; the message names it, the rule and
+            the value.
+    """
+
+    def __init__(
+        self,
+        *,
+        margin: float = 0.0,
+        test: SignificanceTest = "bootstrap",
+        alpha: float = 0.05,
+        n_resamples: int = 1000,
+        guardrails: Sequence[GuardrailSpec] = (),
+    ) -> None:
+        self.spec = build_section(
+            RegistrySpec,
+            promotion_margin=margin,
+            significance={"test": test, "alpha": alpha, "n_resamples": n_resamples},
+            guardrails=tuple(guardrails),
+        )
+
+    @classmethod
+    def from_spec(cls, spec: RegistrySpec) -> PromotionGate:
+        """The gate a pipeline's validated ``registry`` section describes."""
+        gate = cls.__new__(cls)
+        gate.spec = spec
+        return gate
+
+    def evaluate(
+        self,
+        y_true: np.ndarray[Any, Any],
+        challenger: Predictions,
+        champion: Predictions,
+        *,
+        metric: str,
+        metric_fn: MetricFn,
+        greater_is_better: Callable[[str], bool],
+        seed: int = 0,
+    ) -> GateResult:
+        """Judge ``challenger`` against ``champion``.
+
+        Args:
+            y_true: Holdout labels or values.
+            challenger: The challenger's predictions.
+            champion: The champion's predictions on the same rows.
+            metric: Primary metric name, understood by ``metric_fn``.
+            metric_fn: ``metric_fn(name, y_true, predictions) -> value``.
+            greater_is_better: Direction of a metric by name.
+            seed: Seeds the bootstrap.
+
+        Returns:
+            The measurements and the verdict, with every failing reason.
+
+        Raises:
+            ValueError: Predictions of different lengths.
+        """
+        if not len(y_true) == len(challenger.values) == len(champion.values):
+            raise ValueError("challenger, champion and y_true must cover the same holdout rows")
+        margin, significance = self.spec.promotion_margin, self.spec.significance
+        test, alpha = significance.test, significance.alpha
+        n_resamples, guardrails = significance.n_resamples, self.spec.guardrails
+        direction = greater_is_better(metric)
+        chal_score = metric_fn(metric, y_true, challenger)
+        champ_score = metric_fn(metric, y_true, champion)
+        improvement = _oriented(chal_score - champ_score, direction)
+        passes_margin = improvement > 0 and improvement >= margin
+        reasons: list[str] = []
+        if not passes_margin:
+            reasons.append(f"improvement {improvement:+.4f} below margin {margin}")
+        ci_low = ci_high = p_value = None
+        is_credible = True
+        if test == "bootstrap":
+            ci_low, ci_high = _bootstrap(
+                y_true,
+                challenger,
+                champion,
+                metric=metric,
+                metric_fn=metric_fn,
+                greater_is_better=direction,
+                alpha=alpha,
+                n_resamples=n_resamples,
+                seed=seed,
+            )
+            is_credible = ci_low > 0
+            if not is_credible:
+                reasons.append(
+                    f"not credible: {1 - alpha:.0%} bootstrap interval of the improvement "
+                    f"[{ci_low:+.4f}, {ci_high:+.4f}] includes 0"
+                )
+        elif test == "mcnemar":
+            p_value, wins, losses = _mcnemar(y_true, challenger, champion)
+            is_credible = p_value < alpha and wins > losses
+            if not is_credible:
+                reasons.append(
+                    f"not credible: McNemar p={p_value:.3g} (challenger right where champion wrong "
+                    f"{wins}x, the reverse {losses}x; need p < {alpha})"
+                )
+        checks = tuple(
+            _check_guardrail(rail, y_true, challenger, champion, metric_fn, greater_is_better)
+            for rail in guardrails
+        )
+        for check in checks:
+            if not check.passed:
+                reasons.append(
+                    f"guardrail {check.metric}: {check.challenger_value:.4g} vs champion "
+                    f"{check.champion_value:.4g} breaks {check.limit}"
+                )
+        return GateResult(
+            improvement=improvement,
+            passes_margin=passes_margin,
+            test=test,
+            is_credible=is_credible,
+            passed=not reasons,
+            ci_low=ci_low,
+            ci_high=ci_high,
+            p_value=p_value,
+            guardrails=checks,
+            reasons=tuple(reasons),
+        )
+
+
 def evaluate_gate(
     y_true: np.ndarray[Any, Any],
     challenger: Predictions,
@@ -195,37 +342,14 @@ def evaluate_gate(
     test: SignificanceTest = "bootstrap",
     alpha: float = 0.05,
     n_resamples: int = 1000,
-    guardrails: Sequence[Guardrail] = (),
+    guardrails: Sequence[GuardrailSpec] = (),
     seed: int = 0,
 ) -> GateResult:
-    """Judge a challenger against the champion on the same holdout.
-
-    The challenger passes when (1) it improves the primary metric by more than zero and at
-    least ``margin``, (2) the improvement is credible: the lower bound of a paired bootstrap
-    confidence interval (``1 - alpha``) is above zero, or McNemar's exact test on the rows
-    where the two disagree rejects "equally good" at ``alpha`` in the challenger's favour, and
-    (3) no guardrail regresses beyond its tolerance.
-
-    Args:
-        y_true: Holdout labels or values.
-        challenger: The challenger's predictions.
-        champion: The champion's predictions on the same rows.
-        metric: Primary metric name, understood by ``metric_fn``.
-        metric_fn: ``metric_fn(name, y_true, predictions) -> value``.
-        greater_is_better: Direction of a metric by name.
-        margin: Smallest improvement that counts (>= 0).
-        test: ``bootstrap``, ``mcnemar`` (classification labels) or ``none``.
-        alpha: Significance level in (0, 1).
-        n_resamples: Bootstrap resamples (>= 100).
-        guardrails: Metrics that must not regress.
-        seed: Seeds the bootstrap.
-
-    Returns:
-        The measurements and the verdict, with every failing reason.
+    """Judge a challenger against the champion with plain settings (see :class:`PromotionGate`).
 
     Raises:
-        ValueError: Bad ``margin``, ``alpha``, ``n_resamples`` or ``test``, or predictions of
-            different lengths.
+        ValueError: A setting breaks the ``registry`` section's rules (``margin``, ``alpha``,
+            ``n_resamples``, ``test``, a guardrail), or predictions of different lengths.
 
     Example:
         >>> y = np.array([0, 1] * 100)
@@ -237,71 +361,15 @@ def evaluate_gate(
         >>> r.passed, round(r.improvement, 2), r.p_value < 0.001
         (True, 0.25, True)
     """
-    if margin < 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be within (0, 1), got {alpha}")
-    if n_resamples < 100:
-        raise ValueError(f"n_resamples must be >= 100, got {n_resamples}")
-    if test not in ("bootstrap", "mcnemar", "none"):
-        raise ValueError(f"test must be one of bootstrap, mcnemar, none; got {test!r}")
-    if not len(y_true) == len(challenger.values) == len(champion.values):
-        raise ValueError("challenger, champion and y_true must cover the same holdout rows")
-    direction = greater_is_better(metric)
-    chal_score = metric_fn(metric, y_true, challenger)
-    champ_score = metric_fn(metric, y_true, champion)
-    improvement = _oriented(chal_score - champ_score, direction)
-    passes_margin = improvement > 0 and improvement >= margin
-    reasons: list[str] = []
-    if not passes_margin:
-        reasons.append(f"improvement {improvement:+.4f} below margin {margin}")
-    ci_low = ci_high = p_value = None
-    is_credible = True
-    if test == "bootstrap":
-        ci_low, ci_high = _bootstrap(
-            y_true,
-            challenger,
-            champion,
-            metric=metric,
-            metric_fn=metric_fn,
-            greater_is_better=direction,
-            alpha=alpha,
-            n_resamples=n_resamples,
-            seed=seed,
-        )
-        is_credible = ci_low > 0
-        if not is_credible:
-            reasons.append(
-                f"not credible: {1 - alpha:.0%} bootstrap interval of the improvement "
-                f"[{ci_low:+.4f}, {ci_high:+.4f}] includes 0"
-            )
-    elif test == "mcnemar":
-        p_value, wins, losses = _mcnemar(y_true, challenger, champion)
-        is_credible = p_value < alpha and wins > losses
-        if not is_credible:
-            reasons.append(
-                f"not credible: McNemar p={p_value:.3g} (challenger right where champion wrong "
-                f"{wins}x, the reverse {losses}x; need p < {alpha})"
-            )
-    checks = tuple(
-        _check_guardrail(rail, y_true, challenger, champion, metric_fn, greater_is_better)
-        for rail in guardrails
+    gate = PromotionGate(
+        margin=margin, test=test, alpha=alpha, n_resamples=n_resamples, guardrails=guardrails
     )
-    for check in checks:
-        if not check.passed:
-            reasons.append(
-                f"guardrail {check.metric}: {check.challenger_value:.4g} vs champion "
-                f"{check.champion_value:.4g} breaks {check.limit}"
-            )
-    return GateResult(
-        improvement=improvement,
-        passes_margin=passes_margin,
-        test=test,
-        is_credible=is_credible,
-        passed=not reasons,
-        ci_low=ci_low,
-        ci_high=ci_high,
-        p_value=p_value,
-        guardrails=checks,
-        reasons=tuple(reasons),
+    return gate.evaluate(
+        y_true,
+        challenger,
+        champion,
+        metric=metric,
+        metric_fn=metric_fn,
+        greater_is_better=greater_is_better,
+        seed=seed,
     )

@@ -96,6 +96,16 @@ def _clean_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
 
 
+def _version_info(model_name: str, mv: Any) -> ModelVersionInfo:
+    return ModelVersionInfo(
+        name=model_name,
+        version=str(mv.version),
+        run_id=mv.run_id,
+        source=str(mv.source),
+        tags=dict(mv.tags or {}),
+    )
+
+
 class MlflowTracker:
     """Runs, artifacts and registry operations for one pipeline's experiment.
 
@@ -253,20 +263,52 @@ class MlflowTracker:
     def log_model(
         self, run_id: str, model: Any, *, input_example: pd.DataFrame, name: str = "model"
     ) -> str:
-        """Log a scikit-learn model with a signature and input example; return its model URI."""
+        """Log a fitted scikit-learn model that MLflow serves on rows as clients send them.
+
+        The input example's dtypes are the contract: the signature declares ``int64`` columns
+        ``long``, floats ``double``, ``bool`` ``boolean``, text ``string``, and nullable
+        ``Int64`` / ``boolean`` columns ``any`` (MLflow has no nullable integer); the model
+        converts them to what it was trained on. A classifier's signature also takes
+        ``params={"predict_method": "predict_proba"}``, which returns ``prediction`` and one
+        ``proba_<class>`` column per class. Build the example with
+        ``automl.data.as_received`` from canonical rows. The model loads with MLflow,
+        scikit-learn and its own library only (see ``automl.tracking._pyfunc``).
+
+        Returns:
+            The model URI (``models:/m-...``).
+
+        Raises:
+            TrackingError: MLflow refused the model.
+        """
         import mlflow
-        import mlflow.sklearn
-        from mlflow.models import infer_signature
+        from mlflow.models import Model, ModelSignature, infer_signature
+
+        from automl.tracking import _model_format, _pyfunc
 
         # cloudpickle on purpose: an XGBoost model in a scikit-learn pipeline is not skops-safe
         # without a trust list; MLflow would warn about it on every save.
         logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+        _model_format.use_installed_loader()
+        features = _model_format.feature_kinds(input_example)
         try:
-            signature = infer_signature(input_example, model.predict(input_example))
+            rows = _pyfunc.to_model_frame(input_example, features)
+            params = (
+                {_pyfunc.PREDICT_METHOD: "predict"} if hasattr(model, "predict_proba") else None
+            )
+            inferred = infer_signature(rows, model.predict(rows), params=params)
+            signature = ModelSignature(
+                inputs=_model_format.input_schema(input_example),
+                outputs=inferred.outputs,
+                params=inferred.params,
+            )
             with _global_uri(self.tracking_uri), mlflow.start_run(run_id=run_id):
-                info = mlflow.sklearn.log_model(
-                    model,
+                info = Model.log(
+                    artifact_path=None,
                     name=name,
+                    flavor=_model_format,
+                    flavor_name="mlflow.sklearn",
+                    sk_model=model,
+                    features=features,
                     signature=signature,
                     input_example=input_example,
                     pip_requirements=_pip_requirements(),
@@ -327,13 +369,7 @@ class MlflowTracker:
     def get_version(self, model_name: str, version: str) -> ModelVersionInfo:
         """A registered version by number."""
         mv = self.client.get_model_version(model_name, version)
-        return ModelVersionInfo(
-            name=model_name,
-            version=str(mv.version),
-            run_id=mv.run_id,
-            source=str(mv.source),
-            tags=dict(mv.tags or {}),
-        )
+        return _version_info(model_name, mv)
 
     def get_alias(self, model_name: str, alias: str) -> ModelVersionInfo | None:
         """The version an alias points at, or None (also when the model is not registered)."""
@@ -346,13 +382,7 @@ class MlflowTracker:
             if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
                 return None
             raise TrackingError(f"could not read alias {alias!r} of {model_name!r}: {exc}") from exc
-        return ModelVersionInfo(
-            name=model_name,
-            version=str(mv.version),
-            run_id=mv.run_id,
-            source=str(mv.source),
-            tags=dict(mv.tags or {}),
-        )
+        return _version_info(model_name, mv)
 
     def set_alias(self, model_name: str, alias: str, version: str) -> None:
         """Point an alias at a version."""
@@ -379,6 +409,9 @@ class MlflowTracker:
         import mlflow.artifacts
         import mlflow.pyfunc
 
+        from automl.tracking._model_format import use_installed_loader
+
+        use_installed_loader()
         try:
             with tempfile.TemporaryDirectory() as tmp, _global_uri(self.tracking_uri):
                 local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
@@ -399,20 +432,8 @@ class MlflowTracker:
             found = self.client.search_model_versions(query)
         except MlflowException as exc:
             raise TrackingError(f"could not search versions of {model_name!r}: {exc}") from exc
-        return sorted(
-            (
-                ModelVersionInfo(
-                    name=model_name,
-                    version=str(mv.version),
-                    run_id=mv.run_id,
-                    source=str(mv.source),
-                    tags=dict(mv.tags or {}),
-                )
-                for mv in found
-            ),
-            key=lambda v: int(v.version),
-            reverse=True,
-        )
+        versions = (_version_info(model_name, mv) for mv in found)
+        return sorted(versions, key=lambda v: int(v.version), reverse=True)
 
     def load_model(self, model: str | ModelVersionInfo) -> Any:
         """Load a model (scikit-learn flavour, so probabilities are available).

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 from automl.tracking._gate import GateResult
 from automl.tracking._mlflow import MlflowTracker
+from automl.vocab import Approval
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
-
-Approval = Literal["auto", "manual"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +29,8 @@ class PromotionDecision:
         champion_version: The serving version before the decision (None if there was none).
         champion_score: Its score on the same holdout.
         awaiting_approval: Manual mode: the challenger waits for ``automl promote``.
+        in_shadow: Shadow mode: the challenger passed the holdout gate and waits as
+            ``@challenger`` for the evidence of the next batches.
         gate: The full gate evaluation (None when there was no champion to compare with).
     """
 
@@ -44,6 +44,7 @@ class PromotionDecision:
     champion_version: str | None = None
     champion_score: float | None = None
     awaiting_approval: bool = False
+    in_shadow: bool = False
     gate: GateResult | None = None
 
     @property
@@ -56,7 +57,9 @@ class PromotionDecision:
 
     @property
     def outcome(self) -> str:
-        """``promoted``, ``rejected`` or ``awaiting_approval``."""
+        """``promoted``, ``rejected``, ``awaiting_approval`` or ``shadow``."""
+        if self.in_shadow:
+            return "shadow"
         if self.awaiting_approval:
             return "awaiting_approval"
         return "promoted" if self.is_promoted else "rejected"
@@ -137,30 +140,6 @@ def decide_promotion(
     return PromotionDecision(is_promoted=verdict, reason=reason, **common)
 
 
-def decision_tags(decision: PromotionDecision) -> dict[str, str]:
-    """The version tags that record a decision in the registry."""
-    tags = {
-        "automl.decision": decision.outcome,
-        "automl.reason": decision.reason[:5000],
-        "automl.metric": decision.metric,
-        "automl.challenger_score": f"{decision.challenger_score:.6f}",
-        "automl.margin": str(decision.margin),
-    }
-    if decision.champion_score is not None:
-        tags["automl.champion_score"] = f"{decision.champion_score:.6f}"
-        tags["automl.champion_version"] = decision.champion_version or ""
-    gate = decision.gate
-    if gate is not None:
-        tags["automl.gate_test"] = gate.test
-        if gate.ci_low is not None:
-            tags["automl.gate_ci"] = f"[{gate.ci_low:.6f}, {gate.ci_high:.6f}]"
-        if gate.p_value is not None:
-            tags["automl.gate_p_value"] = f"{gate.p_value:.6g}"
-        if gate.guardrails:
-            tags["automl.gate_guardrails"] = json.dumps([asdict(g) for g in gate.guardrails])[:5000]
-    return tags
-
-
 def move_champion(
     tracker: MlflowTracker,
     model_name: str,
@@ -182,17 +161,3 @@ def move_champion(
     tracker.set_alias(model_name, CHAMPION, new_version)
     if drop_challenger:
         tracker.delete_alias(model_name, CHALLENGER)
-
-
-def apply_promotion(tracker: MlflowTracker, model_name: str, decision: PromotionDecision) -> None:
-    """Record the decision as version tags, then move the aliases it calls for.
-
-    A promoted challenger becomes ``champion`` (see :func:`move_champion`); a rejected or
-    waiting one keeps ``challenger``.
-    """
-    version = decision.challenger_version
-    tracker.set_version_tags(model_name, version, decision_tags(decision))
-    if decision.is_promoted:
-        move_champion(tracker, model_name, version, current_version=decision.champion_version)
-    else:
-        tracker.set_alias(model_name, CHALLENGER, version)

@@ -7,7 +7,8 @@ Public surface:
 - :func:`tune` runs a search of a :class:`SearchConfig` with a budget and returns a
   :class:`TuningResult` (one :class:`TrialResult` per trial through ``on_trial``);
 - :data:`MODEL_FAMILIES` and :func:`family_space` describe the curated search spaces,
-  :data:`STRATEGIES` the search strategies;
+  :data:`STRATEGIES` the search strategies (both, and the metric tables, re-exported from
+  :mod:`automl.vocab`, where they are defined);
 - :func:`tune_distributed` owns a study on a database server that :func:`work_on_study`
   workers on other hosts join (:func:`find_active_study`);
 - :func:`open_storage` opens an Optuna storage once per database server and process
@@ -25,13 +26,17 @@ from automl.tuning._distributed import (
     tune_distributed,
     work_on_study,
 )
-from automl.tuning._estimators import LabelEncodedClassifier, build_model, make_preprocessor
-from automl.tuning._holdout import PREDICTION_METRICS, metric_from_predictions
-from automl.tuning._metrics import GREATER_IS_BETTER, TRIAL_METRICS, score_model
+from automl.tuning._estimators import (
+    LabelEncodedClassifier,
+    build_model,
+    decode_labels,
+    make_preprocessor,
+)
+from automl.tuning._holdout import metric_from_predictions
+from automl.tuning._metrics import score_model
 from automl.tuning._report import write_tuning_report
-from automl.tuning._search_config import TASK_METRICS, SearchConfig
+from automl.tuning._search_config import SearchConfig
 from automl.tuning._space import (
-    MODEL_FAMILIES,
     XGBOOST_DEFAULTS,
     FamilySpace,
     family_space,
@@ -39,9 +44,12 @@ from automl.tuning._space import (
     xgboost_space,
 )
 from automl.tuning._storage import close_storages, is_server_storage, open_storage
-from automl.tuning._strategies import STRATEGIES, check_strategy, make_sampler
+from automl.tuning._strategies import check_strategy, make_sampler
 from automl.tuning._tuner import TrialResult, TuningResult, trials_table, tune
 from automl.tuning._warmstart import latest_study
+from automl.vocab import GREATER_IS_BETTER, MODEL_FAMILIES, PREDICTION_METRICS, STRATEGIES
+from automl.vocab import METRICS_BY_TASK as TRIAL_METRICS
+from automl.vocab import PRIMARY_METRICS as TASK_METRICS
 
 __all__ = [
     "GREATER_IS_BETTER",
@@ -60,6 +68,7 @@ __all__ = [
     "build_model",
     "check_strategy",
     "close_storages",
+    "decode_labels",
     "family_space",
     "find_active_study",
     "grid_configs",

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from automl.errors import TuningError
-from automl.tuning._space import MODEL_FAMILIES, XGBOOST_DEFAULTS
+from automl.tuning._space import XGBOOST_DEFAULTS
+from automl.vocab import MODEL_FAMILIES, Task, unknown_choice
 
-Task = Literal["classification", "regression"]
-
-__all__ = ["XGBOOST_DEFAULTS", "LabelEncodedClassifier", "build_model", "make_preprocessor"]
+__all__ = [
+    "XGBOOST_DEFAULTS",
+    "LabelEncodedClassifier",
+    "build_model",
+    "decode_labels",
+    "make_preprocessor",
+]
 
 #: Rounds (epochs) without improvement before a tuned trial stops early.
 EARLY_STOPPING_ROUNDS = {"xgboost": 20, "hist_gradient_boosting": 10, "mlp": 10}
@@ -22,6 +27,9 @@ EARLY_STOPPING_ROUNDS = {"xgboost": 20, "hist_gradient_boosting": 10, "mlp": 10}
 
 class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """Wraps a classifier that needs labels 0..K-1 so it takes and returns the original labels.
+
+    No longer built (see :func:`decode_labels`): kept so that models logged by earlier
+    versions, which pickled this class, still load.
 
     Args:
         estimator: The classifier (or pipeline) to fit on encoded labels.
@@ -45,6 +53,31 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[mi
         return np.asarray(self.estimator_.predict_proba(X))
 
 
+def decode_labels(classifier: Any, *, name: str = "model") -> Any:
+    """``classifier`` fit on labels encoded as 0..K-1, taking and returning the original labels.
+
+    A soft-voting ensemble of one member is scikit-learn's own label-encoding wrapper: it
+    encodes ``y`` with a ``LabelEncoder``, fits the member, and its ``predict_proba`` is the
+    member's (the average of one), its ``predict`` the most probable original label. Unlike a
+    wrapper class of our own, it unpickles wherever scikit-learn is installed, so a logged
+    model does not need automl to load.
+
+    Args:
+        classifier: An unfitted classifier (or pipeline) with ``predict_proba``.
+        name: The member's name in ``named_estimators_``.
+
+    Example:
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> X, y = [[0.0], [1.0], [2.0], [3.0]], ["no", "no", "yes", "yes"]
+        >>> model = decode_labels(LogisticRegression()).fit(X, y)
+        >>> model.classes_.tolist(), model.predict([[0.2], [2.8]]).tolist()
+        (['no', 'yes'], ['no', 'yes'])
+    """
+    from sklearn.ensemble import VotingClassifier
+
+    return VotingClassifier([(name, classifier)], voting="soft")
+
+
 def make_preprocessor(family: str, *, numeric: Sequence[str], categorical: Sequence[str]) -> Any:
     """The preprocessing step a family needs, as an unfitted ``ColumnTransformer``.
 
@@ -62,6 +95,12 @@ def make_preprocessor(family: str, *, numeric: Sequence[str], categorical: Seque
     categorical_steps = Pipeline(
         [
             ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+            # A missing text value is None as often as NaN (Parquet, JSON null); the imputer
+            # above only sees NaN, and None would otherwise become a level of its own.
+            (
+                "impute_none",
+                SimpleImputer(missing_values=None, strategy="constant", fill_value="missing"),
+            ),
             ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
         ]
     )
@@ -208,7 +247,7 @@ def make_estimator(
         return _linear(task, params, seed)
     if family == "mlp":
         return _mlp(task, params, seed, is_tuned)
-    raise TuningError(f"unknown model family {family!r}; allowed: {', '.join(MODEL_FAMILIES)}")
+    raise TuningError(unknown_choice(family, MODEL_FAMILIES, name="model family"))
 
 
 def build_model(
@@ -225,7 +264,7 @@ def build_model(
     """An unfitted pipeline (preprocessing + estimator) that takes the raw feature frame.
 
     With ``encode_labels`` (classification labels other than 0..K-1, which XGBoost needs) an
-    XGBoost pipeline is wrapped in :class:`LabelEncodedClassifier`; otherwise the model is plain
+    XGBoost pipeline is wrapped by :func:`decode_labels`. Either way the model is plain
     scikit-learn (and XGBoost), so the logged model loads wherever those are installed.
 
     Args:
@@ -253,5 +292,5 @@ def build_model(
     estimator = make_estimator(family, task=task, params=params, seed=seed, is_tuned=is_tuned)
     pipeline = Pipeline([("pre", pre), ("model", estimator)])
     if encode_labels and task == "classification" and family == "xgboost":
-        return LabelEncodedClassifier(pipeline)
+        return decode_labels(pipeline, name=family)
     return pipeline

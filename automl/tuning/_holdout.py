@@ -6,18 +6,7 @@ from typing import Any
 
 import numpy as np
 
-#: Metrics computable from predictions, with their direction.
-PREDICTION_METRICS: dict[str, bool] = {
-    "roc_auc": True,
-    "accuracy": True,
-    "f1": True,
-    "precision": True,
-    "recall": True,
-    "log_loss": False,
-    "rmse": False,
-    "mae": False,
-    "r2": True,
-}
+from automl.vocab import METRICS, PREDICTION_METRICS
 
 
 def binary_roc_auc(is_positive: np.ndarray[Any, Any], scores: np.ndarray[Any, Any]) -> float:
@@ -81,7 +70,7 @@ def metric_from_predictions(  # noqa: PLR0911 (one return per metric reads best)
 
     if metric not in PREDICTION_METRICS:
         raise ValueError(f"metric must be one of {sorted(PREDICTION_METRICS)}, got {metric!r}")
-    if metric in ("rmse", "mae", "r2"):
+    if METRICS[metric].task == "regression":
         y, v = np.asarray(y_true, dtype=float), np.asarray(values, dtype=float)
         if metric == "rmse":
             return float(np.sqrt(np.mean((y - v) ** 2)))

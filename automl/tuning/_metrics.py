@@ -7,16 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: Whether a larger value is better, per metric name.
-GREATER_IS_BETTER: dict[str, bool] = {
-    "roc_auc": True,
-    "accuracy": True,
-    "f1": True,
-    "log_loss": False,
-    "rmse": False,
-    "mae": False,
-    "r2": True,
-}
+from automl.vocab import GREATER_IS_BETTER, METRICS, PERFECT_SCORE
 
 
 def sklearn_scoring(metric: str, *, n_classes: int | None) -> str:
@@ -60,27 +51,10 @@ def score_model(model: Any, frame: pd.DataFrame, *, target: str, metric: str) ->
     from sklearn.metrics import get_scorer
 
     y = frame[target]
-    n_classes = int(y.nunique()) if metric in ("roc_auc", "f1", "accuracy", "log_loss") else None
+    is_classification = metric in METRICS and METRICS[metric].task == "classification"
+    n_classes = int(y.nunique()) if is_classification else None
     scorer = get_scorer(sklearn_scoring(metric, n_classes=n_classes))
     return to_metric_value(scorer(model, frame.drop(columns=[target]), y), metric)
-
-
-#: Secondary metrics recorded for every trial, per task.
-TRIAL_METRICS: dict[str, tuple[str, ...]] = {
-    "classification": ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"),
-    "regression": ("rmse", "mae", "r2"),
-}
-
-#: The best value a metric can take (the "perfect" end of its scale).
-PERFECT_SCORE: dict[str, float] = {
-    "roc_auc": 1.0,
-    "accuracy": 1.0,
-    "f1": 1.0,
-    "log_loss": 0.0,
-    "rmse": 0.0,
-    "mae": 0.0,
-    "r2": 1.0,
-}
 
 
 def classification_scores(

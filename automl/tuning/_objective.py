@@ -21,13 +21,10 @@ import numpy as np
 import pandas as pd
 
 from automl.errors import TuningError
-from automl.tuning._estimators import Task, make_estimator, make_preprocessor
-from automl.tuning._metrics import (
-    GREATER_IS_BETTER,
-    classification_scores,
-    regression_scores,
-)
-from automl.tuning._space import ITERATIVE_FAMILIES, MODEL_FAMILIES
+from automl.tuning._estimators import make_estimator, make_preprocessor
+from automl.tuning._metrics import classification_scores, regression_scores
+from automl.tuning._space import ITERATIVE_FAMILIES
+from automl.vocab import GREATER_IS_BETTER, MODEL_FAMILIES, Task
 
 #: Learning curves are reported to the pruner every this many rounds (epochs for the MLP), at
 #: the same steps in every trial so the pruner compares like with like.

@@ -12,25 +12,42 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from automl.config import check_search
 from automl.errors import TuningError
-from automl.tuning._estimators import Task
-from automl.tuning._metrics import GREATER_IS_BETTER
-from automl.tuning._space import MODEL_FAMILIES, ParamOverride
-from automl.tuning._strategies import PRUNERS, Strategy, check_strategy
+from automl.tuning._space import ParamOverride
+from automl.tuning._strategies import check_strategy
+from automl.vocab import PRUNERS, Pruner, Strategy, Task, check_choice, check_metric, check_models
 
-#: Metrics that fit each task.
-TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "classification": ("roc_auc", "accuracy", "f1", "log_loss"),
-    "regression": ("rmse", "mae", "r2"),
-}
+if TYPE_CHECKING:
+    from automl.config import TuningSpec
+
+
+class Columns(Protocol):
+    """What a search needs to know of a table's schema (``automl.data.Schema`` has it)."""
+
+    @property
+    def target(self) -> str:
+        """Label column."""
+
+    @property
+    def task(self) -> Task:
+        """``classification`` or ``regression``."""
+
+    @property
+    def numeric(self) -> Sequence[str]:
+        """Numeric feature columns."""
+
+    @property
+    def categorical(self) -> Sequence[str]:
+        """Categorical feature columns."""
 
 
 def _plain(value: object) -> object:
     """JSON for the values a pipeline spec puts in ``search_space`` (``ParamRange``)."""
     dump = getattr(value, "model_dump", None)
-    if callable(dump):  # automl.config.ParamRange; duck-typed: tuning does not import config
+    if callable(dump):  # automl.config.ParamRange (any pydantic model)
         return dump(exclude_none=True)
     raise TypeError(f"not JSON-serializable: {value!r}")
 
@@ -48,7 +65,7 @@ class SearchConfig:
         task: ``classification`` (binary or multiclass) or ``regression``.
         numeric: Numeric feature columns.
         categorical: Categorical feature columns (at least one feature column in all).
-        metric: Primary metric that fits the task (see :data:`TASK_METRICS`).
+        metric: Primary metric that fits the task (see :data:`automl.vocab.PRIMARY_METRICS`).
         cv: Number of folds (>= 2).
         seed: Seeds the sampler, the folds and the models: with ``n_jobs=1`` a search is
             reproducible.
@@ -99,7 +116,7 @@ class SearchConfig:
     models: Sequence[str] = ("xgboost",)
     search_space: Mapping[str, Mapping[str, ParamOverride]] = field(default_factory=dict)
     grid: Mapping[str, Mapping[str, Sequence[object]]] | None = None
-    pruner: str = "median"
+    pruner: Pruner = "median"
     is_time_ordered: bool = False
 
     def __post_init__(self) -> None:
@@ -107,16 +124,8 @@ class SearchConfig:
         object.__setattr__(self, "numeric", tuple(self.numeric))
         object.__setattr__(self, "categorical", tuple(self.categorical))
         object.__setattr__(self, "models", tuple(dict.fromkeys(self.models)))
-        task, metric, models = self.task, self.metric, self.models
-        if task not in TASK_METRICS:
-            raise TuningError(f"unknown task {task!r}; allowed: classification, regression")
-        if metric not in GREATER_IS_BETTER:
-            raise TuningError(f"unknown metric {metric!r}; allowed: {', '.join(GREATER_IS_BETTER)}")
-        if metric not in TASK_METRICS[task]:
-            raise TuningError(
-                f"metric {metric!r} does not fit task {task!r}; "
-                f"allowed: {', '.join(TASK_METRICS[task])}"
-            )
+        # The rules a pipeline spec shares (automl.vocab, automl.config): one message each.
+        check_metric(self.metric, self.task, error=TuningError)
         features = (*self.numeric, *self.categorical)
         if not features:
             raise TuningError("no feature columns: give at least one numeric or categorical column")
@@ -124,29 +133,38 @@ class SearchConfig:
             raise TuningError(f"target column {self.target!r} is also listed as a feature")
         if self.cv < 2:
             raise TuningError(f"cv must be >= 2 folds, got {self.cv}")
-        if not models:
-            raise TuningError(
-                f"models must name at least one family; allowed: {', '.join(MODEL_FAMILIES)}"
-            )
-        for family in models:
-            if family not in MODEL_FAMILIES:
-                raise TuningError(
-                    f"unknown model family {family!r}; allowed: {', '.join(MODEL_FAMILIES)}"
-                )
+        check_models(self.models, error=TuningError)
         check_strategy(self.strategy)
-        if self.pruner not in PRUNERS:
-            raise TuningError(f"unknown pruner {self.pruner!r}; allowed: {', '.join(PRUNERS)}")
-        for name, table in (("search_space", self.search_space), ("grid", self.grid)):
-            for family in table or {}:
-                if family not in models:
-                    raise TuningError(
-                        f"tuning.{name} names family {family!r}, which is not in models "
-                        f"({', '.join(models)})"
-                    )
-        if self.strategy == "grid" and not self.grid:
-            raise TuningError(
-                "strategy 'grid' needs an explicit grid: tuning.grid: {family: {param: [values]}}"
-            )
+        check_choice(self.pruner, PRUNERS, name="pruner", error=TuningError)
+        check_search(self.strategy, self.models, self.search_space, self.grid, error=TuningError)
+
+    @classmethod
+    def from_spec(cls, tuning: TuningSpec, *, columns: Columns, metric: str) -> SearchConfig:
+        """The search a pipeline's ``tuning`` section describes, over a schema's columns.
+
+        Args:
+            tuning: The validated ``tuning`` section of a pipeline spec.
+            columns: The target, task and feature columns (an ``automl.data.Schema``).
+            metric: The pipeline's primary metric (``PipelineSpec.metric``: the task's default
+                filled in).
+
+        Raises:
+            TuningError: The section does not fit the columns (no feature column, or the
+                target among them).
+        """
+        # A setting of the search and of the section with the same name means the same thing
+        # (cv, seed, strategy, models, search_space, grid, pruner): it is taken as it is.
+        shared = {f.name for f in dataclasses.fields(cls)} & set(type(tuning).model_fields)
+        settings = {name: getattr(tuning, name) for name in shared - {"metric"}}
+        return cls(
+            target=columns.target,
+            task=columns.task,
+            numeric=columns.numeric,
+            categorical=columns.categorical,
+            metric=metric,
+            is_time_ordered=tuning.split == "time",
+            **settings,
+        )
 
     @property
     def features(self) -> tuple[str, ...]:

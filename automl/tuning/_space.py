@@ -58,26 +58,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from automl.errors import TuningError
+from automl.vocab import MODEL_FAMILIES, Task, check_choice
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
 
-Task = Literal["classification", "regression"]
-FamilyName = Literal[
-    "xgboost", "random_forest", "extra_trees", "hist_gradient_boosting", "linear", "mlp"
-]
-#: Every model family, in the order reports list them.
-MODEL_FAMILIES: tuple[str, ...] = (
-    "xgboost",
-    "random_forest",
-    "extra_trees",
-    "hist_gradient_boosting",
-    "linear",
-    "mlp",
-)
 #: Families trained in rounds or epochs: their learning curve feeds the pruner.
 ITERATIVE_FAMILIES: frozenset[str] = frozenset({"xgboost", "hist_gradient_boosting", "mlp"})
 
@@ -123,8 +111,7 @@ class FamilySpace:
 
 
 def _check_family(family: str) -> None:
-    if family not in MODEL_FAMILIES:
-        raise TuningError(f"unknown model family {family!r}; allowed: {', '.join(MODEL_FAMILIES)}")
+    check_choice(family, MODEL_FAMILIES, name="model family", error=TuningError)
 
 
 def _share_low(n_features: int) -> float:

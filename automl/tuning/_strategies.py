@@ -7,15 +7,10 @@ every sampler argument that changes the search is set explicitly rather than inh
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Literal
+from typing import Any
 
 from automl.errors import TuningError
-
-Strategy = Literal["bayesian", "gp", "random", "grid", "genetic", "cmaes"]
-#: Every strategy, the default first.
-STRATEGIES: tuple[str, ...] = ("bayesian", "gp", "random", "grid", "genetic", "cmaes")
-PrunerName = Literal["median", "none"]
-PRUNERS: tuple[str, ...] = ("median", "none")
+from automl.vocab import PRUNERS, STRATEGIES, check_choice, unknown_choice
 
 
 def check_strategy(strategy: str) -> None:
@@ -24,8 +19,7 @@ def check_strategy(strategy: str) -> None:
     Raises:
         TuningError: Unknown strategy, or ``gp`` without PyTorch.
     """
-    if strategy not in STRATEGIES:
-        raise TuningError(f"unknown tuning strategy {strategy!r}; allowed: {', '.join(STRATEGIES)}")
+    check_choice(strategy, STRATEGIES, name="tuning strategy", error=TuningError)
     if strategy == "gp" and importlib.util.find_spec("torch") is None:
         raise TuningError(
             "strategy 'gp' (Gaussian-process Bayesian optimization) needs PyTorch, which is "
@@ -156,4 +150,4 @@ def make_pruner(name: str, *, n_trials: int) -> Any:
         return optuna.pruners.MedianPruner(
             n_startup_trials=n_startup_trials(n_trials), n_warmup_steps=0, n_min_trials=2
         )
-    raise TuningError(f"unknown pruner {name!r}; allowed: {', '.join(PRUNERS)}")
+    raise TuningError(unknown_choice(name, PRUNERS, name="pruner"))

@@ -24,7 +24,7 @@ import pandas as pd
 
 from automl.errors import TuningError
 from automl.tuning._estimators import build_model
-from automl.tuning._metrics import GREATER_IS_BETTER, skill
+from automl.tuning._metrics import skill
 from automl.tuning._objective import (
     STEP_OFFSET_PER_FAMILY,
     CVSetup,
@@ -33,13 +33,7 @@ from automl.tuning._objective import (
     evaluate,
 )
 from automl.tuning._search_config import SearchConfig
-from automl.tuning._space import (
-    MODEL_FAMILIES,
-    FamilySpace,
-    family_space,
-    grid_configs,
-    grid_space,
-)
+from automl.tuning._space import FamilySpace, family_space, grid_configs, grid_space
 from automl.tuning._storage import open_storage, safe_url
 from automl.tuning._strategies import make_pruner, make_sampler
 from automl.tuning._warmstart import (
@@ -48,6 +42,7 @@ from automl.tuning._warmstart import (
     Configuration,
     best_configurations,
 )
+from automl.vocab import GREATER_IS_BETTER, MODEL_FAMILIES
 
 log = logging.getLogger(__name__)
 

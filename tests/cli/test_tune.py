@@ -64,8 +64,10 @@ def test_tune_json_gives_a_loadable_model(churn_csv: Path, tmp_path: Path, churn
         mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
     fresh = churn(20, seed=7).drop(columns="churned")
     fresh["contract"] = "ten-year"  # unseen category
-    fresh = fresh.astype(dict.fromkeys(fresh.select_dtypes("number").columns, "float64"))
-    assert len(model.predict(fresh)) == 20
+    fresh.to_csv(tmp_path / "fresh.csv", index=False)
+    rows = pd.read_csv(tmp_path / "fresh.csv")  # as a user reads it: support_calls is int64
+    assert rows["support_calls"].dtype == "int64"
+    assert len(model.predict(rows)) == 20
 
 
 def test_tune_prints_a_summary_with_progress(churn_csv: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,8 @@ from tests.conftest import CATEGORICAL, NUMERIC
 
 Churn = Callable[..., pd.DataFrame]
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+#: The drift rule before issue 11, pinned by the tests of evidently's test choice and share rule.
+BEFORE_ISSUE_11: dict[str, Any] = {"drift_share": 0.5, "correction": "bh", "tests": "evidently"}
 
 
 def _frames(n_ref: int, n_cur: int, *, shift: float = 0.0, seed: int = 0) -> tuple:
@@ -41,7 +44,7 @@ def _frames(n_ref: int, n_cur: int, *, shift: float = 0.0, seed: int = 0) -> tup
 
 # -- per-column tests: types, defaults, overrides --------------------------------------------
 def test_same_distribution_is_not_drift(churn: Churn) -> None:
-    report = EvidentlyDriftDetector().detect(
+    report = EvidentlyDriftDetector(**BEFORE_ISSUE_11).detect(
         churn(400, seed=1), churn(300, seed=2), numeric=NUMERIC, categorical=CATEGORICAL
     )
     assert not report.is_drifted and report.level in ("ok", "warning")
@@ -64,7 +67,9 @@ def test_each_column_type_gets_evidentlys_test() -> None:
     ref, cur = _frames(400, 300, shift=1.0)
     numeric, categorical = infer_column_kinds(ref)
     assert (numeric, categorical) == (["x", "z"], ["plan", "is_member"])
-    report = EvidentlyDriftDetector().detect(ref, cur, numeric=numeric, categorical=categorical)
+    report = EvidentlyDriftDetector(**BEFORE_ISSUE_11).detect(
+        ref, cur, numeric=numeric, categorical=categorical
+    )
     kinds = {c.column: (c.kind, c.method) for c in report.columns}
     assert kinds == {
         "x": ("numeric", "ks"),
@@ -85,7 +90,7 @@ def test_numeric_column_with_two_values_is_binary() -> None:
 
 
 def test_large_reference_switches_to_distance_tests_like_evidently(churn: Churn) -> None:
-    report = EvidentlyDriftDetector().detect(
+    report = EvidentlyDriftDetector(**BEFORE_ISSUE_11).detect(
         churn(1500, seed=1), churn(300, seed=2), numeric=NUMERIC, categorical=CATEGORICAL
     )
     methods = {c.column: c.method for c in report.columns}
@@ -258,8 +263,10 @@ def test_calibration_raises_distance_thresholds_to_the_noise_level() -> None:
     rng = np.random.default_rng(8)
     ref = pd.DataFrame({"x": rng.exponential(size=1200)})
     cur = pd.DataFrame({"x": rng.exponential(size=40)})  # no drift, but a tiny batch: noisy
-    plain = EvidentlyDriftDetector().detect(ref, cur, numeric=["x"], categorical=[])
-    calibrated = EvidentlyDriftDetector(calibration_resamples=60).detect(
+    plain = EvidentlyDriftDetector(**BEFORE_ISSUE_11).detect(
+        ref, cur, numeric=["x"], categorical=[]
+    )
+    calibrated = EvidentlyDriftDetector(**BEFORE_ISSUE_11, calibration_resamples=60).detect(
         ref, cur, numeric=["x"], categorical=[]
     )
     assert plain.column("x").method == "wasserstein" and plain.column("x").threshold == 0.1
@@ -383,7 +390,7 @@ def test_verdicts_match_evidently_data_drift_preset(churn: Churn) -> None:
 
     ref, cur = churn(500, seed=3), churn(400, seed=4, drift=0.3)
     cols = NUMERIC + CATEGORICAL
-    ours = EvidentlyDriftDetector(correction="none", min_effect=0).detect(
+    ours = EvidentlyDriftDetector(correction="none", min_effect=0, tests="evidently").detect(
         ref, cur, numeric=NUMERIC, categorical=CATEGORICAL
     )
     definition = DataDefinition(numerical_columns=NUMERIC, categorical_columns=CATEGORICAL)

@@ -11,8 +11,8 @@ from mlflow import MlflowClient
 
 from automl.config import PipelineSpec
 from automl.data import BatchLedger
-from automl.drift import DriftState
-from automl.service import CycleHistory, DriftStateStore, run_cycle
+from automl.drift import DriftState, DriftStateStore
+from automl.service import CycleHistory, run_cycle
 from tests.conftest import land
 
 Churn = Callable[..., pd.DataFrame]

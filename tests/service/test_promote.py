@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -15,17 +16,19 @@ from typer.testing import CliRunner
 
 from automl.cli import app
 from automl.config import PipelineSpec
-from automl.data import BatchLedger, Schema, infer_schema
+from automl.data import BatchLedger, Schema, infer_schema, validate_batch
 from automl.errors import TrackingError
-from automl.service import (
+from automl.service import judge, make_tracker, open_workspace, promote, rollback, run_cycle
+from automl.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    MlflowTracker,
+    ModelVersionInfo,
     PromotionLog,
-    judge_and_promote,
-    make_tracker,
-    rollback,
-    run_cycle,
+    reconcile,
 )
-from automl.service._promote import _move, reconcile
-from automl.tracking import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, MlflowTracker, ModelVersionInfo
+from automl.tracking import move_logged as _move
 from automl.tuning import build_model
 from tests.conftest import CATEGORICAL, NUMERIC, land
 
@@ -49,17 +52,37 @@ def _register(
 
 
 def _judge(spec: PipelineSpec, version: ModelVersionInfo, holdout: pd.DataFrame, schema: Schema):  # type: ignore[no-untyped-def]
-    tracker = make_tracker(spec)
-    return judge_and_promote(
-        spec,
-        tracker,
-        PromotionLog(spec.state_url),
-        schema=schema,
-        version=version,
-        champion=tracker.get_alias(spec.model_name, CHAMPION),
-        holdout=holdout,
-        cycle_id="c",
-    )
+    ws = open_workspace(spec)
+    champion = ws.tracker.get_alias(spec.model_name, CHAMPION)
+    decision = judge(ws, schema, version, champion, holdout)
+    promote(ws, decision, "c")
+    return decision
+
+
+def _register_as_before(
+    tracker: MlflowTracker, spec: PipelineSpec, frame: pd.DataFrame, params: dict[str, Any]
+) -> ModelVersionInfo:
+    """A version logged the way automl did before signatures described the rows as sent:
+    ``mlflow.sklearn`` only, every numeric column ``double``."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from automl.tracking._mlflow import _global_uri
+
+    rows = frame[NUMERIC + CATEGORICAL].astype(dict.fromkeys(NUMERIC, "float64"))
+    model = build_model(
+        task="classification", numeric=NUMERIC, categorical=CATEGORICAL, params=params, seed=0
+    ).fit(rows, frame["churned"])
+    run_id = tracker.start_run("before")
+    with _global_uri(tracker.tracking_uri), mlflow.start_run(run_id=run_id):
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(rows, model.predict(rows)),
+            serialization_format="cloudpickle",
+        )
+    tracker.end_run(run_id)
+    return tracker.register(info.model_uri, spec.model_name, run_id=run_id)
 
 
 @pytest.fixture
@@ -181,17 +204,10 @@ def test_failure_between_registering_and_moving_aliases_keeps_the_old_champion(
     v2 = _register(tracker, spec, train, GOOD)
     failing = _FailingTracker(spec.tracking_uri, spec.experiment_name)
     audit = PromotionLog(spec.state_url)
+    ws = replace(open_workspace(spec), tracker=failing, promotions=audit)
     with pytest.raises(TrackingError, match="@champion is v1"):
-        judge_and_promote(
-            spec,
-            failing,
-            audit,
-            schema=schema,
-            version=v2,
-            champion=tracker.get_alias(spec.model_name, CHAMPION),
-            holdout=holdout,
-            cycle_id="c2",
-        )
+        champion = tracker.get_alias(spec.model_name, CHAMPION)
+        promote(ws, judge(ws, schema, v2, champion, holdout), "c2")
     assert tracker.get_alias(spec.model_name, CHAMPION).version == "1"  # type: ignore[union-attr]
     last = audit.entries(spec.name)[-1]
     assert (last.action, last.status, last.to_version) == ("promote", "aborted", "2")
@@ -262,6 +278,22 @@ def test_rerunning_a_cycle_on_the_same_window_registers_nothing_new(
     ):
         assert lineage[key], key
     assert json.loads(lineage["automl.best_params"])
+
+
+def test_a_champion_logged_before_is_judged_against_a_new_challenger(
+    write_spec: Callable[..., PipelineSpec], data: tuple[pd.DataFrame, pd.DataFrame, Schema]
+) -> None:
+    train, holdout, schema = data
+    spec = write_spec()
+    tracker = make_tracker(spec)
+    old = _register_as_before(tracker, spec, train, WEAK)
+    canonical = validate_batch(holdout, schema, source="holdout")  # what the cycle judges on
+    assert _judge(spec, old, canonical, schema).is_promoted
+    new = _register(tracker, spec, train, GOOD)
+    decision = _judge(spec, new, canonical, schema)
+    assert decision.is_promoted, decision.reason
+    assert decision.champion_score is not None  # the old version was scored, not skipped
+    assert 0.5 < decision.champion_score < decision.challenger_score
 
 
 @pytest.mark.slow

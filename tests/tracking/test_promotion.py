@@ -8,11 +8,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from automl.tracking import (
-    CHALLENGER,
-    CHAMPION,
-    PREVIOUS_CHAMPION,
     MlflowTracker,
-    apply_promotion,
     decide_promotion,
 )
 
@@ -76,66 +72,6 @@ def _register(tracker: MlflowTracker, name: str) -> str:
     uri = tracker.log_model(run_id, model, input_example=frame[["x"]].head(2))
     tracker.end_run(run_id)
     return tracker.register(uri, name, run_id=run_id).version
-
-
-def test_aliases_move_on_promotion_and_stay_on_rejection(tracker: MlflowTracker) -> None:
-    name = f"m-{uuid.uuid4().hex[:6]}"
-    assert tracker.get_alias(name, CHAMPION) is None  # not even registered yet
-    v1, v2, v3 = (_register(tracker, name) for _ in range(3))
-    apply_promotion(
-        tracker,
-        name,
-        decide_promotion(
-            metric="auc",
-            greater_is_better=True,
-            margin=0.0,
-            challenger_version=v1,
-            challenger_score=0.7,
-            champion_version=None,
-            champion_score=None,
-        ),
-    )
-    assert tracker.get_alias(name, CHAMPION).version == v1  # type: ignore[union-attr]
-
-    apply_promotion(
-        tracker,
-        name,
-        decide_promotion(
-            metric="auc",
-            greater_is_better=True,
-            margin=0.01,
-            challenger_version=v2,
-            challenger_score=0.705,
-            champion_version=v1,
-            champion_score=0.70,
-        ),
-    )
-    assert tracker.get_alias(name, CHAMPION).version == v1  # type: ignore[union-attr]
-    assert tracker.get_alias(name, CHALLENGER).version == v2  # type: ignore[union-attr]
-    rejected = tracker.get_version(name, v2).tags
-    assert rejected["automl.decision"] == "rejected"
-    assert (
-        rejected["automl.champion_score"] == "0.700000"
-        and rejected["automl.challenger_score"] == "0.705000"
-    )
-
-    apply_promotion(
-        tracker,
-        name,
-        decide_promotion(
-            metric="auc",
-            greater_is_better=True,
-            margin=0.01,
-            challenger_version=v3,
-            challenger_score=0.75,
-            champion_version=v1,
-            champion_score=0.70,
-        ),
-    )
-    assert tracker.get_alias(name, CHAMPION).version == v3  # type: ignore[union-attr]
-    assert tracker.get_alias(name, PREVIOUS_CHAMPION).version == v1  # type: ignore[union-attr]
-    assert tracker.get_alias(name, CHALLENGER) is None
-    assert tracker.get_version(name, v3).tags["automl.decision"] == "promoted"
 
 
 def test_logged_model_has_signature_and_input_example(tracker: MlflowTracker) -> None:

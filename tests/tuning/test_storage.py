@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
@@ -14,7 +12,7 @@ import sqlalchemy as sa
 from automl.errors import TuningError
 from automl.tuning import close_storages, find_active_study, latest_study, open_storage
 from automl.tuning._storage import MAX_OVERFLOW, POOL_SIZE, engine_kwargs, safe_url
-from tests.conftest import fresh_postgres_database
+from tests.conftest import fresh_postgres_database, run_at_once
 
 
 def test_sqlite_storages_are_opened_afresh(tmp_path: Path) -> None:
@@ -104,25 +102,8 @@ def test_processes_opening_a_new_database_at_once_all_get_the_storage(
     one of them must come up, the losers finding the tables made."""
     with fresh_postgres_database("automl_race") as url:
         for _ in range(2):
-            procs = [
-                subprocess.Popen(
-                    [sys.executable, "-c", _OPEN_ON_GO, url],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-                for _ in range(6)
-            ]
-            for proc in procs:  # every process imported and waiting ...
-                assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-            for proc in procs:  # ... then all go at once
-                assert proc.stdin is not None
-                proc.stdin.write("go\n")
-                proc.stdin.flush()
-            outputs = [proc.communicate(timeout=60) for proc in procs]
-            for proc, (out, err) in zip(procs, outputs, strict=True):
-                assert proc.returncode == 0, err
+            for code, out, err in run_at_once(_OPEN_ON_GO, url, 6):
+                assert code == 0, err
                 assert out.strip() == "0"
             _pg_drop_optuna_tables(url)
 

@@ -16,32 +16,12 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from automl.data import get_engine, utcnow
+from automl.state import open_state, promotions_table, utcnow
 
-Action = Literal["promote", "reject", "await_approval", "manual_promote", "rollback"]
+Action = Literal[
+    "promote", "reject", "await_approval", "manual_promote", "rollback", "shadow", "shadow_drop"
+]
 Status = Literal["intent", "applied", "aborted", "recorded"]
-
-_meta = sa.MetaData()
-promotions_table = sa.Table(
-    "automl_promotions",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("pipeline", sa.String(64), nullable=False, index=True),
-    sa.Column("model_name", sa.String(256), nullable=False),
-    sa.Column("action", sa.String(32), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("intent_id", sa.Integer, nullable=True),
-    sa.Column("from_version", sa.String(32), nullable=True),
-    sa.Column("to_version", sa.String(32), nullable=True),
-    sa.Column("metric", sa.String(32), nullable=True),
-    sa.Column("challenger_score", sa.Float, nullable=True),
-    sa.Column("champion_score", sa.Float, nullable=True),
-    sa.Column("reason", sa.Text, nullable=True),
-    sa.Column("actor", sa.String(128), nullable=False),
-    sa.Column("cycle_id", sa.String(64), nullable=True),
-    sa.Column("created_at", sa.String(40), nullable=False),
-    sa.Column("details_json", sa.Text, nullable=True),
-)
 
 
 def current_actor() -> str:
@@ -81,8 +61,7 @@ class PromotionLog:
     """
 
     def __init__(self, url: str) -> None:
-        self._engine = get_engine(url)
-        _meta.create_all(self._engine)
+        self._engine = open_state(url)
 
     def append(
         self,

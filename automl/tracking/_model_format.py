@@ -1,0 +1,107 @@
+"""How a model is written: a signature of the rows as clients send them, the scikit-learn
+flavour, and a pyfunc entry point that converts those rows and can return probabilities.
+
+The MLmodel file gets two flavours over one pickle: ``sklearn`` (``mlflow.sklearn.load_model``
+returns the fitted model, as before) and ``python_function`` whose loader is the copy of
+:mod:`automl.tracking._pyfunc` under ``code/`` with the feature list in its ``config``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from automl.tracking import _pyfunc
+
+
+def _is_nullable(dtype: Any) -> bool:
+    # MLflow has no nullable integer or boolean column type: ``long`` refuses a float column
+    # with NaN (how pandas reads an integer column with a gap) and ``double`` refuses ``int64``.
+    # Such columns are declared ``any``, and the model converts them.
+    return isinstance(dtype, pd.api.extensions.ExtensionDtype) and (
+        pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+    )
+
+
+def input_schema(example: pd.DataFrame) -> Any:
+    """The MLflow input schema of rows typed like ``example``, every column required.
+
+    ``int64`` -> ``long``, float -> ``double``, ``bool`` -> ``boolean``, nullable ``Int64`` /
+    ``boolean`` -> ``any``, anything else -> ``string``.
+    """
+    from mlflow.types import ColSpec, DataType, Schema
+    from mlflow.types.schema import AnyType
+
+    specs: list[Any] = []
+    for name, dtype in example.dtypes.items():
+        col_type: Any
+        if _is_nullable(dtype):
+            col_type = AnyType()  # type: ignore[no-untyped-call]
+        elif pd.api.types.is_bool_dtype(dtype):
+            col_type = DataType.boolean
+        elif pd.api.types.is_integer_dtype(dtype):
+            col_type = DataType.long
+        elif pd.api.types.is_float_dtype(dtype):
+            col_type = DataType.double
+        else:
+            col_type = DataType.string
+        specs.append(ColSpec(col_type, str(name), required=True))
+    return Schema(specs)
+
+
+def feature_kinds(example: pd.DataFrame) -> list[list[str]]:
+    """``[name, kind]`` per column: numeric for numbers (not booleans), else categorical."""
+    return [
+        [
+            str(name),
+            "numeric"
+            if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+            else "categorical",
+        ]
+        for name, dtype in example.dtypes.items()
+    ]
+
+
+def use_installed_loader() -> None:
+    """In this process, resolve the models' loader module to automl's own, not to the copy
+    inside each model: one module for every model loaded here, the same code ``automl
+    predict`` runs. MLflow imports a ``code/`` module once per process anyway."""
+    sys.modules.setdefault(_pyfunc.LOADER_MODULE, _pyfunc)
+
+
+def save_model(
+    path: str,
+    mlflow_model: Any = None,
+    *,
+    sk_model: Any,
+    features: list[list[str]],
+    **kwargs: Any,
+) -> None:
+    """Save ``sk_model`` with both flavours (called by ``mlflow.models.Model.log``).
+
+    Args:
+        path: Empty local directory to write the model into.
+        mlflow_model: The ``Model`` being logged.
+        sk_model: The fitted scikit-learn model.
+        features: ``[name, kind]`` in model order (see :func:`feature_kinds`).
+        **kwargs: Passed to ``mlflow.sklearn.save_model`` (signature, input_example, ...).
+    """
+    import mlflow.sklearn
+    from mlflow.models import Model
+
+    mlflow_model = mlflow_model if mlflow_model is not None else Model()
+    with tempfile.TemporaryDirectory() as tmp:
+        code = Path(tmp) / f"{_pyfunc.LOADER_MODULE}.py"
+        shutil.copyfile(_pyfunc.__file__, code)
+        mlflow.sklearn.save_model(
+            sk_model, path, mlflow_model=mlflow_model, code_paths=[str(code)], **kwargs
+        )
+    pyfunc = mlflow_model.flavors["python_function"]
+    pyfunc["loader_module"] = _pyfunc.LOADER_MODULE
+    pyfunc["config"] = {"features": features}
+    mlflow_model.save(str(Path(path) / "MLmodel"))
