@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -58,13 +59,23 @@ def score_model(model: Any, frame: pd.DataFrame, *, target: str, metric: str) ->
 
 
 def classification_scores(
-    y_true: np.ndarray[Any, Any], proba: np.ndarray[Any, Any], *, n_classes: int
+    y_true: np.ndarray[Any, Any],
+    proba: np.ndarray[Any, Any],
+    *,
+    n_classes: int,
+    names: Sequence[str] | None = None,
 ) -> dict[str, float]:
     """Accuracy, precision, recall, F1, ROC AUC and log loss from class probabilities.
 
     Labels are encoded 0..K-1 and ``proba`` has one column per class. Binary problems score the
     positive class (label 1); multiclass ones average per class weighted by support, as the
     primary metrics ``f1`` and ``roc_auc`` do.
+
+    Args:
+        y_true: Encoded labels.
+        proba: Class probabilities, one column per class.
+        n_classes: Number of classes.
+        names: Only these metrics (None: all of :data:`TRIAL_METRICS` ``["classification"]``).
 
     Example:
         >>> y = np.array([0, 1, 1, 0])
@@ -80,32 +91,45 @@ def classification_scores(
         roc_auc_score,
     )
 
+    wanted = set(TRIAL_METRICS["classification"] if names is None else names)
     labels = list(range(n_classes))
     pred = np.asarray(proba).argmax(axis=1)
-    average = "binary" if n_classes == 2 else "weighted"
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        y_true, pred, labels=None if n_classes == 2 else labels, average=average, zero_division=0
-    )
-    scores = {
-        "accuracy": float(accuracy_score(y_true, pred)),
-        "precision": float(precision),
-        "recall": float(recall),
-        "f1": float(f1),
-        "log_loss": float(log_loss(y_true, proba, labels=labels)),
-        "roc_auc": float("nan"),
-    }
-    if len(np.unique(y_true)) > 1:
-        if n_classes == 2:
-            scores["roc_auc"] = float(roc_auc_score(y_true, proba[:, 1]))
-        elif len(np.unique(y_true)) == n_classes:
-            scores["roc_auc"] = float(
-                roc_auc_score(y_true, proba, multi_class="ovr", average="weighted", labels=labels)
-            )
-    return scores
+    scores: dict[str, float] = {}
+    if "accuracy" in wanted:
+        scores["accuracy"] = float(accuracy_score(y_true, pred))
+    if wanted & {"precision", "recall", "f1"}:
+        average = "binary" if n_classes == 2 else "weighted"
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            y_true,
+            pred,
+            labels=None if n_classes == 2 else labels,
+            average=average,
+            zero_division=0,
+        )
+        scores |= {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
+    if "log_loss" in wanted:
+        scores["log_loss"] = float(log_loss(y_true, proba, labels=labels))
+    if "roc_auc" in wanted:
+        scores["roc_auc"] = float("nan")
+        if len(np.unique(y_true)) > 1:
+            if n_classes == 2:
+                scores["roc_auc"] = float(roc_auc_score(y_true, proba[:, 1]))
+            elif len(np.unique(y_true)) == n_classes:
+                scores["roc_auc"] = float(
+                    roc_auc_score(
+                        y_true, proba, multi_class="ovr", average="weighted", labels=labels
+                    )
+                )
+    return {k: v for k, v in scores.items() if k in wanted}
 
 
-def regression_scores(y_true: np.ndarray[Any, Any], pred: np.ndarray[Any, Any]) -> dict[str, float]:
-    """RMSE, MAE and R2.
+def regression_scores(
+    y_true: np.ndarray[Any, Any],
+    pred: np.ndarray[Any, Any],
+    *,
+    names: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """RMSE, MAE and R2 (``names``: only these).
 
     Example:
         >>> regression_scores(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0]))["mae"]
@@ -113,11 +137,9 @@ def regression_scores(y_true: np.ndarray[Any, Any], pred: np.ndarray[Any, Any]) 
     """
     from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 
-    return {
-        "rmse": float(root_mean_squared_error(y_true, pred)),
-        "mae": float(mean_absolute_error(y_true, pred)),
-        "r2": float(r2_score(y_true, pred)),
-    }
+    functions = {"rmse": root_mean_squared_error, "mae": mean_absolute_error, "r2": r2_score}
+    wanted = TRIAL_METRICS["regression"] if names is None else names
+    return {k: float(f(y_true, pred)) for k, f in functions.items() if k in wanted}
 
 
 def skill(score: float, *, metric: str, baseline: float) -> float:
