@@ -47,6 +47,21 @@ EARLY_STOP_SHARE = 0.1
 CURVE_REPORT_EVERY = 10
 
 
+class _Phases:
+    """Wall and CPU time (all threads) per phase of a child process."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._wall, self._cpu = _T0, 0.0
+
+    def lap(self, name: str) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.wall[name] = self.wall.get(name, 0.0) + wall - self._wall
+        self.cpu[name] = self.cpu.get(name, 0.0) + cpu - self._cpu
+        self._wall, self._cpu = wall, cpu
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -72,29 +87,26 @@ def make_table(n_rows: int, n_features: int, seed: int) -> Any:
 # -- automl side ---------------------------------------------------------------------------
 def run_automl(args: dict[str, Any]) -> dict[str, Any]:
     """The search as ``automl tune`` runs it, with its MLflow record; returns timings."""
-    phases: dict[str, float] = {}
-    t = time.perf_counter()
+    phases = _Phases()
     import pandas as pd
 
     from automl.service import log_tuning_result, trial_logger
     from automl.tracking import MlflowTracker
     from automl.tuning import SearchConfig, tune
 
-    phases["imports"] = time.perf_counter() - t + (t - _T0)
-    t = time.perf_counter()
+    phases.lap("imports")
     frame = pd.read_parquet(args["data"])
     features = [c for c in frame.columns if c != TARGET]
-    phases["read"] = time.perf_counter() - t
+    phases.lap("read")
 
     work = Path(args["workdir"])
-    t = time.perf_counter()
     tracker = MlflowTracker(
         f"sqlite:///{work / 'mlflow.db'}",
         "automl/tune",
         artifact_location=(work / "mlartifacts").resolve().as_uri(),
     )
     run_id = tracker.start_run("tune-bench", tags={"automl.command": "tune"})
-    phases["mlflow_store"] = time.perf_counter() - t
+    phases.lap("mlflow_store")
 
     config = SearchConfig(
         target=TARGET,
@@ -107,34 +119,30 @@ def run_automl(args: dict[str, Any]) -> dict[str, Any]:
         strategy="bayesian",
         models=("xgboost",),
     )
-    t = time.perf_counter()
     tracker.log_params(run_id, {"rows": len(frame), "cv": args["cv"], "seed": SEED})
     log_trial = trial_logger(tracker, run_id, config.metric)
-    logging_s = [time.perf_counter() - t]
+    phases.lap("trial_logging")
 
     def on_trial(trial: Any) -> None:
-        t0 = time.perf_counter()
+        phases.lap("tune")
         log_trial(trial)
-        logging_s[0] += time.perf_counter() - t0
+        phases.lap("trial_logging")
 
-    t = time.perf_counter()
     result = tune(frame, config, n_trials=args["n_trials"], study_name="bench", on_trial=on_trial)
-    tune_s = time.perf_counter() - t - logging_s[0]
-    phases["tune_outside_trials"] = tune_s - float(result.trials["fit_time_s"].sum())
-    phases["trial_logging"] = logging_s[0]
-    t = time.perf_counter()
+    phases.lap("tune")
     log_tuning_result(tracker, run_id, result, title="Tuning report: bench")
-    phases["report"] = time.perf_counter() - t
-    t = time.perf_counter()
+    phases.lap("report")
     tracker.log_model(run_id, result.model, input_example=frame[features].head(5))
     tracker.end_run(run_id, "FINISHED")
-    phases["log_model"] = time.perf_counter() - t
+    phases.lap("log_model")
+    inside = float(result.trials["fit_time_s"].sum())
 
     trials = result.trials
     tuned = trials[~trials["is_defaults"] & (trials["state"] == "COMPLETE")]
     return {
-        "phases_s": phases,
-        "inside_trials_s": float(trials["fit_time_s"].sum()),
+        "phases_s": phases.wall,
+        "phases_cpu_s": phases.cpu,
+        "inside_trials_s": inside,
         "n_pruned": int(result.n_pruned),
         "best_score": float(result.best_score),
         "rounds_per_trial": [int(r) for r in tuned["fitted_rounds"]],
@@ -154,8 +162,7 @@ def run_automl(args: dict[str, Any]) -> dict[str, Any]:
 # -- bare side -----------------------------------------------------------------------------
 def run_bare(args: dict[str, Any]) -> dict[str, Any]:
     """A hand-written Optuna TPE loop over XGBoost with the same trials, folds and rounds."""
-    phases: dict[str, float] = {}
-    t = time.perf_counter()
+    phases = _Phases()
     import numpy as np
     import optuna
     import pandas as pd
@@ -168,12 +175,11 @@ def run_bare(args: dict[str, Any]) -> dict[str, Any]:
     from sklearn.model_selection import StratifiedKFold, train_test_split
     from xgboost import XGBClassifier
 
-    phases["imports"] = time.perf_counter() - t + (t - _T0)
-    t = time.perf_counter()
+    phases.lap("imports")
     frame = pd.read_parquet(args["data"])
     X = frame.drop(columns=TARGET).to_numpy()  # noqa: N806
     y = frame[TARGET].to_numpy()
-    phases["read"] = time.perf_counter() - t
+    phases.lap("read")
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = {k: json_to_distribution(v) for k, v in args["space"].items()}
@@ -233,17 +239,17 @@ def run_bare(args: dict[str, Any]) -> dict[str, Any]:
         finally:
             inside.append(time.perf_counter() - t0)
 
-    t = time.perf_counter()
     study.optimize(objective, n_trials=args["n_trials"])
     best = study.best_trial
     refit = dict(best.params)
     if "rounds" in best.user_attrs:
         refit["n_estimators"] = round(float(np.mean(best.user_attrs["rounds"])))
     XGBClassifier(random_state=SEED, n_jobs=1, tree_method="hist", **refit).fit(X, y)
-    phases["tune_outside_trials"] = time.perf_counter() - t - sum(inside)
+    phases.lap("tune")
     complete = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.COMPLETE]
     return {
-        "phases_s": phases,
+        "phases_s": phases.wall,
+        "phases_cpu_s": phases.cpu,
         "inside_trials_s": float(sum(inside)),
         "n_pruned": sum(tr.state == optuna.trial.TrialState.PRUNED for tr in study.trials),
         "best_score": float(best.value),
@@ -279,6 +285,7 @@ def _child(side: str, args: dict[str, Any]) -> dict[str, Any]:
     result["cpu_s"] = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     # Interpreter start-up before this script's first line, and shutdown after its last.
     result["phases_s"]["startup_and_exit"] = wall - result["in_process_s"]
+    result["phases_cpu_s"]["startup_and_exit"] = result["cpu_s"] - result["in_process_cpu_s"]
     return result
 
 
@@ -298,6 +305,10 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(r[key] for r in runs))
 
 
+def _median_phase(runs: list[dict[str, Any]], field: str, key: str) -> float:
+    return float(statistics.median(r[field].get(key, 0.0) for r in runs))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5k rows, 10 trials, one repeat")
@@ -314,6 +325,7 @@ def main() -> None:
         result = run_automl(args) if side == "automl" else run_bare(args)
         result["peak_rss_mb"] = _peak_rss_mb()
         result["in_process_s"] = time.perf_counter() - _T0
+        result["in_process_cpu_s"] = time.process_time()
         Path(args["out"]).write_text(json.dumps(result, default=str), encoding="utf-8")
         return
 
@@ -356,11 +368,29 @@ def main() -> None:
     wall_a, wall_b = _median(ours, "wall_s"), _median(bare, "wall_s")
     cpu_a, cpu_b = _median(ours, "cpu_s"), _median(bare, "cpu_s")
     inside_a, inside_b = _median(ours, "inside_trials_s"), _median(bare, "inside_trials_s")
-    phases = sorted({k for r in ours for k in r["phases_s"]})
-    fixed_a = {k: float(statistics.median(r["phases_s"].get(k, 0.0) for r in ours)) for k in phases}
-    fixed_b = {
-        k: float(statistics.median(r["phases_s"].get(k, 0.0) for r in bare))
-        for k in bare[0]["phases_s"]
+    for run in (*ours, *bare):  # the search's own work besides the trials
+        run["phases_s"]["tune_outside_trials"] = (
+            run["phases_s"].pop("tune") - run["inside_trials_s"]
+        )
+    order = [
+        "startup_and_exit",
+        "imports",
+        "read",
+        "mlflow_store",
+        "trial_logging",
+        "tune_outside_trials",
+        "report",
+        "log_model",
+    ]
+    phase_wall = {
+        side: {k: _median_phase(runs, "phases_s", k) for k in order}
+        for side, runs in (("automl", ours), ("bare", bare))
+    }
+    phase_cpu = {
+        side: {
+            k: _median_phase(runs, "phases_cpu_s", k) for k in order if k != "tune_outside_trials"
+        }
+        for side, runs in (("automl", ours), ("bare", bare))
     }
     outside_a, outside_b = wall_a - inside_a, wall_b - inside_b
     rounds_a = [r for run in ours[:1] for r in run["rounds_per_trial"]]
@@ -384,8 +414,8 @@ def main() -> None:
         "bare_inside_trials_s": inside_b,
         "automl_outside_trials_s": outside_a,
         "bare_outside_trials_s": outside_b,
-        "automl_phases_s": fixed_a,
-        "bare_phases_s": fixed_b,
+        "phases_s": phase_wall,
+        "phases_cpu_s": phase_cpu,
         "automl_mean_rounds_per_fold": statistics.fmean(rounds_a) if rounds_a else None,
         "bare_mean_rounds_per_fold": statistics.fmean(rounds_b) if rounds_b else None,
         "same_trial_params": same_trials,
@@ -403,10 +433,13 @@ def main() -> None:
     )
     print(f"{'inside trials (s)':28s}{inside_a:10.1f}{inside_b:10.1f}{inside_a / inside_b:9.2f}x")
     print(f"{'outside trials (s)':28s}{outside_a:10.1f}{outside_b:10.1f}")
-    for key in phases:
-        bare_value = fixed_b.get(key)
-        shown = f"{bare_value:10.2f}" if bare_value is not None else f"{'-':>10s}"
-        print(f"{'  ' + key + ' (s)':28s}{fixed_a[key]:10.2f}{shown}")
+    print(f"{'  of which, wall (CPU) s':28s}")
+    for key in order:
+        cells = []
+        for side in ("automl", "bare"):
+            wall, cpu = phase_wall[side][key], phase_cpu[side].get(key)
+            cells.append(f"{wall:5.2f} ({cpu:4.1f})" if cpu is not None else f"{wall:5.2f}      ")
+        print(f"{'  ' + key:28s}{cells[0]:>12s}{cells[1]:>12s}")
     print(
         f"{'rounds per fold (tuned, mean)':28s}"
         f"{summary['automl_mean_rounds_per_fold'] or 0:10.1f}"
