@@ -110,7 +110,7 @@ def _make_store_template(template: Path) -> None:
     tmp = template.with_name(f".{template.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     engine = sqlalchemy.create_engine(f"sqlite:///{tmp}")
     try:
-        _initialize_tables(engine)
+        _initialize_tables(engine)  # type: ignore[no-untyped-call]
     finally:
         engine.dispose()
     tmp.replace(template)  # atomic: concurrent makers each write a whole template
