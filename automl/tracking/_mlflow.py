@@ -274,9 +274,19 @@ class MlflowTracker:
         status: RunStatus = "FINISHED",
     ) -> str:
         """Create, fill and close a child run in one go (one per tuning trial)."""
+        import time
+
+        from mlflow.entities import Metric, Param
+
         run_id = self.start_run(name, tags=tags, parent_run_id=parent_run_id)
-        self.log_params(run_id, params)
-        self.log_metrics(run_id, metrics)
+        items = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
+        now = int(time.time() * 1000)
+        values = [Metric(k, v, now, 0) for k, v in _clean_metrics(metrics).items()]
+        if len(items) <= 100 and len(values) <= 1000:  # MLflow's batch limits: one write
+            self.client.log_batch(run_id, params=items, metrics=values)
+        else:
+            self.log_params(run_id, params)
+            self.log_metrics(run_id, metrics)
         self.end_run(run_id, status)
         return run_id
 
