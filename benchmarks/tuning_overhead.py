@@ -317,12 +317,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--cv", type=int, default=3)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--source", type=Path, help="import automl from this checkout (before/after figures)"
+    )
     parser.add_argument("--child", nargs=2, metavar=("SIDE", "ARGS"), help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.child:
         side, path = opts.child
         args = json.loads(Path(path).read_text(encoding="utf-8"))
+        if args.get("source"):
+            sys.path.insert(0, args["source"])
         result = run_automl(args) if side == "automl" else run_bare(args)
+        if side == "automl":
+            result["automl_from"] = str(Path(sys.modules["automl"].__file__ or "").parent.parent)
         result["peak_rss_mb"] = _peak_rss_mb()
         result["in_process_s"] = time.perf_counter() - _T0
         result["in_process_cpu_s"] = time.process_time()
@@ -346,6 +353,7 @@ def main() -> None:
             "cv": opts.cv,
             "space": space,
             "defaults": defaults,
+            "source": str(opts.source.resolve()) if opts.source else None,
         }
         print(
             f"{n_rows:,} rows x {n_features}, {n_trials} trials, xgboost, cv {opts.cv}, "
