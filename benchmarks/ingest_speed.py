@@ -100,7 +100,7 @@ def main() -> None:
     out = opts.out or Path(__file__).parent / "results" / (
         "ingest_speed_quick.json" if opts.quick else "ingest_speed.json"
     )
-    import automl.data  # noqa: F401  (imports are not part of either loop)
+    import automl.data  # imports are not part of either loop
 
     ours: list[dict[str, Any]] = []
     bare: list[dict[str, Any]] = []
@@ -161,6 +161,7 @@ def main() -> None:
         "automl_ms_per_file": 1000 * a / n_files,
         "bare_ms_per_file": 1000 * b / n_files,
         "runs": {"automl": ours, "bare": bare},
+        "automl_from": str(Path(automl.data.__file__).parent.parent.parent),
     }
     print(
         f"automl {a:.2f} s ({summary['automl_ms_per_file']:.1f} ms/file), "
