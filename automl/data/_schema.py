@@ -376,8 +376,9 @@ def _check_empty_columns(
     raw: Callable[[], pd.DataFrame] | None,
 ) -> None:
     n = len(frame)
+    has_value = frame[schema.feature_names].notna().any()  # one pass over the frame
     for name in schema.feature_names:
-        if name in rules.allow_empty_columns or frame[name].notna().any():
+        if name in rules.allow_empty_columns or has_value[name]:
             continue
         raise DataValidationError(
             f"{source}: column {name!r} has no value in any of its {n} row(s) (data rows "
@@ -489,7 +490,9 @@ def _check_classes(
     rules: ValidationRules,
     source: str,
 ) -> Schema:
-    seen = sorted({v.item() if isinstance(v, np.generic) else v for v in labels[labelled]})
+    # Distinct labels first (vectorized), then plain Python values for the few of them.
+    distinct = labels[labelled].unique()
+    seen = sorted({v.item() if isinstance(v, np.generic) else v for v in distinct})
     known = list(schema.classes or ())
     unseen = [c for c in seen if c not in known]
     if not unseen:
