@@ -192,6 +192,13 @@ class DataSpec(_Strict):
     file_patterns: tuple[str, ...] = Field(
         default=("*.csv", "*.parquet"), description="Glob patterns of batch files to ingest."
     )
+    max_batch_failures: int | None = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="After this many failed cycles in a row with batches pending, find the "
+        "pending batch that fails the cycle's steps and quarantine it (None: never).",
+    )
     settle_s: float = Field(
         default=2.0,
         ge=0.0,
@@ -669,13 +676,9 @@ class NotifySpec(_Strict):
     """Webhook notifications (HTTP POST with a JSON body)."""
 
     webhook_url: str | None = Field(default=None, pattern=r"^https?://")
-    events: tuple[Literal["drift", "promotion", "rejection", "failure", "approval"], ...] = (
-        "drift",
-        "promotion",
-        "rejection",
-        "failure",
-        "approval",
-    )
+    events: tuple[
+        Literal["drift", "promotion", "rejection", "failure", "approval", "quarantine"], ...
+    ] = ("drift", "promotion", "rejection", "failure", "approval", "quarantine")
     timeout_s: float = Field(default=5.0, gt=0.0, le=60.0)
 
 

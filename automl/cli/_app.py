@@ -126,7 +126,10 @@ def serve(
     pipelines_dir: Annotated[Path, typer.Argument(help="Folder of pipeline specs (*.yaml).")],
     host: Annotated[str, typer.Option(help="Interface of the status endpoint.")] = "127.0.0.1",
     port: Annotated[
-        int | None, typer.Option(help="Port of /healthz, /readyz, /metrics, /status (unset: off).")
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Port of /healthz, /readyz, /metrics, /status (unset: off)."
+        ),
     ] = None,
     jobstore: Annotated[
         str | None,
@@ -203,26 +206,27 @@ def status(
     if as_json:
         typer.echo(json.dumps(rows, default=str))
         return
-    table = Table(title="automl status")
-    for col in ("pipeline", "champion", "last cycle", "last drift check", "pending", "quarantined"):
-        table.add_column(col)
+    # One small key/value table per pipeline: readable in an 80-column terminal.
     for r in rows:
-        when = f"{r['last_status']} at {r['last_finished_at']}"
-        seen = "never" if r["last_status"] is None else when
+        table = Table(title=f"pipeline {r['pipeline']}", show_header=False, title_justify="left")
+        table.add_column("what", no_wrap=True)
+        table.add_column("value", overflow="fold")
+        champion = r["champion_version"]
+        table.add_row("champion", f"{r['model']} v{champion}" if champion else "none")
+        if r["last_status"] is None:
+            table.add_row("last cycle", "never")
+        else:
+            table.add_row("last cycle", f"{r['last_status']} at {r['last_finished_at']}")
         if r["last_error"]:
-            seen += f"\n{r['last_error'][:200]}"
+            table.add_row("last error", r["last_error"][:300])
         drift = _fmt(r["last_drift_verdict"])
         if r["last_drift_share"] is not None:
             drift += f" ({r['last_drift_share']:.0%} of columns)"
-        table.add_row(
-            r["pipeline"],
-            f"{r['model']} v{r['champion_version']}" if r["champion_version"] else "none",
-            seen,
-            drift,
-            str(r["pending_batches"]),
-            str(r["quarantined_files"]),
-        )
-    console.print(table)
+        table.add_row("last drift check", drift)
+        table.add_row("batches pending", str(r["pending_batches"]))
+        table.add_row("files in landing", str(r.get("landing_files", 0)))
+        table.add_row("quarantined", str(r["quarantined_files"]))
+        console.print(table)
 
 
 @command
@@ -255,7 +259,7 @@ def demo(
 
 
 #: Strategies ``automl tune`` offers: ``grid`` needs a spec's ``tuning.grid``.
-_CLI_STRATEGIES = ", ".join(s for s in STRATEGIES[:-1] if s != "grid") + f" or {STRATEGIES[-1]}."
+_CLI_STRATEGIES = ", ".join(STRATEGIES[:-1]) + f" or {STRATEGIES[-1]}."
 
 
 @command
@@ -266,7 +270,16 @@ def tune(
         str | None,
         typer.Option(help=f"{' or '.join(TASKS)} (default: inferred from the target)."),
     ] = None,
-    strategy: Annotated[str, typer.Option(help=_CLI_STRATEGIES)] = "bayesian",
+    strategy: Annotated[
+        str, typer.Option(help=f"{_CLI_STRATEGIES[:-1]}; grid needs --grid.")
+    ] = "bayesian",
+    grid: Annotated[
+        str | None,
+        typer.Option(
+            help="Strategy grid: JSON {family: {param: [values]}}, e.g. "
+            '\'{"xgboost": {"max_depth": [3, 6]}}\'.'
+        ),
+    ] = None,
     models: Annotated[
         str, typer.Option(help=f"Comma-separated families: {', '.join(MODEL_FAMILIES)}.")
     ] = "xgboost",
@@ -317,12 +330,22 @@ def tune(
         is_time_ordered=time_ordered,
         tracking_uri=tracking_uri,
         experiment=experiment,
+        grid=_json_option("--grid", grid),
     )
     result = run_tune(options, console=err_console, as_json=as_json)
     if as_json:
         typer.echo(json.dumps(result, default=str))
         return
     print_result(result, console)
+
+
+def _json_option(name: str, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{name} {value!r} is not valid JSON: {exc}") from exc
 
 
 @command
@@ -335,6 +358,12 @@ def drift(
         Path | None,
         typer.Option("--pipeline", help="Pipeline spec: its drift settings and target."),
     ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target", help="Label column, left out of the check (default: the spec's target)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write evidently's HTML report here.")
@@ -344,7 +373,9 @@ def drift(
     from automl.cli._drift import DriftOptions, check_files, print_drift
 
     payload = check_files(
-        DriftOptions(reference=reference, current=current, pipeline=pipeline, html=html)
+        DriftOptions(
+            reference=reference, current=current, pipeline=pipeline, html=html, target=target
+        )
     )
     if as_json:
         typer.echo(json.dumps(payload, default=str))

@@ -24,6 +24,7 @@ class DriftOptions:
     current: Path
     pipeline: Path | None = None
     html: Path | None = None
+    target: str | None = None
 
 
 def check_files(options: DriftOptions) -> dict[str, Any]:
@@ -32,7 +33,9 @@ def check_files(options: DriftOptions) -> dict[str, Any]:
     Returns:
         ``drift_detected``, ``state`` (``ok`` / ``warning`` / ``drift``), ``score``,
         ``share_drifted``, ``columns`` (per column ``method``, ``score``, ``threshold``,
-        ``drifted`` and more evidence), ``signals``, ``schema_changes`` and the inputs.
+        ``drifted`` and more evidence), ``signals``, ``schema_changes``, the inputs, the
+        ``target`` left out of the check and ``notes`` (e.g. that no target was named, so every
+        column counts as a feature).
 
     Raises:
         ConfigError: The pipeline spec is invalid.
@@ -45,9 +48,22 @@ def check_files(options: DriftOptions) -> dict[str, Any]:
 
     spec = load_spec(options.pipeline) if options.pipeline else None
     drift = spec.drift if spec else DriftSpec()
-    target = spec.data.target if spec else None
+    target = options.target or (spec.data.target if spec else None)
     reference = _read(options.reference, read_table)
     current = _read(options.current, read_table)
+    notes = []
+    if target is None:
+        notes.append(
+            "no --pipeline or --target: every column is treated as a feature (a label column "
+            "is checked as if it were one)"
+        )
+    elif target not in reference.columns:
+        from automl.errors import DataValidationError
+
+        raise DataValidationError(
+            f"{options.reference}: target column {target!r} not found; columns: "
+            f"{list(reference.columns)}"
+        )
     numeric, categorical = infer_column_kinds(reference, exclude=[target] if target else [])
     columns = CheckedColumns.select(
         drift,
@@ -64,6 +80,8 @@ def check_files(options: DriftOptions) -> dict[str, Any]:
         "reference": str(options.reference),
         "current": str(options.current),
         "pipeline": spec.name if spec else None,
+        "target": target,
+        "notes": notes,
         **report.to_dict(),
     }
     if html is not None:
@@ -111,3 +129,5 @@ def print_drift(payload: dict[str, Any], console: Console) -> None:
     )
     if payload.get("html"):
         console.print(f"report: {payload['html']}")
+    for note in payload.get("notes", []):
+        console.print(f"note: {note}", highlight=False)

@@ -65,23 +65,22 @@ def history(
     if as_json:
         typer.echo(json.dumps([asdict(e) for e in entries]))
         return
+    # Few, narrow columns (the reason wraps): readable in an 80-column terminal.
     table = Table(title=f"promotion log of {spec.name} ({spec.model_name})")
-    for col in ("#", "time", "action", "status", "from", "to", "challenger", "champion", "actor"):
-        table.add_column(col, no_wrap=col != "time")
-    table.add_column("reason")
+    table.add_column("#", no_wrap=True)
+    table.add_column("time (UTC)", min_width=10)
+    table.add_column("move", no_wrap=True)
+    table.add_column("scores", no_wrap=True)
+    table.add_column("by", overflow="fold")
+    table.add_column("reason", overflow="fold", ratio=1, min_width=16)
     for e in entries:
-        table.add_row(
-            str(e.id),
-            e.created_at,
-            e.action,
-            e.status,
-            f"v{e.from_version}" if e.from_version else "-",
-            f"v{e.to_version}" if e.to_version else "-",
-            "-" if e.challenger_score is None else f"{e.challenger_score:.4f}",
-            "-" if e.champion_score is None else f"{e.champion_score:.4f}",
-            e.actor,
-            e.reason or "",
-        )
+        when = e.created_at.replace("T", " ")[:19].replace(" ", "\n", 1)
+        move = f"{e.action}\n{e.status}"
+        versions = " -> ".join(f"v{v}" if v else "-" for v in (e.from_version, e.to_version))
+        scores = "-" if e.challenger_score is None else f"{e.challenger_score:.4f}"
+        if e.champion_score is not None:
+            scores += f"\nvs {e.champion_score:.4f}"
+        table.add_row(str(e.id), when, f"{move}\n{versions}", scores, e.actor, e.reason or "")
     console.print(table)
 
 
@@ -99,6 +98,8 @@ def predict(
     from automl.tracking import CHAMPION, predict_frame
 
     spec = load_spec(pipeline)
+    if not data.is_file():
+        raise AutomlError(f"{data}: file not found (expected a CSV or Parquet file to score)")
     frame = read_table(data)
     tracker = make_tracker(spec)
     champion = tracker.get_alias(spec.model_name, CHAMPION)

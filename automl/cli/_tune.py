@@ -36,6 +36,7 @@ class TuneOptions:
     is_time_ordered: bool
     tracking_uri: str | None
     experiment: str
+    grid: dict[str, dict[str, list[Any]]] | None = None
 
 
 def infer_task(target: pd.Series) -> str:
@@ -116,10 +117,11 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
     # Argument errors surface before any MLflow run is created (the cheap ones before the data
     # is read; the rest when the search is described, right after the schema is inferred).
     check_strategy(options.strategy)
-    if options.strategy == "grid":
+    if options.strategy == "grid" and not options.grid:
         raise TuningError(
-            "strategy 'grid' needs an explicit grid, which only a pipeline spec can give "
-            "(tuning.grid); choose bayesian, gp, random, genetic or cmaes here"
+            "strategy 'grid' needs --grid, e.g. --grid '{\"xgboost\": {\"max_depth\": [3, 6]}}' "
+            "(every combination after the defaults), or choose bayesian, gp, random, genetic "
+            "or cmaes"
         )
     unknown = [m for m in options.models if m not in MODEL_FAMILIES]
     if unknown or not options.models:
@@ -149,6 +151,7 @@ def run_tune(options: TuneOptions, *, console: Console, as_json: bool) -> dict[s
         seed=options.seed,
         strategy=options.strategy,  # type: ignore[arg-type]
         models=options.models,
+        grid=options.grid,
         is_time_ordered=options.is_time_ordered,
     )
     metric = config.metric

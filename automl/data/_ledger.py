@@ -14,6 +14,7 @@ from typing import Literal
 import sqlalchemy as sa
 
 from automl.data._schema import Schema
+from automl.errors import DataValidationError
 from automl.state import batches_table, open_state, schemas_table, utcnow
 
 BatchStatus = Literal["accepted", "rejected"]
@@ -129,6 +130,42 @@ class BatchLedger:
                 .where(t.c.pipeline == pipeline, t.c.id.in_(ids))
                 .values(cycle_id=cycle_id)
             )
+
+    def quarantine(
+        self, pipeline: str, batch_id: int, reason: str, *, stored_path: Path | None = None
+    ) -> BatchRecord:
+        """Take an accepted batch out of the pipeline: status ``rejected`` with ``reason``.
+
+        For a batch that was accepted but then broke every cycle (see
+        :mod:`automl.service`): it is no longer pending, never trained on, and its content
+        hash stays recorded, so the same file delivered again is recognised, not re-ingested.
+
+        Args:
+            pipeline: Pipeline name.
+            batch_id: The batch's ledger id.
+            reason: Why, for people: shown by ``automl status`` and kept in the ledger.
+            stored_path: Where its rows were moved (None: unchanged).
+
+        Raises:
+            DataValidationError: No accepted batch of ``pipeline`` has that id.
+        """
+        t = batches_table
+        values: dict[str, object] = {"status": "rejected", "reason": reason}
+        if stored_path is not None:
+            values["stored_path"] = str(stored_path)
+        with self._engine.begin() as conn:
+            updated = conn.execute(
+                t.update()
+                .where(t.c.pipeline == pipeline, t.c.id == batch_id, t.c.status == "accepted")
+                .values(**values)
+            ).rowcount
+        if not updated:
+            raise DataValidationError(
+                f"pipeline {pipeline!r} has no accepted batch with id {batch_id}; see "
+                "`automl status` for its batches"
+            )
+        found = [r for r in self.records(pipeline) if r.id == batch_id]
+        return found[0]
 
     # -- schema ------------------------------------------------------------------------
     def get_schema(self, pipeline: str) -> Schema | None:

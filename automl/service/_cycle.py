@@ -24,6 +24,8 @@ from automl.service._history import CycleResult
 from automl.service._lock import pipeline_lock
 from automl.service._logging import cycle_context
 from automl.service._notify import notify
+from automl.service._poison import quarantine_poison
+from automl.service._recover import recover_interrupted
 from automl.service._steps import (
     CycleInterruptedError,
     DriftOutcome,
@@ -124,7 +126,8 @@ def _cycle(
     spec, tracker = ws.spec, ws.tracker
     trail.ingested = ingest(ws)
     reconcile(spec, tracker, ws.promotions)  # close alias moves a crash left half-done
-    record.fail_orphaned_runs(tracker, ws.name)
+    if recover_interrupted(ws, trail.cycle_id):  # runs a crash left open: failed cycles
+        quarantine_poison(ws, cycle_id=trail.cycle_id)
     pending = ws.ledger.pending(ws.name)
     schema = ws.ledger.get_schema(ws.name)
     champion = tracker.get_alias(spec.model_name, CHAMPION)
@@ -269,6 +272,7 @@ def run_cycle(
         _close_run(ws.tracker, trail, "FAILED", message)
         result = trail.result(status="failed", error=message)
         ws.history.record(result)
+        quarantine_poison(ws, cycle_id=cycle_id)  # a batch that fails every cycle goes
         notify(spec, "failure", {"cycle_id": cycle_id, "error": message})
         if not raise_on_failure:
             return result

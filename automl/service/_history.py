@@ -126,6 +126,14 @@ class CycleHistory:
         with self._engine.connect() as conn:
             return [CycleResult.from_dict(json.loads(row[0])) for row in conn.execute(query)]
 
+    def find(self, pipeline: str, cycle_id: str) -> CycleResult | None:
+        """The recorded cycle with this id, or None."""
+        t = cycles_table
+        query = sa.select(t.c.result_json).where(t.c.pipeline == pipeline, t.c.cycle_id == cycle_id)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return CycleResult.from_dict(json.loads(row[0])) if row else None
+
     def last(self, pipeline: str, *, checked: bool = False) -> CycleResult | None:
         """The newest cycle; with ``checked``, the newest one that ran a drift check."""
         for result in self.list(pipeline):

@@ -1,14 +1,17 @@
 """What the service tells operators: Prometheus metrics and a small HTTP endpoint.
 
-``GET /healthz``  the process is alive (200).
-``GET /readyz``   the scheduler runs and every pipeline's state database and MLflow answer
-                  (200, else 503 with the failing checks).
+``GET /healthz``  the process is alive (200), unless it cannot recover by itself (503 with
+                  why: its scheduler stayed down although restarted).
+``GET /readyz``   the scheduler runs, every pipeline ended a cycle within its bound, and every
+                  pipeline's state database and MLflow answer within about a second (200, else
+                  503 with the failing checks).
 ``GET /metrics``  Prometheus text format.
 ``GET /status``   JSON: per pipeline its champion, last cycle and state.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import threading
@@ -17,6 +20,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from automl.errors import SchedulerError
 from automl.service._history import CycleResult
 
 log = logging.getLogger(__name__)
@@ -90,6 +94,7 @@ class StatusServer:
         metrics: The service's metrics.
         is_ready: Returns (ready, failing checks).
         status: Returns the JSON-ready status of every pipeline.
+        is_alive: Returns (alive, why not); None: always alive.
     """
 
     def __init__(
@@ -100,6 +105,7 @@ class StatusServer:
         metrics: ServiceMetrics,
         is_ready: Callable[[], tuple[bool, dict[str, str]]],
         status: Callable[[], list[dict[str, Any]]],
+        is_alive: Callable[[], tuple[bool, dict[str, str]]] | None = None,
     ) -> None:
         outer = self
 
@@ -111,7 +117,20 @@ class StatusServer:
                 log.debug("http: " + fmt, *args)
 
         self.metrics, self.is_ready, self.status = metrics, is_ready, status
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self.is_alive = is_alive
+        try:
+            self._server = ThreadingHTTPServer((host, port), Handler)
+        except OverflowError as exc:
+            raise SchedulerError(
+                f"port {port} is not a TCP port; choose one from 1 to 65535 (0: any free one)"
+            ) from exc
+        except OSError as exc:
+            why = (
+                "already in use by another process; stop it or choose another --port"
+                if exc.errno == errno.EADDRINUSE
+                else f"cannot be opened: {exc.strerror or exc}"
+            )
+            raise SchedulerError(f"status endpoint {host}:{port}: the port is {why}") from exc
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="automl-http", daemon=True
@@ -133,7 +152,12 @@ class StatusServer:
         path = handler.path.split("?", 1)[0]
         try:
             if path == "/healthz":
-                self._send(handler, 200, b'{"status": "alive"}', "application/json")
+                alive, failing = self.is_alive() if self.is_alive else (True, {})
+                if alive:
+                    self._send(handler, 200, b'{"status": "alive"}', "application/json")
+                else:
+                    body = json.dumps({"status": "failing", "failing": failing}).encode()
+                    self._send(handler, 503, body, "application/json")
             elif path == "/readyz":
                 ready, failing = self.is_ready()
                 body = json.dumps({"ready": ready, "failing": failing}).encode()

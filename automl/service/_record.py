@@ -22,7 +22,7 @@ from typing import Any
 
 from automl.data import BatchRecord
 from automl.drift import DriftReport, HysteresisDecision
-from automl.tracking import MlflowTracker, PromotionDecision, ShadowState
+from automl.tracking import MlflowTracker, PromotionDecision, RunSummary, ShadowState
 from automl.tuning import TrialResult, TuningResult, write_tuning_report
 
 log = logging.getLogger(__name__)
@@ -117,36 +117,40 @@ def end_cycle_run(
     tracker.end_run(run_id, status)  # type: ignore[arg-type]
 
 
-def fail_orphaned_runs(tracker: MlflowTracker, pipeline: str) -> int:
+#: The error an orphaned cycle run is closed with (and its failed history row carries).
+INTERRUPTED = "interrupted: the process running this cycle stopped before it ended"
+
+
+def fail_orphaned_runs(tracker: MlflowTracker, pipeline: str) -> list[RunSummary]:
     """Close runs of a pipeline left RUNNING by a process that died (kill -9, OOM).
 
-    Call it while holding the pipeline's lock, so no live cycle of it can own them.
+    Call it while holding the pipeline's lock, so no live cycle of it can own them. A cycle's
+    run stays RUNNING until the cycle ends (registration and promotion included), so a run
+    found RUNNING here is a cycle that never finished.
 
     Returns:
-        How many cycle runs were closed.
+        The cycle runs closed, as they were before (their tags name the cycle).
     """
     orphans = tracker.find_runs(
         f"attributes.status = 'RUNNING' and tags.`{PIPELINE}` = '{pipeline}'"
     )
+    closed = []
     for run_id in orphans:
+        summary = tracker.run_summary(run_id)
         children = tracker.find_runs(
             f"attributes.status = 'RUNNING' and tags.`mlflow.parentRunId` = '{run_id}'"
         )
         for child in children:
             tracker.end_run(child, "FAILED")
-        end_cycle_run(
-            tracker,
-            run_id,
-            "FAILED",
-            error="interrupted: the process running this cycle stopped",
-        )
+        end_cycle_run(tracker, run_id, "FAILED", error=INTERRUPTED)
         log.warning(
             "[%s] marked orphaned run %s (and %d trial runs) FAILED",
             pipeline,
             run_id,
             len(children),
         )
-    return len(orphans)
+        closed.append(summary)
+    return closed
 
 
 def record_verdict(tracker: MlflowTracker, run_id: str, verdict: str) -> None:

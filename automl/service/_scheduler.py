@@ -7,6 +7,13 @@ a failed cycle). Every job has an explicit id, ``replace_existing``, coalescing,
 ``max_instances=1`` and a misfire grace time. A cycle runs only while holding its pipeline's
 lock (see :mod:`automl.service._lock`), so two service instances never run one pipeline at once.
 
+Liveness: a watchdog thread checks every ``watchdog_s`` seconds that the scheduler's thread is
+alive (APScheduler 3's thread dies for good when its job store cannot be written) and that
+every pipeline ended a cycle within its bound (3 x its interval + its tuning timeout). A dead
+scheduler is rebuilt on the same job store and a stale pipeline's job is re-added and run now;
+``/readyz`` fails meanwhile, and ``/healthz`` too once the scheduler stayed down for
+``unhealthy_after_s`` (the process cannot recover by itself: let the orchestrator restart it).
+
 Served from a folder, the service re-reads it every ``reload_interval_s`` seconds: new specs
 get jobs, changed schedules are rescheduled, removed specs lose their jobs. The job store can be
 persistent (SQLAlchemy URL): jobs and their next run times then survive a restart. A job store
@@ -15,6 +22,7 @@ belongs to exactly one running scheduler; never point two services at the same o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -39,6 +47,10 @@ log = logging.getLogger(__name__)
 MISFIRE_GRACE_S = 300
 #: First retry delay after a failed cycle; doubles per consecutive failure up to the interval.
 RETRY_BASE_S = 5.0
+#: A pipeline is stale when no cycle of it ended for this many intervals (+ its tuning timeout).
+STALE_INTERVALS = 3
+#: How long a store check's answer is reused by ``/readyz``.
+READY_CACHE_S = 5.0
 
 #: Set when the process is stopping: running cycles stop after their current trial.
 STOP = threading.Event()
@@ -119,6 +131,22 @@ def _trigger(spec: PipelineSpec, kind: str) -> Any:
     return IntervalTrigger(seconds=interval, timezone=UTC)
 
 
+def interval_s(spec: PipelineSpec) -> float:
+    """Seconds between two drift checks of a pipeline (for a cron, between its next two)."""
+    trigger = _trigger(spec, "cycle")
+    now = datetime.now(UTC)
+    first = trigger.get_next_fire_time(None, now)
+    second = trigger.get_next_fire_time(first, first) if first else None
+    if first is None or second is None:
+        return float(spec.schedule.interval_s or 3600.0)
+    return max(1.0, float((second - first).total_seconds()))
+
+
+def stale_after_s(spec: PipelineSpec) -> float:
+    """How long a pipeline may go without ending a cycle: 3 intervals + its tuning timeout."""
+    return STALE_INTERVALS * interval_s(spec) + float(spec.tuning.timeout_s or 0.0)
+
+
 def _grace_s(spec: PipelineSpec) -> int:
     interval = spec.schedule.interval_s or 3600.0
     return int(max(MISFIRE_GRACE_S, min(interval, 3600.0)))
@@ -137,6 +165,9 @@ class AutomlService:
         http_port: Port of the status endpoint (None: no endpoint; 0: any free port).
         reload_interval_s: How often a folder is re-read.
         stop_grace_s: How long :meth:`stop` waits for running cycles.
+        watchdog_s: How often the scheduler thread and the pipelines' last cycles are checked.
+        ready_timeout_s: How long ``/readyz`` waits for the store checks before it answers 503.
+        unhealthy_after_s: ``/healthz`` fails once the scheduler stayed down this long.
     """
 
     def __init__(
@@ -150,13 +181,10 @@ class AutomlService:
         http_port: int | None = None,
         reload_interval_s: float = 10.0,
         stop_grace_s: float = 60.0,
+        watchdog_s: float = 5.0,
+        ready_timeout_s: float = 1.0,
+        unhealthy_after_s: float = 300.0,
     ) -> None:
-        from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
-        from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.jobstores.memory import MemoryJobStore
-        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-        from apscheduler.schedulers.background import BackgroundScheduler
-
         self.folder = source if isinstance(source, Path) else None
         self.specs: dict[str, PipelineSpec] = {}
         if self.folder is None:
@@ -173,23 +201,26 @@ class AutomlService:
         self._failures: dict[str, int] = {}
         self._bad_files: dict[Path, float] = {}
         self._http: StatusServer | None = None
-        self._ready_cache: tuple[float, tuple[bool, dict[str, str]]] | None = None
-        jobstore: Any = SQLAlchemyJobStore(url=jobstore_url) if jobstore_url else MemoryJobStore()
-        workers = max_workers or max(2, min(4, len(self.specs) or 2))
-        self._scheduler = BackgroundScheduler(
-            # "local" holds the reload job (a bound method, never persisted).
-            jobstores={"default": jobstore, "local": MemoryJobStore()},
-            executors={"default": ThreadPoolExecutor(max_workers=workers)},
-            job_defaults={
-                "coalesce": True,
-                "max_instances": 1,
-                "misfire_grace_time": MISFIRE_GRACE_S,
-            },
-            timezone=UTC,
-        )
-        self._scheduler.add_listener(self._on_event, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        self.watchdog_s = watchdog_s
+        self.ready_timeout_s = ready_timeout_s
+        self.unhealthy_after_s = unhealthy_after_s
+        self._jobstore_url = jobstore_url
+        self._workers = max_workers or max(2, min(4, len(self.specs) or 2))
         self._persistent = jobstore_url is not None
         self._stopped = threading.Event()
+        # Liveness: when each pipeline last ended a cycle (monotonic), what broke the scheduler.
+        self._last_cycle: dict[str, float] = {}
+        self._kicked: dict[str, float] = {}
+        self._scheduler_error: str | None = None
+        self._jobstore_error: str | None = None
+        self._down_since: float | None = None
+        self._restarts = 0
+        self._watchdog: threading.Thread | None = None
+        self._previous_excepthook: Any = None
+        self._ready_lock = threading.Lock()
+        self._ready_thread: threading.Thread | None = None
+        self._ready_cache: tuple[float, dict[str, str]] | None = None
+        self._scheduler = self._make_scheduler()
         if http_port is not None:
             self._http = StatusServer(
                 host=http_host,
@@ -197,7 +228,31 @@ class AutomlService:
                 metrics=self.metrics,
                 is_ready=self._is_ready,
                 status=self._status,
+                is_alive=self._is_alive,
             )
+
+    def _make_scheduler(self) -> Any:
+        from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.jobstores.memory import MemoryJobStore
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        url = self._jobstore_url
+        jobstore: Any = SQLAlchemyJobStore(url=url) if url else MemoryJobStore()
+        scheduler = BackgroundScheduler(
+            # "local" holds the reload job (a bound method, never persisted).
+            jobstores={"default": jobstore, "local": MemoryJobStore()},
+            executors={"default": ThreadPoolExecutor(max_workers=self._workers)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": MISFIRE_GRACE_S,
+            },
+            timezone=UTC,
+        )
+        scheduler.add_listener(self._on_event, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        return scheduler
 
     # -- jobs --------------------------------------------------------------------------
     def _load_folder(self) -> dict[str, PipelineSpec]:
@@ -232,10 +287,17 @@ class AutomlService:
             )
         return spec
 
-    def sync(self) -> None:
-        """Make the scheduled jobs match the pipelines (added, changed, removed)."""
+    def sync(self, *, run_now: bool = False) -> None:
+        """Make the scheduled jobs match the pipelines (added, changed, removed).
+
+        Args:
+            run_now: Also run every pipeline's drift check now, even where the job store kept
+                a later next run time (a start or a restart runs a cycle at once).
+        """
         if self.folder is not None:
             self.specs = self._load_folder()
+        for name in self.specs:
+            self._last_cycle.setdefault(name, time.monotonic())
         wanted: dict[str, tuple[PipelineSpec, str, Any]] = {}
         for spec in self.specs.values():
             for kind in ("cycle", "retune"):
@@ -256,6 +318,8 @@ class AutomlService:
             if existing is not None and str(existing.trigger) == str(trigger):
                 if existing.args != (ref, kind):
                     existing.modify(args=[ref, kind])
+                if run_now and kind == "cycle":
+                    existing.modify(next_run_time=now)
                 continue
             log.info("%s %s: %s", "rescheduling" if existing else "scheduling", jid, trigger)
             self._scheduler.add_job(
@@ -297,6 +361,9 @@ class AutomlService:
         )
 
     def _on_event(self, event: Any) -> None:
+        kind, _, name = str(getattr(event, "job_id", "")).partition(":")
+        if kind in ("cycle", "retune", "retry"):
+            self._last_cycle[name] = time.monotonic()  # the job ran and returned
         retval = getattr(event, "retval", None)
         if getattr(event, "exception", None) is not None:
             log.error("job %s raised: %s", event.job_id, event.exception)
@@ -337,19 +404,173 @@ class AutomlService:
 
     # -- observability -----------------------------------------------------------------
     def _is_ready(self) -> tuple[bool, dict[str, str]]:
+        """Ready: the scheduler runs, no pipeline is stale, every store answers in time."""
+        failing = self._liveness_failures()
+        failing.update(self._store_failures())
+        return not failing, failing
+
+    def _is_alive(self) -> tuple[bool, dict[str, str]]:
+        """Alive unless the scheduler is down for longer than ``unhealthy_after_s``."""
+        down = self._down_since
+        if down is None or time.monotonic() - down < self.unhealthy_after_s:
+            return True, {}
+        return False, {
+            "scheduler": f"down for {time.monotonic() - down:.0f} s, {self._restarts} restart(s) "
+            f"failed: {self._scheduler_error or 'unknown error'}"
+        }
+
+    def _scheduler_alive(self) -> bool:
+        # APScheduler 3 has no public way to ask whether its thread still runs; the thread
+        # dies for good on an error it does not catch (a job store that cannot be written).
+        thread = getattr(self._scheduler, "_thread", None)
+        return bool(self._scheduler.running) and thread is not None and thread.is_alive()
+
+    def _liveness_failures(self) -> dict[str, str]:
+        failing: dict[str, str] = {}
+        if self._stopped.is_set() or STOP.is_set():
+            return {"scheduler": "stopping"}
+        if not self._scheduler_alive():
+            failing["scheduler"] = f"not running: {self._scheduler_error or 'stopped'}" + (
+                f" (restart attempts: {self._restarts})" if self._restarts else ""
+            )
+        if self._jobstore_error is not None:
+            failing["jobstore"] = self._jobstore_error
+        now = time.monotonic()
+        for spec in list(self.specs.values()):
+            last = self._last_cycle.get(spec.name)
+            bound = stale_after_s(spec)
+            if last is not None and now - last > bound:
+                failing[f"{spec.name}:cycles"] = (
+                    f"no cycle ended for {now - last:.0f} s (bound {bound:.0f} s = "
+                    f"{STALE_INTERVALS} x interval {interval_s(spec):g} s + tuning timeout "
+                    f"{spec.tuning.timeout_s or 0:g} s)"
+                )
+        return failing
+
+    def _store_failures(self) -> dict[str, str]:
+        """The stores' check, answered within ``ready_timeout_s`` (cached for a few seconds)."""
+        asked = time.monotonic()
+        with self._ready_lock:
+            cached = self._ready_cache
+            if cached is not None and asked - cached[0] < READY_CACHE_S:
+                return dict(cached[1])
+            thread = self._ready_thread
+            if thread is None or not thread.is_alive():
+                thread = self._ready_thread = threading.Thread(
+                    target=self._check_stores, name="automl-readyz", daemon=True
+                )
+                thread.start()
+        thread.join(self.ready_timeout_s)
+        with self._ready_lock:
+            cached = self._ready_cache
+            if cached is not None and cached[0] >= asked:
+                return dict(cached[1])
+            last = dict(cached[1]) if cached is not None else {}
+        last["stores"] = (
+            f"no answer within {self.ready_timeout_s:g} s (a state database or MLflow is slow "
+            "or unreachable)"
+        )
+        return last
+
+    def _check_stores(self) -> None:
         from automl.service._status import check_stores
 
-        cached = self._ready_cache
-        if cached is not None and time.monotonic() - cached[0] < 5.0:
-            return cached[1]
         failing: dict[str, str] = {}
-        if not self._scheduler.running:
-            failing["scheduler"] = "not running"
         for spec in list(self.specs.values()):
             failing.update(check_stores(spec))
-        verdict = (not failing, failing)
-        self._ready_cache = (time.monotonic(), verdict)
-        return verdict
+        with self._ready_lock:
+            self._ready_cache = (time.monotonic(), failing)
+
+    # -- self-repair -------------------------------------------------------------------
+    def _watch(self) -> None:
+        while not self._stopped.wait(self.watchdog_s):
+            if STOP.is_set():
+                return
+            try:
+                self._repair()
+            except Exception:
+                log.exception("the service's watchdog failed; trying again")
+
+    def _repair(self) -> None:
+        """Restart a dead scheduler; re-add and run the job of a pipeline gone stale."""
+        if not self._scheduler_alive():
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+                log.error(
+                    "the scheduler stopped (%s); restarting it",
+                    self._scheduler_error or "its thread ended",
+                )
+            self._restart_scheduler()
+            return
+        now = time.monotonic()
+        for spec in list(self.specs.values()):
+            bound = stale_after_s(spec)
+            last = self._last_cycle.get(spec.name, now)
+            if now - last <= bound or now - self._kicked.get(spec.name, -bound) < bound:
+                continue
+            self._kicked[spec.name] = now
+            job = self._scheduler.get_job(job_id(spec))
+            log.error(
+                "[%s] no cycle ended for %.0f s (bound %.0f s); %s its job to run now",
+                spec.name,
+                now - last,
+                bound,
+                "re-adding" if job is None else "rescheduling",
+            )
+            if job is None:
+                self.sync(run_now=True)
+            else:
+                job.modify(next_run_time=datetime.now(UTC))
+
+    def _restart_scheduler(self) -> None:
+        self._restarts += 1
+        with contextlib.suppress(Exception):
+            self._scheduler.shutdown(wait=False)  # running cycles go on in their threads
+        scheduler = self._make_scheduler()
+        try:
+            scheduler.start(paused=True)
+            self._scheduler = scheduler
+            self.sync(run_now=True)
+            self._add_reload_job()
+            scheduler.resume()
+        except Exception as exc:
+            self._scheduler_error = f"restart {self._restarts} failed: {exc}"[:500]
+            log.error("the scheduler could not be restarted: %s", exc)
+            with contextlib.suppress(Exception):
+                scheduler.shutdown(wait=False)
+            return
+        log.warning("scheduler restarted (attempt %d)", self._restarts)
+        self._scheduler_error = None
+        self._down_since = None
+
+    def _sync_job(self) -> None:
+        """The reload job: :meth:`sync`, remembering whether the job store took the writes."""
+        try:
+            self.sync()
+        except Exception as exc:
+            self._jobstore_error = f"the job store refused a write: {exc}"[:500]
+            raise
+        self._jobstore_error = None
+
+    def _add_reload_job(self) -> None:
+        if self.folder is None:
+            return
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        self._scheduler.add_job(
+            self._sync_job,
+            trigger=IntervalTrigger(seconds=self.reload_interval_s, timezone=UTC),
+            id="automl:reload",
+            name="re-read the pipeline folder",
+            replace_existing=True,
+            jobstore="local",
+        )
+
+    def _excepthook(self, args: threading.ExceptHookArgs) -> None:
+        if args.thread is not None and args.thread is getattr(self._scheduler, "_thread", None):
+            self._scheduler_error = f"{args.exc_type.__name__}: {args.exc_value}"[:500]
+        hook = self._previous_excepthook or threading.__excepthook__
+        hook(args)
 
     def _status(self) -> list[dict[str, Any]]:
         from automl.service._status import pipeline_status
@@ -380,22 +601,18 @@ class AutomlService:
         return bool(self._scheduler.running)
 
     def start(self) -> None:
-        """Schedule every pipeline (drift checks run now) and start the scheduler thread."""
+        """Schedule every pipeline (drift checks run now, also where a persistent job store
+        kept a later time) and start the scheduler and its watchdog."""
         STOP.clear()
+        self._stopped.clear()
+        self._previous_excepthook = threading.excepthook
+        threading.excepthook = self._excepthook
         self._scheduler.start(paused=True)
-        self.sync()
-        if self.folder is not None:
-            from apscheduler.triggers.interval import IntervalTrigger
-
-            self._scheduler.add_job(
-                self.sync,
-                trigger=IntervalTrigger(seconds=self.reload_interval_s, timezone=UTC),
-                id="automl:reload",
-                name="re-read the pipeline folder",
-                replace_existing=True,
-                jobstore="local",
-            )
+        self.sync(run_now=True)
+        self._add_reload_job()
         self._scheduler.resume()
+        self._watchdog = threading.Thread(target=self._watch, name="automl-watchdog", daemon=True)
+        self._watchdog.start()
         if self._http is not None:
             self._http.start()
         log.info("service started with %d pipeline(s): %s", len(self.specs), sorted(self.specs))
@@ -408,8 +625,13 @@ class AutomlService:
             ``wait``).
         """
         STOP.set()
+        self._stopped.set()
         if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+            with contextlib.suppress(Exception):  # a dead job store may refuse its shutdown
+                self._scheduler.shutdown(wait=False)
+        if self._previous_excepthook is not None:
+            threading.excepthook = self._previous_excepthook
+            self._previous_excepthook = None
         drained = True
         if wait:
             deadline = time.monotonic() + self.stop_grace_s

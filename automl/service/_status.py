@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,7 +17,8 @@ from automl.tracking import CHAMPION
 
 
 def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
-    """Champion, last cycle, last drift check, pending and quarantined counts of a pipeline."""
+    """Champion, last cycle, last drift check, and counts of its batches: pending (accepted, not
+    yet checked), waiting in the landing folder (not yet ingested) and quarantined."""
     history = CycleHistory(spec.state_url)
     ledger = BatchLedger(spec.state_url)
     champion = make_tracker(spec).get_alias(spec.model_name, CHAMPION)
@@ -34,8 +36,24 @@ def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
         "last_drift_verdict": checked.drift_verdict if checked else None,
         "last_drift_share": checked.share_drifted if checked else None,
         "pending_batches": len(ledger.pending(spec.name)),
+        "landing_files": len(waiting_files(spec)),
         "quarantined_files": len(ledger.records(spec.name, status="rejected")),
     }
+
+
+def waiting_files(spec: PipelineSpec) -> list[Path]:
+    """Files in the landing folder the next cycle will ingest (hidden ``.name.tmp`` files,
+    still being written, are not counted)."""
+    folder = spec.landing_path
+    if not folder.is_dir():
+        return []
+    found = {
+        path
+        for pattern in spec.data.file_patterns
+        for path in folder.glob(pattern)
+        if path.is_file() and not path.name.startswith(".")
+    }
+    return sorted(found)
 
 
 def check_stores(spec: PipelineSpec) -> dict[str, str]:

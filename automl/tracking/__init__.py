@@ -19,7 +19,7 @@ from automl.tracking._gate import (
     PromotionGate,
     evaluate_gate,
 )
-from automl.tracking._mlflow import MlflowTracker, ModelVersionInfo
+from automl.tracking._mlflow import MlflowTracker, ModelVersionInfo, RunSummary
 from automl.tracking._promotion import (
     CHALLENGER,
     CHAMPION,
@@ -50,6 +50,7 @@ __all__ = [
     "PromotionDecision",
     "PromotionGate",
     "PromotionLog",
+    "RunSummary",
     "ShadowBatch",
     "ShadowState",
     "ShadowStore",

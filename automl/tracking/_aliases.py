@@ -16,7 +16,7 @@ from automl.config import PipelineSpec
 from automl.errors import TrackingError
 from automl.tracking._mlflow import MlflowTracker, ModelVersionInfo
 from automl.tracking._promotion import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, move_champion
-from automl.tracking._promotion_log import Action, PromotionLog, current_actor
+from automl.tracking._promotion_log import Action, LogEntry, PromotionLog, current_actor
 
 
 @dataclass(frozen=True)
@@ -94,10 +94,56 @@ def move_logged(
 
 
 def reconcile(spec: PipelineSpec, tracker: MlflowTracker, log: PromotionLog) -> list[int]:
-    """Close log intents left open by a crash, from what the registry shows now."""
+    """Close log intents left open by a crash, finishing or undoing each alias move.
+
+    The registry says whether ``@champion`` moved. If it did, the rest of the move is done:
+    ``@previous-champion`` names the version it replaced and, for a promotion, ``@challenger``
+    (which named the promoted version) is dropped, so no two aliases name one version. If it
+    did not, ``@previous-champion`` is put back where the log says it was (it is set before
+    ``@champion`` moves). Each intent then gets its ``applied`` or ``aborted`` row.
+
+    Returns:
+        The ids of the intents closed.
+    """
     if not log.open_intents(spec.name):
         return []
-    return log.reconcile(spec.name, lambda: serving_version(tracker, spec.model_name))
+    model = spec.model_name
+
+    def settle(intent: LogEntry, serving: str | None) -> str:
+        if serving is None:
+            return ""  # no champion, or the registry cannot be read: leave the aliases
+        done = []
+        if serving == intent.to_version:
+            previous = intent.from_version
+            if (
+                previous
+                and previous != serving
+                and _aliased(tracker, model, PREVIOUS_CHAMPION) != previous
+            ):
+                tracker.set_alias(model, PREVIOUS_CHAMPION, previous)
+                done.append(f"@previous-champion set to v{previous}")
+            challenger = _aliased(tracker, model, CHALLENGER)
+            if intent.action != "rollback" and challenger == serving:
+                tracker.delete_alias(model, CHALLENGER)
+                done.append(f"@challenger dropped from v{serving}")
+            return ", ".join(done)
+        if _aliased(tracker, model, PREVIOUS_CHAMPION) == serving:
+            before = log.serving_since(spec.name, serving)
+            if before is not None and before.from_version and before.from_version != serving:
+                tracker.set_alias(model, PREVIOUS_CHAMPION, before.from_version)
+                return f"@previous-champion restored to v{before.from_version}"
+            tracker.delete_alias(model, PREVIOUS_CHAMPION)
+            return f"@previous-champion removed from v{serving}"
+        return ""
+
+    return log.reconcile(
+        spec.name, lambda: serving_version(tracker, spec.model_name), settle=settle
+    )
+
+
+def _aliased(tracker: MlflowTracker, model_name: str, alias: str) -> str | None:
+    found = tracker.get_alias(model_name, alias)
+    return found.version if found else None
 
 
 def _target(

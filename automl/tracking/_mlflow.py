@@ -35,6 +35,14 @@ MODEL_CACHE_SIZE = 8
 _MODEL_CACHE: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
 _MODEL_CACHE_LOCK = threading.Lock()
 RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
+#: MLflow client settings for a tracking server, unless set in the environment: an unreachable
+#: server fails a call after 3 attempts about 1 and 2 s apart (connection refused: ~3 s), a
+#: silent one after 3 x 10 s.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
 
 
 @dataclass(frozen=True)
@@ -162,6 +170,16 @@ def _version_info(model_name: str, mv: Any) -> ModelVersionInfo:
     )
 
 
+@dataclass(frozen=True)
+class RunSummary:
+    """A run's state as automl needs it (e.g. to close a run a crash left open)."""
+
+    run_id: str
+    status: str
+    start_time_ms: int
+    tags: dict[str, str]
+
+
 class MlflowTracker:
     """Runs, artifacts and registry operations for one pipeline's experiment.
 
@@ -181,6 +199,11 @@ class MlflowTracker:
         # With a tracking server MLflow prints a "View run" link to stdout at every run's end,
         # which would corrupt `--json` output (one per trial); the logs name the runs anyway.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        # MLflow's HTTP defaults (7 retries with a backoff factor of 2, 120 s per request) make
+        # an unreachable tracking server fail a cycle after about four minutes; a service must
+        # notice in seconds and retry the cycle itself. Explicit settings win.
+        for key, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(key, value)
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.artifact_location = artifact_location
@@ -237,6 +260,16 @@ class MlflowTracker:
             [self.experiment_id], filter_string=filter_string, max_results=max_results
         )
         return [str(r.info.run_id) for r in runs]
+
+    def run_summary(self, run_id: str) -> RunSummary:
+        """A run's status, start time and tags."""
+        run = self.client.get_run(run_id)
+        return RunSummary(
+            run_id=run_id,
+            status=str(run.info.status),
+            start_time_ms=int(run.info.start_time or 0),
+            tags=dict(run.data.tags or {}),
+        )
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log parameters (values are stringified by MLflow)."""
@@ -341,13 +374,19 @@ class MlflowTracker:
         ``automl.data.as_received`` from canonical rows. The model loads with MLflow,
         scikit-learn and its own library only (see ``automl.tracking._pyfunc``).
 
+        The run stays as it is (RUNNING while its cycle goes on): the model is logged with
+        ``run_id=`` instead of inside ``mlflow.start_run(run_id)``, whose end would mark the run
+        FINISHED and make a cycle killed afterwards look complete. No run becomes active. The
+        logged model is created first in the run's experiment (without an active run MLflow
+        would put it in the default experiment), with the run's params as ``log_model`` gives
+        them.
+
         Returns:
             The model URI (``models:/m-...``).
 
         Raises:
             TrackingError: MLflow refused the model.
         """
-        import mlflow
         from mlflow.models import Model, ModelSignature, infer_signature
 
         from automl.tracking import _model_format, _pyfunc
@@ -368,10 +407,18 @@ class MlflowTracker:
                 outputs=inferred.outputs,
                 params=inferred.params,
             )
-            with _global_uri(self.tracking_uri), mlflow.start_run(run_id=run_id):
+            logged = self.client.create_logged_model(
+                self.experiment_id,
+                name=name,
+                source_run_id=run_id,
+                params=dict(self.client.get_run(run_id).data.params),
+            )
+            with _global_uri(self.tracking_uri):
                 info = Model.log(
                     artifact_path=None,
                     name=name,
+                    run_id=run_id,
+                    model_id=logged.model_id,
                     flavor=_model_format,
                     flavor_name="mlflow.sklearn",
                     sk_model=model,

@@ -122,17 +122,27 @@ class PromotionLog:
         closed = {r.intent_id for r in rows if r.intent_id is not None}
         return [r for r in rows if r.status == "intent" and r.id not in closed]
 
-    def reconcile(self, pipeline: str, champion_version: Callable[[], str | None]) -> list[int]:
+    def reconcile(
+        self,
+        pipeline: str,
+        champion_version: Callable[[], str | None],
+        *,
+        settle: Callable[[LogEntry, str | None], str] | None = None,
+    ) -> list[int]:
         """Close open intents from what the registry says now; return the intents closed.
 
         Args:
             pipeline: Pipeline name.
             champion_version: Reads the version ``@champion`` points at now.
+            settle: Called with each open intent and the serving version before its outcome
+                row is written; finishes or undoes the rest of the move and returns what it
+                did (added to the row's reason).
         """
         closed = []
         for intent in self.open_intents(pipeline):
             serving = champion_version()
             applied = serving == intent.to_version
+            note = settle(intent, serving) if settle is not None else ""
             self.append(
                 pipeline=pipeline,
                 model_name=intent.model_name,
@@ -143,7 +153,15 @@ class PromotionLog:
                 from_version=intent.from_version,
                 to_version=intent.to_version,
                 reason=f"interrupted; registry shows champion v{serving} "
-                f"({'move completed' if applied else 'move did not happen'})",
+                f"({'move completed' if applied else 'move did not happen'})"
+                + (f"; {note}" if note else ""),
             )
             closed.append(intent.id)
         return closed
+
+    def serving_since(self, pipeline: str, version: str) -> LogEntry | None:
+        """The newest applied move that made ``version`` the champion, or None."""
+        applied = [
+            e for e in self.entries(pipeline) if e.status == "applied" and e.to_version == version
+        ]
+        return applied[-1] if applied else None

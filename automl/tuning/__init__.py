@@ -13,6 +13,7 @@ Public surface:
   workers on other hosts join (:func:`find_active_study`);
 - :func:`open_storage` opens an Optuna storage once per database server and process
   (:func:`close_storages` closes them);
+- :func:`fail_stale_trials` fails the trials a killed process left RUNNING;
 - :func:`latest_study` finds a pipeline's previous study for a warm start;
 - :func:`write_tuning_report` renders the HTML report and PNG plots of a search;
 - :func:`metric_from_predictions` scores stored predictions (the promotion gate uses it).
@@ -43,7 +44,12 @@ from automl.tuning._space import (
     grid_configs,
     xgboost_space,
 )
-from automl.tuning._storage import close_storages, is_server_storage, open_storage
+from automl.tuning._storage import (
+    close_storages,
+    fail_stale_trials,
+    is_server_storage,
+    open_storage,
+)
 from automl.tuning._strategies import check_strategy, make_sampler
 from automl.tuning._tuner import TrialResult, TuningResult, trials_table, tune
 from automl.tuning._warmstart import latest_study
@@ -69,6 +75,7 @@ __all__ = [
     "check_strategy",
     "close_storages",
     "decode_labels",
+    "fail_stale_trials",
     "family_space",
     "find_active_study",
     "grid_configs",

@@ -167,3 +167,62 @@ def safe_url(url: str) -> str:
     if not at or ":" not in creds:
         return url
     return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
+
+
+def fail_stale_trials(
+    storage: str,
+    *,
+    study_name_prefix: str,
+    heartbeat_s: int | None = None,
+    grace_s: int | None = None,
+) -> int:
+    """Mark FAIL the trials left RUNNING by a process that died, in studies named
+    ``study_name_prefix...``; return how many.
+
+    A process killed mid-trial (kill -9, OOM) leaves its trial RUNNING for ever: nothing else
+    finishes it, and it would count as alive in reports and in a distributed budget. Call this
+    only when no live process can be running those trials, e.g. for the study of a cycle whose
+    MLflow run was found orphaned while holding the pipeline's lock. With ``heartbeat_s`` (a
+    distributed study, where workers may still be finishing trials of it) only trials whose
+    heartbeat stopped for ``grace_s`` are failed (Optuna's own rule); otherwise every RUNNING
+    trial is.
+
+    Args:
+        storage: Optuna storage URL.
+        study_name_prefix: Names of the studies to clean (a cycle's study is
+            ``<pipeline>-<cycle id>``).
+        heartbeat_s: The studies' heartbeat interval, when their trials heartbeat.
+        grace_s: Seconds without a heartbeat after which a trial is stale (None: twice
+            ``heartbeat_s``).
+
+    Raises:
+        TuningError: The storage cannot be read or written.
+    """
+    import optuna
+
+    running = optuna.trial.TrialState.RUNNING
+    try:
+        store = open_storage(storage, heartbeat_s=heartbeat_s, grace_s=grace_s)
+        failed = 0
+        for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
+            name = summary.study_name
+            if not name.startswith(study_name_prefix):
+                continue
+            study = optuna.load_study(study_name=name, storage=store)
+            before = {t.number for t in study.get_trials(deepcopy=False, states=(running,))}
+            if heartbeat_s is not None:
+                optuna.storages.fail_stale_trials(study)
+            else:
+                for trial in study.get_trials(deepcopy=False, states=(running,)):
+                    store.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            after = {t.number for t in study.get_trials(deepcopy=False, states=(running,))}
+            for number in sorted(before - after):
+                log.warning("marked trial %d of study %s FAIL: its process stopped", number, name)
+            failed += len(before - after)
+    except TuningError:
+        raise
+    except Exception as exc:
+        raise TuningError(
+            f"cannot fail the stale trials of {study_name_prefix!r}* in {safe_url(storage)}: {exc}"
+        ) from exc
+    return failed

@@ -475,3 +475,24 @@ def test_landed_files_lists_what_waits(setup) -> None:  # type: ignore[no-untype
     (landing / ".c.csv.tmp").write_text("x")
     assert [p.name for p in landed_files(landing)] == ["b.csv"]
     assert landed_files(landing.parent / "missing") == []
+
+
+def test_quarantine_takes_an_accepted_batch_out_of_the_pipeline(tmp_path: Path) -> None:
+    from automl.errors import DataValidationError
+
+    ledger = BatchLedger(f"sqlite:///{tmp_path / 'automl.db'}")
+    record = ledger.add(
+        pipeline="p", sha256="a" * 64, file_name="b.csv", status="accepted", n_rows=3
+    )
+    assert [r.id for r in ledger.pending("p")] == [record.id]
+    moved = tmp_path / "quarantine" / "b.csv.parquet"
+    done = ledger.quarantine("p", record.id, "poison: fails every cycle", stored_path=moved)
+    assert (done.status, done.reason, done.stored_path) == (
+        "rejected",
+        "poison: fails every cycle",
+        moved,
+    )
+    assert ledger.pending("p") == []
+    assert ledger.get("p", "a" * 64) == done  # the same content is still recognised
+    with pytest.raises(DataValidationError, match="no accepted batch with id"):
+        ledger.quarantine("p", record.id, "again")

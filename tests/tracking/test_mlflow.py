@@ -99,3 +99,25 @@ def test_a_new_sqlite_store_starts_from_the_migrated_template(
     child = client.search_runs([tracker.experiment_id], "tags.mlflow.runName = 'trial-000'")[0]
     assert child.data.params == {"a": "1"} and child.data.metrics == {"m": 0.5}
     assert child.data.tags["mlflow.parentRunId"] == run_id
+
+
+def test_logging_a_model_leaves_its_run_running_and_no_run_active(tmp_path: Path) -> None:
+    import mlflow
+
+    tracker = MlflowTracker(
+        f"sqlite:///{tmp_path / 'mlflow.db'}", "test", artifact_location=(tmp_path / "a").as_uri()
+    )
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "y": [0, 0, 1, 1]})
+    run_id = tracker.start_run("cycle")
+    uri = tracker.log_model(
+        run_id, LogisticRegression().fit(frame[["x"]], frame["y"]), input_example=frame[["x"]]
+    )
+    # A cycle killed after this point must leave a RUNNING run for the next cycle to close.
+    assert tracker.client.get_run(run_id).info.status == "RUNNING"
+    assert mlflow.active_run() is None
+    outputs = tracker.client.get_run(run_id).outputs.model_outputs
+    assert [f"models:/{o.model_id}" for o in outputs] == [uri]  # the model belongs to the run
+    logged = tracker.client.get_logged_model(outputs[0].model_id)
+    assert logged.experiment_id == tracker.experiment_id and logged.status.name == "READY"
+    summary = tracker.run_summary(run_id)
+    assert summary.status == "RUNNING" and summary.start_time_ms > 0

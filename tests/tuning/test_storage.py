@@ -113,3 +113,39 @@ def _pg_drop_optuna_tables(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("DROP SCHEMA public CASCADE"))
         conn.execute(sa.text("CREATE SCHEMA public"))
+
+
+def test_fail_stale_trials_fails_the_trial_a_killed_process_left_running(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from automl.tuning import fail_stale_trials
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    script = (
+        "import optuna, time\n"
+        f"for name in ('churn-c1', 'churn-c10', 'other-c1'):\n"
+        f"    optuna.create_study(study_name=name, storage={url!r}).ask()\n"
+        "print('asked', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "asked"
+        proc.send_signal(signal.SIGKILL)  # dies mid-trial: three trials stay RUNNING
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(0.1)
+
+    def states(name: str) -> list[str]:
+        study = optuna.load_study(study_name=name, storage=url)
+        return [t.state.name for t in study.get_trials(deepcopy=False)]
+
+    assert fail_stale_trials(url, study_name_prefix="churn-c1") == 2  # c1 and c10
+    assert states("churn-c1") == states("churn-c10") == ["FAIL"]
+    assert states("other-c1") == ["RUNNING"]
+    assert fail_stale_trials(url, study_name_prefix="churn-c1") == 0  # nothing left
