@@ -40,6 +40,7 @@ from automl.vocab import (
     Pruner,
     SignificanceTest,
     Task,
+    TestChoice,
     check_metric,
     check_models,
 )
@@ -373,22 +374,34 @@ class HysteresisSpec(_Strict):
 
 
 class DriftSpec(_Strict):
-    """How a batch is compared with the reference and when that counts as drift."""
+    """How a batch is compared with the reference and when that counts as drift.
+
+    The defaults flag a batch when any one column moved (``drift_share: 0.01``), with two-sample
+    tests (``tests: two_sample``) whose false alarms Holm's correction bounds at 5% of checks;
+    ``benchmarks/drift_quality.py`` measured the choice (README, "Drift decisions").
+    """
 
     method: str | None = Field(
         default=None,
-        description="evidently stat test for every column (e.g. 'ks', 'psi', 'wasserstein'); "
-        "None picks evidently's default per column type and sample size.",
+        description="Stat test for every column (an evidently method such as 'ks', 'psi', "
+        "'wasserstein', or 'chisquare_2samp'); None picks one per column (see tests).",
+    )
+    tests: TestChoice = Field(
+        default="two_sample",
+        description="How columns without a method get their test: two_sample (K-S, z-test or "
+        "two-sample chi-square by the number of distinct values, at every size) or evidently "
+        "(evidently's DataDriftPreset choice: chi-square goodness of fit up to 1,000 reference "
+        "rows, Wasserstein / Jensen-Shannon distances above).",
     )
     threshold: float | None = Field(
         default=None, gt=0.0, description="Threshold for the stat test; None uses its default."
     )
     drift_share: float = Field(
-        default=0.5,
+        default=0.01,
         gt=0.0,
         le=1.0,
         description="Dataset drift when the policy score (share of drifted columns, or their "
-        "importance-weighted share) is at least this.",
+        "importance-weighted share) is at least this; 0.01: any one column of up to 100.",
     )
     columns: tuple[str, ...] | None = Field(
         default=None, description="Columns to check; None checks every feature column."
@@ -410,9 +423,10 @@ class DriftSpec(_Strict):
         default=None, gt=0.0, le=1.0, description="Score of a warning; None: half drift_share."
     )
     correction: Correction = Field(
-        default="bh",
-        description="Multiple-testing correction of p-value tests over the columns: bh "
-        "(Benjamini-Hochberg), holm, bonferroni or none.",
+        default="holm",
+        description="Multiple-testing correction of p-value tests over the columns: holm, "
+        "bonferroni (no column flagged by chance in 95% of checks), bh (Benjamini-Hochberg) or "
+        "none.",
     )
     min_effect: float = Field(
         default=0.04,

@@ -41,6 +41,7 @@ __all__ = [
     "SIGNIFICANCE_TESTS",
     "STRATEGIES",
     "TASKS",
+    "TEST_CHOICES",
     "Approval",
     "BadValues",
     "ColumnKind",
@@ -53,6 +54,7 @@ __all__ = [
     "SignificanceTest",
     "Strategy",
     "Task",
+    "TestChoice",
     "check_choice",
     "check_metric",
     "check_models",
@@ -141,6 +143,10 @@ POLICIES: tuple[Policy, ...] = get_args(Policy)
 #: Multiple-testing correction of the per-column p-values.
 Correction = Literal["none", "bonferroni", "holm", "bh"]
 CORRECTIONS: tuple[Correction, ...] = get_args(Correction)
+#: How a column without an explicit method gets its drift test: two-sample p-value tests by
+#: cardinality at every size, or the test evidently's DataDriftPreset picks.
+TestChoice = Literal["two_sample", "evidently"]
+TEST_CHOICES: tuple[TestChoice, ...] = get_args(TestChoice)
 
 #: How the promotion gate judges whether an improvement is real.
 SignificanceTest = Literal["bootstrap", "mcnemar", "none"]

@@ -43,6 +43,7 @@ def test_regression_default_metric_is_rmse() -> None:
         ({"tuning": {"n_trials": 0}}, "tuning.n_trials", "greater than or equal to 1"),
         ({"tuning": {"models": ["catboost"]}}, "tuning.models.0", "'xgboost'"),
         ({"drift": {"drift_share": 1.5}}, "drift.drift_share", "less than or equal to 1"),
+        ({"drift": {"tests": "exact"}}, "drift.tests", "'two_sample' or 'evidently'"),
         ({"data": {"task": "ranking"}}, "data.task", "'classification' or 'regression'"),
         ({"data": {"new_classes": "maybe"}}, "data.new_classes", "'reject' or 'accept'"),
         ({"data": {"bad_values": "drop"}}, "data.bad_values", "'quarantine_rows'"),

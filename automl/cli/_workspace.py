@@ -17,16 +17,18 @@ data:
   target: churned
   task: classification
 training:
-  min_rows: {min_rows}             # fewest rows a re-tune trains on (older rows fill up to it)
+  min_rows: {min_rows}             # fewest rows a re-tune trains on
   max_rows: 50000
+  window: recent                  # newest max_rows rows, before and after drift (or since_drift)
   holdout_fraction: 0.2           # newest share of the window, kept to judge challenger vs champion
 drift:
   method: null                    # null: evidently picks a test per column type and size
   threshold: null
-  drift_share: 0.5                # dataset drift when >= half of the columns drifted
-  correction: bh                  # p-values corrected for the number of columns
+  drift_share: 0.01               # drift when any one column moved ...
+  correction: holm                # ... with the family-wise error held at 5% over the columns
+  tests: two_sample               # K-S, z-test, two-sample chi-square by column kind
   # per_column: {{monthly_charges: {{method: psi, threshold: 0.2}}}}
-  # hysteresis: {{confirm_checks: 2, cooldown_checks: 3}}   # confirm drift twice, then rest
+  hysteresis: {{confirm_checks: 1, cooldown_checks: 3}}   # re-tune at once, then rest 3 checks
 tuning:
   strategy: bayesian              # bayesian (TPE), gp, random, grid, genetic, cmaes
   models: [xgboost]               # + random_forest extra_trees hist_gradient_boosting linear mlp
@@ -42,6 +44,7 @@ registry:
   approval: auto                  # manual: wait for `automl promote`
   significance: {{test: bootstrap, alpha: 0.05}}
   # guardrails: [{{metric: recall, max_regression: 0.02}}, {{metric: latency_ms, max_ratio: 2.0}}]
+  # shadow_batches: 1             # a challenger waits as @challenger, judged on the next batch
 # notify: {{webhook_url: "https://hooks.example.com/automl"}}
 schedule:
   interval_s: {interval_s}

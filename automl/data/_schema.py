@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -276,10 +276,13 @@ def coerce_features(frame: pd.DataFrame, schema: Schema, *, source: str) -> pd.D
             f"{source}: missing columns {missing}; expected {schema.feature_names}",
             reason_code="missing_columns",
         )
-    out = pd.DataFrame(index=frame.index)
+    columns: dict[str, np.ndarray[Any, Any]] = {}
     for name, kind in schema.features:
         col = frame[name]
         if kind == "numeric":
+            if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iuf":
+                columns[name] = col.to_numpy(dtype="float64")  # numbers already: no coercion
+                continue
             coerced = pd.to_numeric(col, errors="coerce")
             bad = coerced.isna() & col.notna()
             if bad.any():
@@ -290,10 +293,17 @@ def coerce_features(frame: pd.DataFrame, schema: Schema, *, source: str) -> pd.D
                     f"are not, e.g. {examples!r} at data row(s) {rows} (0-based, header excluded)",
                     reason_code="bad_dtype",
                 )
-            out[name] = coerced.astype("float64")
+            columns[name] = coerced.astype("float64").to_numpy()
+        elif col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) in (
+            "string",
+            "empty",
+        ):
+            columns[name] = col.to_numpy()  # text already (as read from CSV), missing stays
         else:
-            out[name] = col.astype(object).where(col.isna(), col.astype(str))
-    return out
+            columns[name] = col.astype(object).where(col.isna(), col.astype(str)).to_numpy()
+    # One frame built at once (column by column costs more than the coercion), from arrays in
+    # the frame's row order, so nothing is aligned on the index.
+    return pd.DataFrame(columns, index=frame.index, copy=True)
 
 
 def _numeric_as_received(col: pd.Series, raw: RawType | None) -> pd.Series:
@@ -404,8 +414,9 @@ def _check_empty_columns(
     raw: Callable[[], pd.DataFrame] | None,
 ) -> None:
     n = len(frame)
+    has_value = frame[schema.feature_names].notna().any()  # one pass over the frame
     for name in schema.feature_names:
-        if name in rules.allow_empty_columns or frame[name].notna().any():
+        if name in rules.allow_empty_columns or has_value[name]:
             continue
         raise DataValidationError(
             f"{source}: column {name!r} has no value in any of its {n} row(s) (data rows "
@@ -517,7 +528,9 @@ def _check_classes(
     rules: ValidationRules,
     source: str,
 ) -> Schema:
-    seen = sorted({v.item() if isinstance(v, np.generic) else v for v in labels[labelled]})
+    # Distinct labels first (vectorized), then plain Python values for the few of them.
+    distinct = labels[labelled].unique()
+    seen = sorted({v.item() if isinstance(v, np.generic) else v for v in distinct})
     known = list(schema.classes or ())
     unseen = [c for c in seen if c not in known]
     if not unseen:

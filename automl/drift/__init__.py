@@ -21,12 +21,13 @@ from automl.drift._importance import sensitivity_weights
 from automl.drift._policy import adjust_pvalues, performance_drift
 from automl.drift._report import ColumnDrift, DriftLevel, DriftReport, DriftSignal, SchemaChange
 from automl.drift._state_store import DriftStateStore
-from automl.vocab import CORRECTIONS, POLICIES, Correction, Policy
+from automl.vocab import CORRECTIONS, POLICIES, TEST_CHOICES, Correction, Policy, TestChoice
 
 __all__ = [
     "CORRECTIONS",
     "ESTIMATED_METRICS",
     "POLICIES",
+    "TEST_CHOICES",
     "ColumnDrift",
     "ColumnTest",
     "ConfidenceBasedEstimator",
@@ -42,6 +43,7 @@ __all__ = [
     "PerformanceEstimate",
     "Policy",
     "SchemaChange",
+    "TestChoice",
     "adjust_pvalues",
     "estimated_performance_drift",
     "expected_roc_auc",

@@ -25,6 +25,7 @@ from automl.config import ColumnDriftSpec, DriftSpec, argument_errors, build_sec
 from automl.drift._policy import adjust_pvalues, normalize_weights
 from automl.drift._report import ColumnDrift, DriftLevel, DriftReport, DriftSignal, SchemaChange
 from automl.drift._stats import (
+    AUTOML_METHODS,
     Sample,
     StatOutcome,
     check_method,
@@ -35,7 +36,7 @@ from automl.drift._stats import (
     union_distinct,
 )
 from automl.errors import DriftCheckError
-from automl.vocab import ColumnKind, Correction, Policy
+from automl.vocab import ColumnKind, Correction, Policy, TestChoice
 
 #: Rows above which columns are computed in parallel threads (NumPy releases the GIL).
 _PARALLEL_MIN_ROWS = 50_000
@@ -89,11 +90,13 @@ class EvidentlyDriftDetector:
 
     The settings are those of a pipeline's ``drift`` section (:class:`automl.config.DriftSpec`),
     which checks them: :meth:`from_spec` takes a validated section, and the arguments below are
-    validated by building one.
+    validated by building one. The defaults flag any one column (``drift_share`` 0.01) with
+    two-sample tests and Holm's correction; ``drift_share=0.5, correction="bh",
+    tests="evidently"`` is the rule before issue 11.
 
     Args:
         method: evidently stat test for every column (``ks``, ``psi``, ``wasserstein``,
-            ``chisquare``, ...); None lets evidently pick per column type and sample size.
+            ``chisquare``, ...) or ``chisquare_2samp``; None picks one per column (``tests``).
         threshold: Threshold for every column; None uses the chosen test's default.
         drift_share: The data signal fires when the policy score is at least this, in (0, 1].
         per_column: Per-column overrides of method and threshold.
@@ -101,8 +104,8 @@ class EvidentlyDriftDetector:
             pass ``weights`` to :meth:`detect`).
         warning_share: Score from which a check is a ``warning``, in (0, ``drift_share``];
             None means half of ``drift_share``.
-        correction: Multiple-testing correction of p-value tests: ``bh`` (Benjamini-Hochberg),
-            ``holm``, ``bonferroni`` or ``none``.
+        correction: Multiple-testing correction of p-value tests: ``holm``, ``bonferroni``,
+            ``bh`` (Benjamini-Hochberg) or ``none``.
         min_effect: A p-value test flags a column only when the shift is at least this large
             (K-S statistic for numeric, total variation distance for categorical columns), in
             [0, 1]. On huge samples every tiny shift is significant; this keeps irrelevant ones
@@ -117,6 +120,10 @@ class EvidentlyDriftDetector:
         calibration_quantile: Quantile of the reference-vs-reference distances, in (0.5, 1).
         seed: Seed of the calibration resamples.
         max_workers: Threads for large frames; None uses the CPU count (at most 4).
+        tests: How a column without ``method`` gets its test: ``evidently`` (the test evidently's
+            preset picks by type and size) or ``two_sample`` (``ks``, ``z`` or
+            ``chisquare_2samp`` by cardinality, at every size: p-values the correction can
+            bound; see ``automl.drift._stats``).
 
     Raises:
         ValueError: A parameter breaks the ``drift`` section's rules; the message names it, the
@@ -139,11 +146,11 @@ class EvidentlyDriftDetector:
         *,
         method: str | None = None,
         threshold: float | None = None,
-        drift_share: float = 0.5,
+        drift_share: float = 0.01,
         per_column: Mapping[str, ColumnDriftSpec] | None = None,
         policy: Policy = "share",
         warning_share: float | None = None,
-        correction: Correction = "bh",
+        correction: Correction = "holm",
         min_effect: float = 0.04,
         missing_rate_delta: float | None = 0.1,
         unseen_share: float | None = 0.05,
@@ -151,6 +158,7 @@ class EvidentlyDriftDetector:
         calibration_quantile: float = 0.95,
         seed: int = 0,
         max_workers: int | None = None,
+        tests: TestChoice = "two_sample",
     ) -> None:
         spec = build_section(
             DriftSpec,
@@ -166,6 +174,7 @@ class EvidentlyDriftDetector:
             unseen_share=unseen_share,
             calibration_resamples=calibration_resamples,
             calibration_quantile=calibration_quantile,
+            tests=tests,
         )
         self._configure(spec, seed=seed, max_workers=max_workers)
 
@@ -201,15 +210,20 @@ class EvidentlyDriftDetector:
         threshold = override.threshold if override.threshold is not None else self.spec.threshold
         return method, threshold
 
-    @staticmethod
     def _run(
-        kind: ColumnKind, ref: Sample, cur: Sample, method: str | None, threshold: float | None
+        self,
+        kind: ColumnKind,
+        ref: Sample,
+        cur: Sample,
+        method: str | None,
+        threshold: float | None,
     ) -> StatOutcome:
+        tests = self.spec.tests
         if method is None:
-            method = default_method(ref.n, union_distinct(ref, cur), kind)
+            method = default_method(ref.n, union_distinct(ref, cur), kind, tests=tests)
         else:
             check_method(method, kind)
-        return run_method(method, threshold, ref, cur)
+        return run_method(method, threshold, ref, cur, exact_ks=tests == "evidently")
 
     def _calibrate(self, column: str, outcome: StatOutcome, ref: Sample, n_current: int) -> float:
         """The ``calibration_quantile`` of the method's score between disjoint reference parts."""
@@ -666,7 +680,8 @@ def render_drift_html(
 ) -> Path:
     """Render evidently's data-drift HTML report (slow: plots every column) to ``path``.
 
-    Columns absent from either frame (schema changes) are left out of the report.
+    Columns absent from either frame (schema changes) are left out of the report. Methods
+    evidently does not know (``chisquare_2samp``) are left to evidently's own choice.
 
     Raises:
         DriftCheckError: evidently failed to build or save the report.
@@ -678,7 +693,11 @@ def render_drift_html(
     num = [c for c in numeric if c in both and pd.api.types.is_numeric_dtype(current[c])]
     cat = [c for c in categorical if c in both]
     cols = [*num, *cat]
-    overrides = {k: v for k, v in (per_column or {}).items() if k in cols}
+    if method in AUTOML_METHODS:  # evidently does not know it: its report shows its own choice
+        method, threshold = None, None
+    overrides = {
+        k: v for k, v in (per_column or {}).items() if k in cols and v.method not in AUTOML_METHODS
+    }
     definition = DataDefinition(numerical_columns=num, categorical_columns=cat)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

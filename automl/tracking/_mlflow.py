@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
@@ -24,6 +25,8 @@ from typing import Any, Literal
 import pandas as pd
 
 from automl.errors import TrackingError
+
+log = logging.getLogger(__name__)
 
 _GLOBAL_URI_LOCK = threading.RLock()
 
@@ -100,6 +103,59 @@ def _pip_requirements() -> list[str]:
     return pins
 
 
+def store_template_dir() -> Path:
+    """Where the empty MLflow SQLite store of each MLflow version is kept (see
+    :func:`seed_sqlite_store`): ``$XDG_CACHE_HOME/automl``, else ``~/.cache/automl``."""
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "automl"
+
+
+def _make_store_template(template: Path) -> None:
+    import sqlalchemy
+    from mlflow.store.db.utils import _initialize_tables
+
+    template.parent.mkdir(parents=True, exist_ok=True)
+    tmp = template.with_name(f".{template.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp}")
+    try:
+        _initialize_tables(engine)  # type: ignore[no-untyped-call]
+    finally:
+        engine.dispose()
+    tmp.replace(template)  # atomic: concurrent makers each write a whole template
+
+
+def seed_sqlite_store(tracking_uri: str) -> bool:
+    """Start a new MLflow SQLite store as a copy of an empty, migrated one; True if it did.
+
+    MLflow builds a new SQLite store by replaying every schema migration since its first
+    release (1-2 s, more than a whole MLflow run takes). The result is the same every time, so
+    it is built once per MLflow version under :func:`store_template_dir` (tables and migration
+    state only, no experiment) and copied: MLflow then finds every table and adds only its
+    default experiment, with this store's own artifact root. Nothing happens for other URIs
+    or an existing file; if anything fails, MLflow builds the store itself as before.
+    """
+    if not tracking_uri.startswith("sqlite:///") or "?" in tracking_uri:
+        return False
+    path = Path(tracking_uri.removeprefix("sqlite:///"))
+    if str(path) in ("", ":memory:") or path.exists():
+        return False
+    try:
+        template = store_template_dir() / f"mlflow-{metadata.version('mlflow')}-store.db"
+        if not template.exists():
+            _make_store_template(template)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+        shutil.copyfile(template, tmp)
+        try:
+            os.link(tmp, path)  # never replaces a store another process created meanwhile
+        finally:
+            tmp.unlink()
+    except Exception as exc:  # MLflow makes the store the slow way, as it would anyway
+        log.debug("no MLflow store template for %s: %s", tracking_uri, exc)
+        return False
+    return True
+
+
 def _clean_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
 
@@ -151,6 +207,7 @@ class MlflowTracker:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.artifact_location = artifact_location
+        seed_sqlite_store(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self._experiment_id: str | None = None
 
@@ -250,9 +307,19 @@ class MlflowTracker:
         status: RunStatus = "FINISHED",
     ) -> str:
         """Create, fill and close a child run in one go (one per tuning trial)."""
+        import time
+
+        from mlflow.entities import Metric, Param
+
         run_id = self.start_run(name, tags=tags, parent_run_id=parent_run_id)
-        self.log_params(run_id, params)
-        self.log_metrics(run_id, metrics)
+        items = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
+        now = int(time.time() * 1000)
+        values = [Metric(k, v, now, 0) for k, v in _clean_metrics(metrics).items()]
+        if len(items) <= 100 and len(values) <= 1000:  # MLflow's batch limits: one write
+            self.client.log_batch(run_id, params=items, metrics=values)
+        else:
+            self.log_params(run_id, params)
+            self.log_metrics(run_id, metrics)
         self.end_run(run_id, status)
         return run_id
 

@@ -33,6 +33,9 @@ CURVE_REPORT_EVERY = {"xgboost": 10, "hist_gradient_boosting": 10, "mlp": 5}
 #: compared with trials of the same family (round 10 of XGBoost is not epoch 10 of an MLP).
 STEP_OFFSET_PER_FAMILY = 1_000_000
 _EARLY_STOP_SHARE = 0.1
+#: Preprocessed folds are kept across trials while all of a family's folds fit in this much
+#: memory (beyond it every trial preprocesses its folds again).
+FOLD_CACHE_BYTES = 512 * 2**20
 
 #: Reports a learning curve (steps and values, greater is better) and says whether to prune.
 CurveReporter = Callable[[Sequence[int], Sequence[float]], bool]
@@ -69,6 +72,11 @@ class CVSetup:
     categorical: tuple[str, ...]
     seed: int
     is_time_ordered: bool = False
+    #: What every trial would compute alike (early-stopping splits, preprocessed folds),
+    #: computed by the first trial that needs it.
+    cache: dict[tuple[Any, ...], Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
 
 @dataclass(frozen=True)
@@ -190,11 +198,16 @@ def _predict(model: Any, X: Any, setup: CVSetup) -> np.ndarray[Any, Any]:  # noq
 
 
 def _scores(
-    setup: CVSetup, y: np.ndarray[Any, Any], pred: np.ndarray[Any, Any]
+    setup: CVSetup,
+    y: np.ndarray[Any, Any],
+    pred: np.ndarray[Any, Any],
+    *,
+    only: str | None = None,
 ) -> dict[str, float]:
+    names = None if only is None else (only,)
     if setup.task == "regression":
-        return regression_scores(y, pred)
-    return classification_scores(y, pred, n_classes=setup.n_classes or pred.shape[1])
+        return regression_scores(y, pred, names=names)
+    return classification_scores(y, pred, n_classes=setup.n_classes or pred.shape[1], names=names)
 
 
 def _curve(family: str, estimator: Any, eval_metric: tuple[str, bool]) -> list[float]:
@@ -230,6 +243,167 @@ def baseline_score(setup: CVSetup) -> float:
     return float(np.mean(values))
 
 
+def _early_stop_rows(
+    setup: CVSetup, fold: int
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The fold's early-stopping split (positions in its training fold), made once per search."""
+    key = ("early_stop", fold)
+    rows = setup.cache.get(key)
+    if rows is None:
+        rows = _early_stop_split(
+            setup.y[setup.folds[fold][0]],
+            task=setup.task,
+            seed=setup.seed,
+            is_time_ordered=setup.is_time_ordered,
+        )
+        setup.cache[key] = rows
+    return rows
+
+
+@dataclass(frozen=True)
+class _FoldData:
+    """One fold's rows after preprocessing, stacked as [fit, stop, validation].
+
+    ``X[:n_fit]`` trains the model, ``X[n_fit:n_train]`` (empty unless the family stops early
+    on a split of the training fold) drives early stopping, ``X[n_train:]`` validates; one
+    prediction over ``X`` scores both the training and the validation rows.
+    """
+
+    X: np.ndarray[Any, Any]
+    y: np.ndarray[Any, Any]
+    n_fit: int
+    n_train: int
+
+
+def _fold_data(setup: CVSetup, family: str, fold: int, *, stops_early: bool) -> _FoldData:
+    """The fold's preprocessed rows, cached across trials (preprocessing has no
+    hyperparameters, so every trial of a family would compute the same matrices)."""
+    key = ("fold_data", family, fold, stops_early)
+    found = setup.cache.get(key)
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    train, val = setup.folds[fold]
+    pre = make_preprocessor(family, numeric=setup.numeric, categorical=setup.categorical)
+    X_tr, y_tr = setup.X.iloc[train], setup.y[train]  # noqa: N806
+    if stops_early:
+        fit, stop = _early_stop_rows(setup, fold)
+        order = np.concatenate([fit, stop])
+        Xt_fit = pre.fit_transform(X_tr.iloc[fit])  # noqa: N806
+        parts = [Xt_fit, pre.transform(X_tr.iloc[stop]), pre.transform(setup.X.iloc[val])]
+        n_fit = len(fit)
+    else:
+        order = np.arange(len(train))
+        parts = [pre.fit_transform(X_tr, y_tr), pre.transform(setup.X.iloc[val])]
+        n_fit = len(train)
+    data = _FoldData(
+        X=np.ascontiguousarray(np.vstack([np.asarray(p, dtype=float) for p in parts])),
+        y=np.concatenate([y_tr[order], setup.y[val]]),
+        n_fit=n_fit,
+        n_train=len(train),
+    )
+    if data.X.nbytes * len(setup.folds) <= FOLD_CACHE_BYTES:
+        setup.cache[key] = data
+    return data
+
+
+def _fits_natively(est: Any) -> bool:
+    """Whether an XGBoost estimator's fit can be replayed on cached quantile matrices: the
+    histogram method on trees with built-in objective and metric, as the search makes it."""
+    return (
+        est.tree_method == "hist"
+        and est.booster in (None, "gbtree")
+        and not callable(est.objective)
+        and not callable(est.eval_metric)
+        and not est.callbacks
+    )
+
+
+def _xgboost_matrices(setup: CVSetup, fold: int, data: _FoldData, est: Any) -> tuple[Any, Any]:
+    """The fold's fit and early-stopping rows as XGBoost quantile matrices, built as XGBoost's
+    scikit-learn wrapper builds them on every fit, but once per search and worker thread (the
+    quantile sketch costs a quarter of a 100-round fit)."""
+    import xgboost as xgb
+
+    key = ("xgboost_matrices", fold, threading.get_ident(), est.max_bin, est.missing)
+    found = setup.cache.get(key)
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    common = {
+        "missing": est.missing,
+        "enable_categorical": est.enable_categorical,
+        "feature_types": est.feature_types,
+        "nthread": est.n_jobs,
+        "max_bin": est.max_bin,
+    }
+    dfit = xgb.QuantileDMatrix(data.X[: data.n_fit], data.y[: data.n_fit], **common)
+    stop = slice(data.n_fit, data.n_train)
+    dstop = xgb.QuantileDMatrix(data.X[stop], data.y[stop], ref=dfit, **common)
+    if ("fold_data", "xgboost", fold, True) in setup.cache:  # within the memory budget
+        setup.cache[key] = (dfit, dstop)
+    return dfit, dstop
+
+
+class _EarlyStoppedBooster:
+    """A booster trained by :func:`_fit_xgboost`, predicting as ``XGBClassifier`` /
+    ``XGBRegressor`` do after early stopping (trees up to the best round)."""
+
+    def __init__(self, booster: Any, history: dict[str, Any], classes: Any) -> None:
+        self.booster = booster
+        self.best_iteration = int(booster.best_iteration)
+        self.classes_ = classes
+        self._history = history
+
+    def evals_result(self) -> dict[str, Any]:
+        return self._history
+
+    def predict(self, X: Any) -> Any:  # noqa: N803
+        return self.booster.inplace_predict(X, iteration_range=(0, self.best_iteration + 1))
+
+    def predict_proba(self, X: Any) -> Any:  # noqa: N803
+        proba = self.predict(X)
+        return np.vstack((1.0 - proba, proba)).T if proba.ndim == 1 else proba
+
+
+def _fit_xgboost(setup: CVSetup, fold: int, data: _FoldData, est: Any) -> Any:
+    """Fit a tuned XGBoost estimator on the fold's fit rows, stopping early on its stop rows.
+
+    The same training as ``est.fit(X_fit, y_fit, eval_set=[(X_stop, y_stop)])`` (the same
+    booster parameters, quantile matrices, rounds and trees), on matrices built once per
+    search.
+    """
+    import xgboost as xgb
+
+    stop = slice(data.n_fit, data.n_train)
+    if not _fits_natively(est):
+        est.fit(
+            data.X[: data.n_fit],
+            data.y[: data.n_fit],
+            eval_set=[(data.X[stop], data.y[stop])],
+            verbose=False,
+        )
+        return est
+    dfit, dstop = _xgboost_matrices(setup, fold, data, est)
+    params = est.get_xgb_params()
+    classes = None
+    if setup.task == "classification":
+        n_classes = setup.n_classes or int(data.y.max()) + 1
+        classes = np.arange(n_classes)
+        if n_classes > 2:  # as XGBClassifier.fit switches the objective
+            params["objective"] = "multi:softprob"
+            params["num_class"] = n_classes
+    history: dict[str, Any] = {}
+    booster = xgb.train(
+        params,
+        dfit,
+        num_boost_round=est.get_num_boosting_rounds(),
+        evals=[(dstop, "validation_0")],
+        early_stopping_rounds=est.early_stopping_rounds,
+        evals_result=history,
+        verbose_eval=False,
+    )
+    return _EarlyStoppedBooster(booster, history, classes)
+
+
 def evaluate(
     setup: CVSetup,
     family: str,
@@ -239,6 +413,12 @@ def evaluate(
     report_curve: CurveReporter | None = None,
 ) -> Evaluation:
     """Cross-validate one configuration.
+
+    Every figure comes from what the fit produces anyway: the early-stopping curve (XGBoost
+    scores only its early-stopping rows each round), and one prediction per fold over the
+    training and validation rows together, from which the primary metric on both and every
+    secondary metric on the validation rows are computed. The folds' preprocessed rows and
+    early-stopping splits are made once per search.
 
     Args:
         setup: Data, folds and metric.
@@ -263,7 +443,6 @@ def evaluate(
         raise TuningError(f"unknown model family {family!r}")
     greater = GREATER_IS_BETTER[setup.metric]
     eval_metric = xgboost_eval_metric(setup.task, setup.metric, setup.n_classes)
-    pre_template = make_preprocessor(family, numeric=setup.numeric, categorical=setup.categorical)
     est_template = make_estimator(
         family,
         task=setup.task,
@@ -272,37 +451,27 @@ def evaluate(
         is_tuned=is_tuned,
         eval_metric=eval_metric[0],
     )
+    stops_early = family == "xgboost" and is_tuned
     val_scores: list[dict[str, float]] = []
     train_primary: list[float] = []
     rounds: list[int] = []
     started = time.perf_counter()
     with PeakMemory() as memory:
-        for fold, (train, val) in enumerate(setup.folds):
-            X_tr, y_tr = setup.X.iloc[train], setup.y[train]  # noqa: N806
-            X_val, y_val = setup.X.iloc[val], setup.y[val]  # noqa: N806
-            pre, est = clone(pre_template), clone(est_template)
-            if family == "xgboost" and is_tuned:
-                fit, stop = _early_stop_split(
-                    y_tr, task=setup.task, seed=setup.seed, is_time_ordered=setup.is_time_ordered
-                )
-                Xt_fit = pre.fit_transform(X_tr.iloc[fit])  # noqa: N806
-                Xt_val = pre.transform(X_val)  # noqa: N806
-                # The last eval set drives early stopping; the first records the curve.
-                est.fit(
-                    Xt_fit,
-                    y_tr[fit],
-                    eval_set=[(Xt_val, y_val), (pre.transform(X_tr.iloc[stop]), y_tr[stop])],
-                    verbose=False,
-                )
+        for fold in range(len(setup.folds)):
+            data = _fold_data(setup, family, fold, stops_early=stops_early)
+            est = clone(est_template)
+            if stops_early:
+                # The early-stopping rows are the only eval set: their curve stops the fit and
+                # feeds the pruner.
+                est = _fit_xgboost(setup, fold, data, est)
                 rounds.append(int(est.best_iteration) + 1)
             else:
-                Xt_fit = pre.fit_transform(X_tr, y_tr)  # noqa: N806
-                est.fit(Xt_fit, y_tr)
-                Xt_val = pre.transform(X_val)  # noqa: N806
-            model = _Fitted(pre, est)
-            val_scores.append(_scores(setup, y_val, _predict(model, Xt_val, setup)))
+                est.fit(data.X[: data.n_fit], data.y[: data.n_fit])
+            pred = _predict(est, data.X, setup)
+            y_train, y_val = data.y[: data.n_train], data.y[data.n_train :]
+            val_scores.append(_scores(setup, y_val, pred[data.n_train :]))
             train_primary.append(
-                _scores(setup, y_tr, _predict(model, pre.transform(X_tr), setup))[setup.metric]
+                _scores(setup, y_train, pred[: data.n_train], only=setup.metric)[setup.metric]
             )
             if report_curve is None or not is_tuned:
                 continue
@@ -329,17 +498,3 @@ def evaluate(
         fitted_rounds=round(float(np.mean(rounds))) if rounds else None,
         fold_scores=tuple(float(v) for v in primary),
     )
-
-
-class _Fitted:
-    """A fitted preprocessor and estimator, predicting on already-transformed rows."""
-
-    def __init__(self, pre: Any, est: Any) -> None:
-        self.pre, self.est = pre, est
-        self.classes_ = getattr(est, "classes_", None)
-
-    def predict(self, Xt: Any) -> Any:  # noqa: N803
-        return self.est.predict(Xt)
-
-    def predict_proba(self, Xt: Any) -> Any:  # noqa: N803
-        return self.est.predict_proba(Xt)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 from automl.config import DriftSpec
 from automl.drift import (
     ColumnTest,
+    DriftReport,
     EvidentlyDriftDetector,
     infer_column_kinds,
     performance_drift,
@@ -20,6 +22,8 @@ from tests.conftest import CATEGORICAL, NUMERIC
 
 Churn = Callable[..., pd.DataFrame]
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+#: The drift rule before issue 11, pinned by the tests of evidently's test choice and share rule.
+BEFORE_ISSUE_11: dict[str, Any] = {"drift_share": 0.5, "correction": "bh", "tests": "evidently"}
 
 
 def _frames(n_ref: int, n_cur: int, *, shift: float = 0.0, seed: int = 0) -> tuple:
@@ -40,7 +44,7 @@ def _frames(n_ref: int, n_cur: int, *, shift: float = 0.0, seed: int = 0) -> tup
 
 # -- per-column tests: types, defaults, overrides --------------------------------------------
 def test_same_distribution_is_not_drift(churn: Churn) -> None:
-    report = EvidentlyDriftDetector().detect(
+    report = EvidentlyDriftDetector(**BEFORE_ISSUE_11).detect(
         churn(400, seed=1), churn(300, seed=2), numeric=NUMERIC, categorical=CATEGORICAL
     )
     assert not report.is_drifted and report.level in ("ok", "warning")
@@ -63,7 +67,9 @@ def test_each_column_type_gets_evidentlys_test() -> None:
     ref, cur = _frames(400, 300, shift=1.0)
     numeric, categorical = infer_column_kinds(ref)
     assert (numeric, categorical) == (["x", "z"], ["plan", "is_member"])
-    report = EvidentlyDriftDetector().detect(ref, cur, numeric=numeric, categorical=categorical)
+    report = EvidentlyDriftDetector(**BEFORE_ISSUE_11).detect(
+        ref, cur, numeric=numeric, categorical=categorical
+    )
     kinds = {c.column: (c.kind, c.method) for c in report.columns}
     assert kinds == {
         "x": ("numeric", "ks"),
@@ -84,7 +90,7 @@ def test_numeric_column_with_two_values_is_binary() -> None:
 
 
 def test_large_reference_switches_to_distance_tests_like_evidently(churn: Churn) -> None:
-    report = EvidentlyDriftDetector().detect(
+    report = EvidentlyDriftDetector(**BEFORE_ISSUE_11).detect(
         churn(1500, seed=1), churn(300, seed=2), numeric=NUMERIC, categorical=CATEGORICAL
     )
     methods = {c.column: c.method for c in report.columns}
@@ -126,7 +132,11 @@ def test_per_column_overrides_win_over_the_global_choice(churn: Churn) -> None:
 
 def test_overrides_from_the_spec(churn: Churn) -> None:
     spec = DriftSpec.model_validate(
-        {"per_column": {"age": {"method": "ks", "threshold": 0.01}}, "correction": "none"}
+        {
+            "per_column": {"age": {"method": "ks", "threshold": 0.01}},
+            "correction": "none",
+            "tests": "evidently",
+        }
     )
     report = EvidentlyDriftDetector.from_spec(spec).detect(
         churn(1500, seed=1), churn(300, seed=2), numeric=["age", "monthly_charges"], categorical=[]
@@ -253,8 +263,10 @@ def test_calibration_raises_distance_thresholds_to_the_noise_level() -> None:
     rng = np.random.default_rng(8)
     ref = pd.DataFrame({"x": rng.exponential(size=1200)})
     cur = pd.DataFrame({"x": rng.exponential(size=40)})  # no drift, but a tiny batch: noisy
-    plain = EvidentlyDriftDetector().detect(ref, cur, numeric=["x"], categorical=[])
-    calibrated = EvidentlyDriftDetector(calibration_resamples=60).detect(
+    plain = EvidentlyDriftDetector(**BEFORE_ISSUE_11).detect(
+        ref, cur, numeric=["x"], categorical=[]
+    )
+    calibrated = EvidentlyDriftDetector(**BEFORE_ISSUE_11, calibration_resamples=60).detect(
         ref, cur, numeric=["x"], categorical=[]
     )
     assert plain.column("x").method == "wasserstein" and plain.column("x").threshold == 0.1
@@ -378,7 +390,7 @@ def test_verdicts_match_evidently_data_drift_preset(churn: Churn) -> None:
 
     ref, cur = churn(500, seed=3), churn(400, seed=4, drift=0.3)
     cols = NUMERIC + CATEGORICAL
-    ours = EvidentlyDriftDetector(correction="none", min_effect=0).detect(
+    ours = EvidentlyDriftDetector(correction="none", min_effect=0, tests="evidently").detect(
         ref, cur, numeric=NUMERIC, categorical=CATEGORICAL
     )
     definition = DataDefinition(numerical_columns=NUMERIC, categorical_columns=CATEGORICAL)
@@ -413,3 +425,81 @@ def test_html_report_is_written(tmp_path: Path, churn: Churn) -> None:
     )
     text = out.read_text()
     assert out.exists() and len(text) > 10_000 and "<html" in text.lower()
+
+
+# -- the pipeline default: any one column, Holm, two-sample tests (issue 11) ---------------
+def _population(n: int = 1200, seed: int = 11) -> pd.DataFrame:
+    """Correlated continuous columns plus a 3-valued, a binary and a categorical column."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=n)
+    return pd.DataFrame(
+        {
+            "income": np.exp(0.5 * base + rng.normal(0, 0.5, n)),
+            "age": np.clip(45 + 8 * base + rng.normal(0, 10, n), 18, 90).round(),
+            "spend": rng.gamma(2.0, 30.0, n),
+            "visits": rng.normal(10, 3, n),
+            "score": rng.uniform(0, 1, n),
+            "plan_level": rng.choice([1.0, 2.0, 3.0], n, p=[0.5, 0.3, 0.2]),
+            "is_member": (rng.random(n) < 0.4).astype(float),
+            "region": rng.choice(["north", "south", "east", "west"], n, p=[0.4, 0.3, 0.2, 0.1]),
+        }
+    )
+
+
+def _draw(
+    frame: pd.DataFrame, rng: np.random.Generator, column: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """300 reference rows; 300 current rows from the rest, uniform or with selection bias of
+    weight 4 along ``column`` (rows in its upper half by rank, ties at random, 4x as likely)."""
+    order = rng.permutation(len(frame))
+    ref, pool = frame.iloc[order[:300]], order[300:]
+    weights = np.ones(len(pool))
+    if column is not None:
+        rank = np.lexsort((rng.random(len(pool)), frame[column].to_numpy()[pool]))
+        weights[rank[len(pool) // 2 :]] = 4.0
+    cur = frame.iloc[rng.choice(pool, 300, replace=False, p=weights / weights.sum())]
+    return ref, cur
+
+
+def _check(spec: DriftSpec, ref: pd.DataFrame, cur: pd.DataFrame) -> DriftReport:
+    numeric, categorical = infer_column_kinds(ref)
+    return EvidentlyDriftDetector.from_spec(spec).detect(
+        ref, cur, numeric=numeric, categorical=categorical
+    )
+
+
+@pytest.mark.parametrize(
+    ("column", "method"),
+    [("income", "ks"), ("plan_level", "chisquare_2samp"), ("region", "chisquare_2samp")],
+)
+def test_default_flags_one_column_moved_by_selection_bias(column: str, method: str) -> None:
+    ref, cur = _draw(_population(), np.random.default_rng(3), column)
+    report = _check(DriftSpec(), ref, cur)
+    assert report.is_drifted and report.drifted_columns == [column]
+    assert report.column(column).method == method
+    assert (report.drift_share, report.correction) == (0.01, "holm")
+    # The default before issue 11 (share of columns >= 0.5) let the same batch through.
+    before = _check(DriftSpec(drift_share=0.5, correction="bh", tests="evidently"), ref, cur)
+    assert not before.is_drifted
+
+
+def test_two_sample_chi_square_sees_a_low_cardinality_shift_better_than_ks() -> None:
+    from scipy.stats import ks_2samp
+
+    population, rng = _population(), np.random.default_rng(7)
+    for _ in range(10):
+        ref, cur = _draw(population, rng, "plan_level")
+        col = _check(DriftSpec(), ref, cur).column("plan_level")
+        assert col.method == "chisquare_2samp" and col.raw_score is not None
+        assert col.raw_score < ks_2samp(ref["plan_level"], cur["plan_level"]).pvalue
+
+
+def test_default_keeps_false_alarms_near_5_percent_where_evidentlys_tests_do_not() -> None:
+    population, rng = _population(), np.random.default_rng(5)
+    draws = [_draw(population, rng) for _ in range(150)]
+    default = sum(_check(DriftSpec(), ref, cur).is_drifted for ref, cur in draws)
+    # Any column with evidently's tests: its chi-square takes the reference shares as exact.
+    naive = sum(_check(DriftSpec(tests="evidently"), ref, cur).is_drifted for ref, cur in draws)
+    # Holm bounds it at 5%: 5.6% over 1,000 such draws, 11 of these 150; evidently's tests 30.
+    assert default <= 15
+    assert naive >= 2 * default

@@ -80,10 +80,12 @@ def test_sensitivity_weights_follow_the_model() -> None:
     assert w["a"] > 5 * w["b"] > 0 and w["c"] == 0.0
 
 
-def test_spec_defaults_are_backward_compatible_and_validated() -> None:
+def test_spec_defaults_are_validated() -> None:
     spec = DriftSpec()
-    assert (spec.method, spec.threshold, spec.drift_share, spec.columns) == (None, None, 0.5, None)
-    assert (spec.policy, spec.correction, spec.hysteresis.confirm_checks) == ("share", "bh", 1)
+    # Any one column, Holm-corrected two-sample tests (issue 11; before: 0.5, bh, evidently).
+    assert (spec.method, spec.threshold, spec.drift_share, spec.columns) == (None, None, 0.01, None)
+    assert (spec.policy, spec.correction, spec.hysteresis.confirm_checks) == ("share", "holm", 1)
+    assert (spec.tests, spec.min_effect) == ("two_sample", 0.04)
     assert (spec.hysteresis.cooldown_checks, spec.hysteresis.cooldown_s) == (0, 0.0)
     with pytest.raises(ValueError, match="warning_share"):
         DriftSpec(drift_share=0.3, warning_share=0.4)

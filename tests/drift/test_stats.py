@@ -18,7 +18,10 @@ from automl.drift._stats import (
     Sample,
     StatTestError,
     check_method,
+    chisquare_2samp_pvalue,
+    chisquare_pvalue,
     default_method,
+    ks_pvalue,
     run_method,
     union_distinct,
     wasserstein_norm,
@@ -127,3 +130,82 @@ def test_fast_methods_refuse_the_wrong_column_kind() -> None:
     with pytest.raises(StatTestError, match="'ks' does not apply to categorical"):
         check_method("ks", "categorical")
     check_method("psi", "categorical")
+
+
+# -- two-sample tests (tests="two_sample", the pipeline default) ----------------------------
+def test_two_sample_default_picks_pvalue_tests_by_cardinality_at_every_size() -> None:
+    for n_ref in (300, 5_000, 1_000_000):
+        picks = {
+            (kind, n_values): default_method(n_ref, n_values, kind, tests="two_sample")
+            for kind in ("numeric", "categorical")
+            for n_values in (2, 5, 6)
+        }
+        assert picks == {
+            ("numeric", 2): "z",
+            ("numeric", 5): "chisquare_2samp",
+            ("numeric", 6): "ks",
+            ("categorical", 2): "z",
+            ("categorical", 5): "chisquare_2samp",
+            ("categorical", 6): "chisquare_2samp",
+        }
+
+
+def test_chisquare_2samp_equals_scipys_contingency_test() -> None:
+    from scipy.stats import chi2_contingency
+
+    rng = np.random.default_rng(2)
+    ref = pd.Series(rng.choice(list("abcd"), 400, p=[0.4, 0.3, 0.2, 0.1]))
+    cur = pd.Series(rng.choice(list("abcd"), 250, p=[0.3, 0.3, 0.25, 0.15]))
+    table = [[(ref == v).sum() for v in "abcd"], [(cur == v).sum() for v in "abcd"]]
+    expected = chi2_contingency(table, correction=False).pvalue
+    r, c = Sample(ref, "categorical"), Sample(cur, "categorical")
+    assert chisquare_2samp_pvalue(r, c) == pytest.approx(expected, rel=1e-9)
+    outcome = run_method("chisquare_2samp", None, r, c)
+    assert (outcome.threshold, outcome.is_pvalue) == (0.05, True)
+    assert outcome.is_drifted == (expected < 0.05)
+    # The same counts as numbers: the test ignores the values' order.
+    codes = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}
+    numeric = Sample(ref.map(codes), "numeric"), Sample(cur.map(codes), "numeric")
+    assert chisquare_2samp_pvalue(*numeric) == pytest.approx(expected, rel=1e-9)
+
+
+def test_chisquare_2samp_pools_sparse_cells_and_needs_two() -> None:
+    from scipy.stats import chi2_contingency
+
+    ref = pd.Series(["a"] * 150 + ["b"] * 140 + ["x", "y", "z"] * 2 + ["w"] * 4)
+    cur = pd.Series(["a"] * 60 + ["b"] * 80 + ["x", "q"] * 5)  # q: unseen
+    pooled = [[150, 140, 10], [60, 80, 10]]  # x, y, z, w, q expect < 5 in the smaller sample
+    r, c = Sample(ref, "categorical"), Sample(cur, "categorical")
+    expected = chi2_contingency(pooled, correction=False).pvalue
+    assert chisquare_2samp_pvalue(r, c) == pytest.approx(expected, rel=1e-9)
+    one = Sample(pd.Series(["a"] * 50), "categorical")
+    assert chisquare_2samp_pvalue(one, one) == 1.0
+
+
+def test_two_sample_chi_square_is_calibrated_where_evidentlys_fit_is_not() -> None:
+    """With no drift and a batch as large as the reference, evidently's chisquare (current
+    counts against the reference shares taken as exact) rejects far more often than alpha."""
+    rng = np.random.default_rng(0)
+    shares = [0.5, 0.3, 0.2]
+    two_sample = goodness_of_fit = 0
+    for _ in range(400):
+        ref = Sample(pd.Series(rng.choice([1.0, 2.0, 3.0], 500, p=shares)), "numeric")
+        cur = Sample(pd.Series(rng.choice([1.0, 2.0, 3.0], 500, p=shares)), "numeric")
+        two_sample += chisquare_2samp_pvalue(ref, cur) < 0.05
+        goodness_of_fit += chisquare_pvalue(ref, cur) < 0.05
+    assert 8 <= two_sample <= 32  # 5% of 400 = 20
+    assert goodness_of_fit >= 2 * two_sample
+
+
+def test_asymptotic_ks_is_close_to_exact_and_never_smaller_on_large_samples() -> None:
+    rng = np.random.default_rng(6)
+    ref = Sample(pd.Series(rng.normal(size=30_000)), "numeric")
+    for shift in (0.0, 0.02, 0.05):
+        cur = Sample(pd.Series(rng.normal(shift, size=25_000)), "numeric")
+        exact, d_exact = ks_pvalue(ref, cur)
+        fast, d_fast = ks_pvalue(ref, cur, exact=False)
+        assert d_fast == d_exact
+        assert exact <= fast <= exact * 1.04 + 1e-300
+    small = Sample(pd.Series(rng.normal(size=20_000)), "numeric")
+    cur = Sample(pd.Series(rng.normal(0.1, size=200)), "numeric")  # n*m/(n+m) < 10,000: exact
+    assert ks_pvalue(small, cur, exact=False) == ks_pvalue(small, cur)
