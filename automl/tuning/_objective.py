@@ -35,7 +35,7 @@ STEP_OFFSET_PER_FAMILY = 1_000_000
 _EARLY_STOP_SHARE = 0.1
 #: Preprocessed folds are kept across trials while all of a family's folds fit in this much
 #: memory (beyond it every trial preprocesses its folds again).
-FOLD_CACHE_BYTES = 512 * 2**20
+FOLD_CACHE_BYTES = 256 * 2**20
 
 #: Reports a learning curve (steps and values, greater is better) and says whether to prune.
 CurveReporter = Callable[[Sequence[int], Sequence[float]], bool]
