@@ -3,7 +3,9 @@
 The objective runs its own fold loop rather than ``cross_validate`` because it needs what that
 helper does not give: an early-stopping split carved from each training fold (never the
 validation fold, which would leak), the learning curve of the first fold for the pruner, every
-secondary metric from one prediction per fold, and the peak memory of the trial.
+secondary metric from one prediction per fold, and the peak memory of the trial. What does not
+depend on the configuration (each fold's early-stopping split, preprocessed rows and XGBoost's
+quantile matrices) is made once per search, so a trial costs little more than its fits.
 """
 
 from __future__ import annotations
