@@ -40,17 +40,31 @@ def small_spec_dict(name: str = "churn", **overrides: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "name": name,
         "data": {"landing_dir": f"landing/{name}", "target": "churned", "settle_s": 0.05},
-        "training": {"min_rows": 200, "max_rows": 5000, "holdout_fraction": 0.25},
+        # The tests built on this spec were written for a window from the first drifted batch
+        # and no cool-down; the defaults (recent, 3 checks) have tests of their own.
+        "training": {
+            "min_rows": 200,
+            "max_rows": 5000,
+            "holdout_fraction": 0.25,
+            "window": "since_drift",
+        },
+        "drift": {"hysteresis": {"cooldown_checks": 0}},
         "tuning": {"n_trials": 3, "cv": 2, "timeout_s": 120, "seed": 7},
         "registry": {"promotion_margin": 0.0},
         "schedule": {"interval_s": 0.5},
     }
+    return _merged(spec, overrides)
+
+
+def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` applied, nested sections merged key by key."""
+    out = dict(base)
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(spec.get(key), dict):
-            spec[key] = {**spec[key], **value}
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
         else:
-            spec[key] = value
-    return spec
+            out[key] = value
+    return out
 
 
 @pytest.fixture
