@@ -106,7 +106,7 @@ class Hysteresis:
         window_checks: With ``window_drifted``: drift when at least ``window_drifted`` of the
             last ``window_checks`` checks drifted. Either rule confirms.
         window_drifted: See ``window_checks``.
-        cooldown_checks: Checks after a re-tune during which a confirmed drift only warns.
+        cooldown_checks: Checks after a re-tune during which a confirmed drift only warns (3).
         cooldown_s: Seconds after a re-tune during which a confirmed drift only warns.
 
     Raises:
@@ -134,7 +134,7 @@ class Hysteresis:
         confirm_checks: int = 1,
         window_checks: int | None = None,
         window_drifted: int | None = None,
-        cooldown_checks: int = 0,
+        cooldown_checks: int = 3,
         cooldown_s: float = 0.0,
     ) -> None:
         spec = build_section(

@@ -61,7 +61,7 @@ def test_cooldown_in_checks_suppresses_retunes() -> None:
 
 
 def test_cooldown_in_seconds_uses_the_callers_clock() -> None:
-    h = Hysteresis(cooldown_s=3600)
+    h = Hysteresis(cooldown_s=3600, cooldown_checks=0)  # seconds alone decide here
     state = h.after_retune(h.rebase(DriftState(), "1"), now=1000.0)
     assert h.observe(state, is_drifted=True, now=1000.0 + 3599).level == "warning"
     assert h.observe(state, is_drifted=True, now=1000.0 + 3600).level == "drift"
