@@ -19,7 +19,7 @@ from typing import Literal
 
 import pandas as pd
 
-from automl.data._io import file_sha256, parse_table, read_csv_text, write_table
+from automl.data._io import dangling_link, file_sha256, parse_table, read_csv_text, write_table
 from automl.data._labels import LabelPolicy, LabelStore
 from automl.data._layout import PipelinePaths
 from automl.data._ledger import BatchLedger, BatchRecord
@@ -291,14 +291,7 @@ class _Ingester:
         )
 
     def dangling(self, link: Path) -> RejectedFile:
-        target = link.readlink()
-        sha = hashlib.sha256(f"dangling symlink -> {target}".encode()).hexdigest()
-        error = DataValidationError(
-            f"{link.name}: a symbolic link to {target}, which does not exist; there is nothing "
-            "to read. Deliver the file itself (or fix the link and drop it again)",
-            reason_code="dangling_link",
-        )
-        return self.reject(link, sha, error)
+        return self.reject(link, *dangling_link(link))
 
     def known(self, file: Path, sha: str, known: BatchRecord) -> None:
         """A file whose bytes are recorded: a re-delivery, or one a crash left behind."""

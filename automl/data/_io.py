@@ -111,3 +111,18 @@ def frame_sha256(frame: pd.DataFrame) -> str:
     digest.update("\x1f".join(map(str, frame.columns)).encode())
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()
+
+
+def dangling_link(link: Path) -> tuple[str, DataValidationError]:
+    """A symbolic link whose target is gone: an identity to record it by, and why it is refused.
+
+    The identity hashes the link's target, so the same dangling link is reported once.
+    """
+    target = link.readlink()
+    sha = hashlib.sha256(f"dangling symlink -> {target}".encode()).hexdigest()
+    error = DataValidationError(
+        f"{link.name}: a symbolic link to {target}, which does not exist; there is nothing "
+        "to read. Deliver the file itself (or fix the link and drop it again)",
+        reason_code="dangling_link",
+    )
+    return sha, error

@@ -32,7 +32,7 @@ from automl.data._ingest import (
     _write_reason,
     check_landing_dir,
 )
-from automl.data._io import parse_table, write_table
+from automl.data._io import dangling_link, parse_table, write_table
 from automl.data._labels import LabelCounts, LabelFileRecord, LabelPolicy, LabelStore, _encode
 from automl.data._layout import PipelinePaths
 from automl.data._ledger import BatchLedger
@@ -243,14 +243,7 @@ class _Labeller:
         return RejectedFile(file.name, sha, exc.reason_code, reason, dest)
 
     def dangling(self, link: Path) -> RejectedFile:
-        target = link.readlink()
-        sha = hashlib.sha256(f"dangling symlink -> {target}".encode()).hexdigest()
-        error = DataValidationError(
-            f"{link.name}: a symbolic link to {target}, which does not exist; there is nothing "
-            "to read. Deliver the file itself (or fix the link and drop it again)",
-            reason_code="dangling_link",
-        )
-        return self.reject(link, sha, error)
+        return self.reject(link, *dangling_link(link))
 
     def known(self, file: Path, sha: str, known: LabelFileRecord) -> None:
         """A file whose bytes are recorded: a re-delivery, or one a crash left behind."""
