@@ -201,7 +201,7 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
             self.end_headers()
 
         def log_message(self, *args: Any) -> None:
-            pass
+            return None  # keep the test output quiet
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -111,8 +111,8 @@ sys.path.append({site!r})
 try:
     import automl
 except ImportError:
-    pass
-else:
+    automl = None
+if automl is not None:
     raise SystemExit("automl is importable here: " + automl.__file__)
 import mlflow.pyfunc, mlflow.sklearn, pandas as pd
 
