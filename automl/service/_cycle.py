@@ -268,7 +268,9 @@ def run_cycle(
         return result
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
-        log.exception("[%s %s] cycle failed: %s", spec.name, cycle_id, message)
+        # An AutomlError says what and where in one line; anything else is a bug: traceback.
+        report = log.error if isinstance(exc, AutomlError) else log.exception
+        report("[%s %s] cycle failed: %s", spec.name, cycle_id, message)
         _close_run(ws.tracker, trail, "FAILED", message)
         result = trail.result(status="failed", error=message)
         ws.history.record(result)

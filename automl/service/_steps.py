@@ -46,7 +46,7 @@ from automl.drift import (
     render_drift_html,
     sensitivity_weights,
 )
-from automl.errors import AutomlError, DriftCheckError
+from automl.errors import AutomlError, ConfigError, DriftCheckError
 from automl.service import _record as record
 from automl.service._notify import notify
 from automl.service._workspace import Workspace
@@ -143,8 +143,21 @@ class Shadowed:
 
 # -- ingest ----------------------------------------------------------------------------------
 def ingest(ws: Workspace) -> IngestResult:
-    """Validate and store every new file of the landing folder (bad ones quarantined)."""
+    """Validate and store every new file of the landing folder (bad ones quarantined).
+
+    Raises:
+        ConfigError: The spec's ``data.target`` or ``data.task`` is not the one the pipeline's
+            stored data was accepted with (its schema is fixed by the first batch).
+    """
     data = ws.spec.data
+    stored = ws.ledger.get_schema(ws.name)
+    if stored is not None and (stored.target, stored.task) != (data.target, data.task):
+        raise ConfigError(
+            f"pipeline {ws.name!r}: the spec says data.target {data.target!r} ({data.task}), "
+            f"but the data this workspace accepted has target {stored.target!r} "
+            f"({stored.task}); the schema is fixed by the first batch. To learn another label, "
+            "give the pipeline a new name (or a new workspace); to go on, restore data.target"
+        )
     return ingest_landing(
         pipeline=ws.name,
         landing_dir=ws.spec.landing_path,

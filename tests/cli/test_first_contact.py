@@ -142,3 +142,26 @@ def test_readme_tune_and_drift_examples_use_files_init_makes(ws: Path) -> None:
         assert paths, command
         for path in paths:
             assert (ws.parent / path).is_file(), f"{path} (from: {command.strip()})"
+
+
+def test_changing_the_target_of_a_workspace_with_data_is_one_clear_error(tmp_path: Path) -> None:
+    from automl.config import load_spec
+    from automl.data import make_churn_frame
+    from automl.service import open_workspace
+    from automl.service._steps import ingest
+    from tests.conftest import land, small_spec_dict
+
+    path = tmp_path / "churn.yaml"
+    path.write_text(yaml.safe_dump(small_spec_dict("churn")), encoding="utf-8")
+    spec = load_spec(path)
+    land(spec, "history.csv", make_churn_frame(300, seed=1))
+    assert ingest(open_workspace(spec)).accepted  # the schema is fixed: target churned
+
+    raw = small_spec_dict("churn", data={"target": "tenure_months", "task": "regression"})
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    land(spec, "next.csv", make_churn_frame(300, seed=2))
+    done = automl("run", str(path))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert "data.target 'tenure_months'" in line and "target 'churned'" in line
+    assert (spec.landing_path / "next.csv").exists()  # nothing was ingested under the new target
