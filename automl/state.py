@@ -61,6 +61,7 @@ __all__ = [
     "cycles_table",
     "drift_state_table",
     "get_engine",
+    "insert_once",
     "label_events_table",
     "label_files_table",
     "load_pipeline_value",
@@ -317,6 +318,16 @@ def _to_v3(conn: sa.Connection) -> None:
 MIGRATIONS: tuple[Migration, ...] = (_to_v1, _to_v2, _to_v3)
 #: The layout this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def insert_once(engine: sa.Engine, table: sa.Table, values: dict[str, Any]) -> None:
+    """Insert a row unless its unique key is taken: the first record wins (also when a
+    concurrent writer got there first), so recording the same thing twice is harmless."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(table.insert().values(values))
+    except sa.exc.IntegrityError:
+        pass  # recorded before or concurrently: keep the first record
 
 
 def save_pipeline_row(

@@ -55,6 +55,7 @@ from automl.data._schema import _ROW_NOTE, ClassLabel, Schema, _examples, _rows
 from automl.errors import DataValidationError, StateError
 from automl.state import (
     batches_table,
+    insert_once,
     label_events_table,
     label_files_table,
     open_state,
@@ -605,22 +606,19 @@ class LabelStore:
         self, *, pipeline: str, sha256: str, file_name: str, reason: str
     ) -> LabelFileRecord:
         """Record a rejected label file (the first record of the same bytes wins)."""
-        t = label_files_table
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(
-                    t.insert().values(
-                        pipeline=pipeline,
-                        sha256=sha256,
-                        file_name=file_name,
-                        status="rejected",
-                        reason=reason,
-                        n_rows=0,
-                        received_at=utcnow(),
-                    )
-                )
-        except sa.exc.IntegrityError:
-            pass  # recorded before: the first record wins
+        insert_once(
+            self._engine,
+            label_files_table,
+            {
+                "pipeline": pipeline,
+                "sha256": sha256,
+                "file_name": file_name,
+                "status": "rejected",
+                "reason": reason,
+                "n_rows": 0,
+                "received_at": utcnow(),
+            },
+        )
         record = self.label_file(pipeline, sha256)
         assert record is not None
         return record

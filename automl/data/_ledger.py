@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from automl.data._schema import Schema
 from automl.errors import DataValidationError
-from automl.state import batches_table, open_state, schemas_table, utcnow
+from automl.state import batches_table, insert_once, open_state, schemas_table, utcnow
 
 BatchStatus = Literal["accepted", "rejected"]
 
@@ -85,23 +85,20 @@ class BatchLedger:
         n_rows: int = 0,
     ) -> BatchRecord:
         """Record a file once. Recording the same content twice returns the first record."""
-        t = batches_table
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(
-                    t.insert().values(
-                        pipeline=pipeline,
-                        sha256=sha256,
-                        file_name=file_name,
-                        status=status,
-                        reason=reason,
-                        stored_path=str(stored_path) if stored_path else None,
-                        n_rows=n_rows,
-                        received_at=utcnow(),
-                    )
-                )
-        except sa.exc.IntegrityError:
-            pass  # a concurrent or earlier ingest recorded it: the first record wins
+        insert_once(
+            self._engine,
+            batches_table,
+            {
+                "pipeline": pipeline,
+                "sha256": sha256,
+                "file_name": file_name,
+                "status": status,
+                "reason": reason,
+                "stored_path": str(stored_path) if stored_path else None,
+                "n_rows": n_rows,
+                "received_at": utcnow(),
+            },
+        )
         record = self.get(pipeline, sha256)
         assert record is not None
         return record
