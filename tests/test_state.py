@@ -251,8 +251,12 @@ def test_the_postgresql_layout_is_the_one_written_before_versions() -> None:
     )
     tables = [t for t in state.metadata.sorted_tables if t.name not in ADDED_TABLES]
     state.metadata.create_all(engine, tables=tables, checkfirst=False)
-    ddl = V0_POSTGRESQL_DDL.read_text(encoding="utf-8").replace(CYCLE_STATUS_V0, CYCLE_STATUS_V4)
-    old = [s for s in ddl.split(";\n") if s.strip()]
+    ddl = V0_POSTGRESQL_DDL.read_text(encoding="utf-8")
+    old = [
+        s.replace(CYCLE_STATUS_V0, CYCLE_STATUS_V4) if "TABLE automl_cycles" in s else s
+        for s in ddl.split(";\n")
+        if s.strip()
+    ]  # version 4 widened the cycle status
     assert sorted(statements) == sorted(old)
 
 

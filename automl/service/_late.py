@@ -255,14 +255,20 @@ def watch_labels(ws: Workspace, *, now: float | None = None) -> bool:
 
 
 def is_labels_late(ws: Workspace, stats: LabelStats, *, now: float | None = None) -> bool:
-    """Whether labels have been quiet for longer than ``data.labels.alert_after_s``."""
+    """Whether labels have been quiet for longer than ``data.labels.alert_after_s`` (now, or
+    when the last cycle's watch alerted and no label came since)."""
     labels = ws.spec.data.labels
     limit = labels.alert_after_s if labels is not None else None
     if limit is None or stats.n_rows == 0:
         return False
-    quiet_since = label_silence(stats, LabelWatchStore(ws.spec.state_url).load(ws.name))
+    watch = LabelWatchStore(ws.spec.state_url).load(ws.name)
+    quiet_since = label_silence(stats, watch)
+    if quiet_since is None:
+        return False
+    if watch.alerted_for_s is not None and watch.alerted_for_s == quiet_since:
+        return True
     now = time.time() if now is None else now
-    return quiet_since is not None and now - quiet_since > limit
+    return now - quiet_since > limit
 
 
 # -- the label-free estimate -----------------------------------------------------------------

@@ -67,7 +67,10 @@ def late_spec(tmp_path: Path) -> Callable[..., PipelineSpec]:
     def _write(name: str = "churn", **overrides: Any) -> PipelineSpec:
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(late_spec_dict(name, **overrides)), encoding="utf-8")
-        return load_spec(path)
+        spec = load_spec(path)
+        assert spec.labels_landing_path is not None
+        spec.labels_landing_path.mkdir(parents=True)  # as a user would: it must exist
+        return spec
 
     return _write
 
@@ -91,12 +94,10 @@ def test_feature_only_batches_wait_for_labels_then_train_and_retune_once_labels_
     history = rows(400, seed=1, start=0)
     land(spec, "history.csv", features(history))
     first = run_cycle(spec)
-    # Rows without labels: accepted, but nothing to train on yet (no MLflow run either).
-    assert (first.status, first.accepted_files, first.run_id) == (
-        "waiting_for_labels",
-        ("history.csv",),
-        None,
-    )
+    # Rows without labels: accepted, but nothing to train on yet; the run says why.
+    assert (first.status, first.accepted_files) == ("waiting_for_labels", ("history.csv",))
+    tags = MlflowClient(spec.tracking_uri).get_run(first.run_id).data.tags  # type: ignore[arg-type]
+    assert tags["automl.waiting_for_labels"].startswith("0 labelled row(s) in all, 150 needed")
     assert (first.labelled_rows, first.labels_needed, first.labelled_share) == (0, 150, 0.0)
     assert pipeline_status(spec)["state"] == "waiting_for_labels"
 
@@ -273,10 +274,10 @@ def test_status_metrics_and_the_cli_show_the_labels(
     assert (labels["labelled_rows"], labels["rows"], labels["rows_waiting"]) == (10, 40, 30)
     assert labels["lag_p50_s"] == pytest.approx(result.label_lag_p50_s)
 
-    out = CliRunner().invoke(app, ["status", str(spec.spec_path), "--json"])
+    out = CliRunner().invoke(app, ["status", str(spec.base_dir / "churn.yaml"), "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)[0]["labels"]["labelled_share"] == 0.25
-    table = CliRunner().invoke(app, ["status", str(spec.spec_path)])
+    table = CliRunner().invoke(app, ["status", str(spec.base_dir / "churn.yaml")])
     assert table.exit_code == 0, table.output
     assert (
         "waiting_for_labels" in table.output and "25% (10 of 40 rows; 30 waiting)" in table.output
@@ -286,13 +287,7 @@ def test_status_metrics_and_the_cli_show_the_labels(
 def test_served_predictions_are_read_as_scores_or_classes() -> None:
     from automl.data import Schema
 
-    binary = Schema(
-        target="y",
-        task="classification",
-        numeric=("x",),
-        categorical=(),
-        classes=(0, 1),
-    )
+    binary = Schema(features=(("x", "numeric"),), target="y", task="classification", classes=(0, 1))
     frame = pd.DataFrame({"served": [0.2, 0.9], "cls": [0, 1]})
     assert _served_predictions("served", frame, binary).tolist() == [0.2, 0.9]  # type: ignore[union-attr]
     assert _served_predictions("cls", frame, binary).tolist() == ["0", "1"]  # type: ignore[union-attr]
