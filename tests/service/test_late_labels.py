@@ -195,9 +195,16 @@ def test_the_estimate_follows_a_covariate_shift_better_than_the_naive_one(
     history = rows(800, seed=11, start=0)
     land(spec, "history.csv", history)  # labelled on arrival: the first champion
     assert run_cycle(spec).model_version == "1"
-    # Rows whose tenure and charges sit where churn is a coin toss: the model is less sure.
-    shifted = rows(2000, seed=12, start=10_000)
-    middle = shifted[(shifted["tenure_months"].between(8, 30))].head(400)
+    # A shift of the inputs alone (selected on x, P(y | x) unchanged): rows where the
+    # champion is unsure, near its decision boundary.
+    ws = open_workspace(spec)
+    model = ws.tracker.get_alias("churn", "champion")
+    assert model is not None
+    champion = ws.tracker.load_model(model)
+    shifted = rows(4000, seed=12, start=10_000)
+    p = champion.predict_proba(features(shifted).drop(columns=[ID]))[:, 1]
+    middle = shifted[(p > 0.3) & (p < 0.7)].head(400)
+    assert len(middle) == 400
     land(spec, "shifted.csv", features(middle))
     checked = run_cycle(spec)
     assert checked.estimated_score is not None and checked.estimated_reference is not None
