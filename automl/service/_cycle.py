@@ -262,7 +262,7 @@ def _cycle(
         save_drift_state(
             ws,
             trail.drift,
-            is_retuned=trail.registered is not None and (pending or since_id is not None),
+            is_retuned=trail.registered is not None and (bool(pending) or since_id is not None),
             promoted=promoted,
             waiting_since=since_id if waits else None,
         )

@@ -429,7 +429,7 @@ def _calibration(
     cache = ws.paths.reference / f"v{champion.version}.cbpe.pkl"
     if cache.exists():
         with cache.open("rb") as fh:
-            estimator = pickle.load(fh)
+            estimator: ConfidenceBasedEstimator = pickle.load(fh)
     elif holdout_path.exists():
         holdout = pd.read_parquet(holdout_path)
         proba = model.predict_proba(holdout[schema.feature_names])
