@@ -443,3 +443,40 @@ def test_labels_join_exactly_once_across_a_kill_and_restart_of_automl_run(
     assert [e.row_id for e in store.events("churn", status="waiting")] == ["c300"]
     statuses = [r.status for r in CycleHistory(spec.state_url).list("churn")]
     assert statuses == ["retuned", "failed"]  # the killed cycle is recorded as failed
+
+
+# -- the README ------------------------------------------------------------------------------
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.mark.slow
+def test_the_readme_cycle_example_runs_as_written(tmp_path: Path) -> None:
+    """The "Late labels in the cycle" section's spec and script, in an empty folder, run."""
+    import re
+
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### Late labels in the cycle") :]
+    section = section[: section.index("\n### ", 1)]
+    files = re.findall(
+        r"^`([\w./-]+)`[^\n]*:\n\n```\w*\n(.*?)```", section, flags=re.DOTALL | re.MULTILINE
+    )
+    assert [name for name, _ in files] == ["late.yaml", "cycle.py"]
+    for name, body in files:
+        (tmp_path / name).write_text(body, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "cycle.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n") == [
+        "waiting_for_labels",
+        "retuned",
+        "waiting_for_labels drift",
+        "500",
+        "retuned drift 2",
+        "",
+    ]
