@@ -67,6 +67,18 @@ def init(
     console.print(f"  automl run {written['spec']}          # one cycle: trains the first champion")
     console.print(f"  cp {written['samples']}/batch_03_drifted.csv {written['landing']}/")
     console.print(f"  automl serve {directory}              # every pipeline on its schedule")
+    console.print(f"Late labels: {written['late_spec']} scores rows whose labels come later:")
+    console.print(
+        f"  automl run {written['late_spec']}     # history rows + their labels: a champion"
+    )
+    console.print(
+        f"  cp {written['late_samples']}/scored_02_drifted.csv {written['late_landing']}/"
+    )
+    console.print(
+        f"  automl run {written['late_spec']}     # drift, but no labels: waiting_for_labels"
+    )
+    console.print(f"  cp {written['late_samples']}/outcomes_02.csv {written['late_labels']}/")
+    console.print(f"  automl run {written['late_spec']}     # the labels came: re-tuned")
 
 
 @command
