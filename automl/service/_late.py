@@ -539,13 +539,15 @@ def realize_estimates(ws: Workspace, *, now: float | None = None) -> list[CheckE
         return []
     accepted = {r.id: r for r in ws.ledger.records(ws.name, status="accepted")}
     waited = ws.spec.data.max_label_wait_s
+    per_batch = ws.labels.labelled_per_batch(ws.name)  # one query: which checks can be scored
     done: list[CheckEstimate] = []
     for estimate in open_:
+        n_labelled = sum(per_batch.get(b, 0) for b in estimate.batch_ids)
+        is_due = now - estimate.checked_s >= waited
+        if not n_labelled or (n_labelled < estimate.n_rows and not is_due):
+            continue
         records = [accepted[b] for b in estimate.batch_ids if b in accepted]
         rows = ws.labels.load_labelled(records)
-        is_due = now - estimate.checked_s >= waited
-        if not len(rows) or (len(rows) < estimate.n_rows and not is_due):
-            continue
         try:
             version = ws.tracker.get_version(ws.spec.model_name, estimate.champion_version)
             model = ws.tracker.load_model(version)

@@ -417,22 +417,28 @@ def champion_evidence(
         weights = sensitivity_weights(predict, reference, features, seed=spec.tuning.seed)
     predictions = None
     served = _served_predictions(spec.data.prediction_column, current, schema)
+    # Late labels keep the champion's holdout: its predictions there are out of sample, as
+    # served ones are (on its training rows they are more confident than anywhere else).
+    holdout = ws.paths.reference / f"v{champion.version}.holdout.parquet"
+    predicted = pd.read_parquet(holdout) if ws.labels is not None and holdout.exists() else None
+    if predicted is None:
+        predicted = reference
     if drift.prediction_drift and served is not None:
         # What the model actually served, against what the champion predicts on its reference
         # (classes against classes, scores against the positive-class probability).
         if served.dtype == object:  # classes
-            reference_classes = model.predict(reference[features]).astype(str)
+            reference_classes = model.predict(predicted[features]).astype(str)
             predictions = (reference_classes, served.to_numpy())
         elif classify:  # the positive-class score
-            predictions = (predict(reference)[:, 1], served.to_numpy(dtype=float))
+            predictions = (predict(predicted)[:, 1], served.to_numpy(dtype=float))
         else:
-            predictions = (model.predict(reference[features]), served.to_numpy(dtype=float))
+            predictions = (model.predict(predicted[features]), served.to_numpy(dtype=float))
     elif drift.prediction_drift:
-        ref_out, cur_out = predict(reference), predict(current)
+        ref_out, cur_out = predict(predicted), predict(current)
         if classify and ref_out.shape[1] == 2:  # binary: the positive-class probability
             predictions = (ref_out[:, 1], cur_out[:, 1])
         elif classify:  # multiclass: the predicted class
-            predictions = (model.predict(reference[features]), model.predict(current[features]))
+            predictions = (model.predict(predicted[features]), model.predict(current[features]))
         else:
             predictions = (ref_out, cur_out)
     signals: list[DriftSignal] = []

@@ -480,3 +480,39 @@ def test_the_readme_cycle_example_runs_as_written(tmp_path: Path) -> None:
         "retuned drift 2",
         "",
     ]
+
+
+# -- prediction drift on what was served -----------------------------------------------------
+@pytest.mark.slow
+def test_prediction_drift_uses_the_served_predictions_when_the_batch_has_them(
+    late_spec: Callable[..., PipelineSpec],
+) -> None:
+    spec = late_spec(
+        data={"prediction_column": "served"},
+        drift={"prediction_drift": True, "columns": ["age"]},  # features: one calm column
+        training={"min_labelled_rows": 300},
+    )
+    land(spec, "history.csv", rows(600, seed=1, start=0))  # labelled on arrival
+    assert run_cycle(spec).model_version == "1"
+    ws = open_workspace(spec)
+    version = ws.tracker.get_alias("churn", "champion")
+    assert version is not None
+    champion = ws.tracker.load_model(version)
+
+    calm = rows(400, seed=2, start=5000)
+    honest = features(calm).assign(
+        served=champion.predict_proba(features(calm).drop(columns=[ID]))[:, 1]
+    )
+    land(spec, "honest.csv", honest)
+    checked = run_cycle(spec)
+    run = MlflowClient(spec.tracking_uri).get_run(checked.run_id)  # type: ignore[arg-type]
+    assert "prediction" not in run.data.tags["automl.drift_signals"]
+    assert checked.drift_verdict == "ok"
+
+    # The served scores moved (a bug upstream serves 0.95 to everybody): the rows did not.
+    broken = features(rows(400, seed=3, start=6000)).assign(served=0.95)
+    land(spec, "broken.csv", broken)
+    checked = run_cycle(spec)
+    run = MlflowClient(spec.tracking_uri).get_run(checked.run_id)  # type: ignore[arg-type]
+    assert "prediction" in run.data.tags["automl.drift_signals"]
+    assert (checked.drift_verdict, checked.status) == ("drift", "waiting_for_labels")
