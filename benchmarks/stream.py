@@ -301,6 +301,13 @@ def _window_rows(client: Any, run_id: str | None) -> int | None:
     return int(value) if value is not None else None
 
 
+def _reason(client: Any, model_name: str, version: str | None) -> str | None:
+    """The gate's reason recorded on a judged version (``automl.reason``)."""
+    if version is None:
+        return None
+    return client.get_model_version(model_name, version).tags.get("automl.reason")
+
+
 def run_service(stream: Stream, budget: Budget, *, policy: str, workdir: Path) -> dict[str, Any]:
     """A policy that runs the real ``run_cycle``: static, every_batch, automl[:overrides]."""
     import mlflow
@@ -347,6 +354,7 @@ def run_service(stream: Stream, budget: Budget, *, policy: str, workdir: Path) -
                 "version": result.model_version,
                 "promoted": result.is_promoted,
                 "champion": result.champion_version,
+                "reason": _reason(client, spec.model_name, result.model_version),
                 "seconds": time.perf_counter() - w0,
             }
         )
