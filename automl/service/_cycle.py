@@ -166,7 +166,7 @@ def _cycle(
     if is_retune:
         # The champion's own holdout stays out of the challenger's training: the evidence of
         # the old-population guardrail (off: None, and the window is unchanged).
-        stored = champion_holdout(ws, champion)
+        stored = champion_holdout(ws, schema, champion)
         window = keep_out(ws, schema, training_window(ws, since_id=since_id), stored)
         registered = find_registered(ws, run_id, window)
         if registered is None:

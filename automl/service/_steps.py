@@ -753,12 +753,15 @@ def store_holdout(
     )
 
 
-def champion_holdout(ws: Workspace, champion: ModelVersionInfo | None) -> StoredHoldout | None:
+def champion_holdout(
+    ws: Workspace, schema: Schema, champion: ModelVersionInfo | None
+) -> StoredHoldout | None:
     """The champion's stored holdout, read back from MLflow, when the old-population guardrail
     is on (``registry.old_population.max_regression``) and there is a champion; else None.
 
-    A champion without one (registered before holdouts were stored, or its file unreadable)
-    gives ``rows`` None and the reason: the guardrail is then skipped, never the cycle failed.
+    A champion without one (registered before holdouts were stored, its file unreadable or
+    without the schema's columns) gives ``rows`` None and the reason: the guardrail is then
+    skipped, never the cycle failed.
     """
     if champion is None or ws.spec.registry.old_population.max_regression is None:
         return None
@@ -774,6 +777,10 @@ def champion_holdout(ws: Workspace, champion: ModelVersionInfo | None) -> Stored
     except AutomlError as exc:
         log.warning("[%s] old-population guardrail skipped: %s", ws.name, exc)
         why = f"champion v{champion.version}'s stored holdout could not be read: {exc}"
+        return StoredHoldout(champion, None, why)
+    absent = [c for c in (*schema.feature_names, schema.target) if c not in rows.columns]
+    if absent:
+        why = f"champion v{champion.version}'s stored holdout lacks the columns {absent}"
         return StoredHoldout(champion, None, why)
     return StoredHoldout(champion, rows)
 

@@ -59,7 +59,10 @@ def test_a_challenger_tuned_on_a_shifted_batch_that_serves_the_old_population_wo
     tracker = make_tracker(spec)
     champion = tracker.get_alias(spec.model_name, CHAMPION)
     assert champion is not None and champion.tags[HOLDOUT_STORED] == "200"
-    stored = champion_holdout(open_workspace(spec), champion)
+    ws = open_workspace(spec)
+    schema = ws.ledger.get_schema(spec.name)
+    assert schema is not None
+    stored = champion_holdout(ws, schema, champion)
     assert stored is not None and stored.rows is not None and len(stored.rows) == 200
     assert set(stored.rows.columns) == {*NUMERIC, *CATEGORICAL, "churned"}
 
