@@ -473,7 +473,10 @@ def print_table(report: dict[str, Any]) -> None:
     for stream, block in report["streams"].items():
         for policy, g in block["goals"].items():
             _print_goal(stream, policy, g)
-    print("\nPer batch: realized AUC, then what the cycle after it decided")
+    print(
+        "\nPer batch: realized AUC, then what the cycle after it decided (re-tunes: P promoted, "
+        "r rejected, g refused by the old-population guardrail)"
+    )
     for stream, block in report["streams"].items():
         print(f"\n{stream} ({block['note']}; documented drift at batch {block['drift_batch']})")
         for policy, run in block["runs"].items():
@@ -484,7 +487,9 @@ def print_table(report: dict[str, Any]) -> None:
                 share = "" if c["share_drifted"] is None else f"{c['share_drifted']:.2f}"
                 verdict = f"{c['drift']}{share}"
                 if c["status"] == "retuned":
-                    verdict += f" w{c['window_rows']} {'P' if c['promoted'] else 'r'}"
+                    refused = "old_population" in (c.get("reason") or "")
+                    outcome = "P" if c["promoted"] else ("g" if refused else "r")
+                    verdict += f" w{c['window_rows']} {outcome}"
                 steps[i] += f" [{verdict}]"
             print(f"  {policy}: " + ", ".join(steps))
 
