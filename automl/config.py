@@ -642,6 +642,38 @@ class GuardrailSpec(_Strict):
         return self
 
 
+class OldPopulationSpec(_Strict):
+    """The old-population guardrail of the promotion gate.
+
+    Every registered version keeps a sample of its own holdout (rows it did not train on) as
+    an MLflow artifact of its run. With ``max_regression`` set, a challenger is also scored
+    beside the champion on the champion's stored holdout rows it did not train on, and is
+    refused when it is worse there by more than ``max_regression``: a model trained on a
+    narrow, shifted window must not win on the newest rows and then serve the ordinary
+    population worse. The champion's stored rows are kept out of the challenger's training
+    window so that they stay unseen evidence.
+    """
+
+    max_regression: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="Refuse a challenger worse than the champion by more than this (metric "
+        "units) on the champion's stored holdout; None: off.",
+    )
+    max_rows: int = Field(
+        default=5000,
+        ge=50,
+        le=100_000,
+        description="Most holdout rows stored with each registered version (a seeded sample).",
+    )
+    min_rows: int = Field(
+        default=100,
+        ge=10,
+        description="Fewer stored rows the challenger did not train on: the guardrail is "
+        "skipped, with the reason recorded.",
+    )
+
+
 class RegistrySpec(_Strict):
     """How models are registered and promoted."""
 
@@ -660,6 +692,7 @@ class RegistrySpec(_Strict):
     )
     significance: SignificanceSpec = SignificanceSpec()
     guardrails: tuple[GuardrailSpec, ...] = ()
+    old_population: OldPopulationSpec = OldPopulationSpec()
     shadow_batches: int = Field(
         default=0,
         ge=0,

@@ -311,6 +311,13 @@ def _window_rows(client: Any, run_id: str | None) -> int | None:
     return int(value) if value is not None else None
 
 
+def _reason(client: Any, model_name: str, version: str | None) -> str | None:
+    """The gate's reason recorded on a judged version (``automl.reason``)."""
+    if version is None:
+        return None
+    return client.get_model_version(model_name, version).tags.get("automl.reason")
+
+
 def _with_ids(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
     out = frame.copy()
     out.insert(0, "row_id", [f"{prefix}-{i}" for i in range(len(out))])
@@ -371,6 +378,7 @@ def run_service(
                 "version": result.model_version,
                 "promoted": result.is_promoted,
                 "champion": result.champion_version,
+                "reason": _reason(client, spec.model_name, result.model_version),
                 "seconds": time.perf_counter() - w0,
                 "labelled_rows": result.labelled_rows,
                 "labels_needed": result.labels_needed,
@@ -594,7 +602,10 @@ def print_table(report: dict[str, Any]) -> None:
     for stream, block in report["streams"].items():
         for policy, g in block["goals"].items():
             _print_goal(stream, policy, g)
-    print("\nPer batch: realized AUC, then what the cycle after it decided")
+    print(
+        "\nPer batch: realized AUC, then what the cycle after it decided (re-tunes: P promoted, "
+        "r rejected, g refused by the old-population guardrail)"
+    )
     for stream, block in report["streams"].items():
         print(f"\n{stream} ({block['note']}; documented drift at batch {block['drift_batch']})")
         for policy, run in block["runs"].items():
@@ -605,7 +616,9 @@ def print_table(report: dict[str, Any]) -> None:
                 share = "" if c["share_drifted"] is None else f"{c['share_drifted']:.2f}"
                 verdict = f"{c['drift']}{share}"
                 if c["status"] == "retuned":
-                    verdict += f" w{c['window_rows']} {'P' if c['promoted'] else 'r'}"
+                    refused = "old_population" in (c.get("reason") or "")
+                    outcome = "P" if c["promoted"] else ("g" if refused else "r")
+                    verdict += f" w{c['window_rows']} {outcome}"
                 steps[i] += f" [{verdict}]"
             print(f"  {policy}: " + ", ".join(steps))
 

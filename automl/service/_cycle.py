@@ -45,11 +45,14 @@ from automl.service._steps import (
     DriftOutcome,
     Registered,
     Shadowed,
+    champion_holdout,
     check_drift,
     drift_event,
     find_registered,
+    guard_old_population,
     ingest,
     judge,
+    keep_out,
     promote,
     register,
     save_drift_state,
@@ -239,7 +242,10 @@ def _cycle(
             log.info("[%s %s] %s", ws.name, trail.cycle_id, wait.reason())
             is_retune = False
     if is_retune:
-        window = training_window(ws, since_id=since_id)
+        # The champion's own holdout stays out of the challenger's training: the evidence of
+        # the old-population guardrail (off: None, and the window is unchanged).
+        stored = champion_holdout(ws, schema, champion)
+        window = keep_out(ws, schema, training_window(ws, since_id=since_id), stored)
         registered = find_registered(ws, run_id, window)
         if registered is None:
             tuning = tune_window(ws, run_id, trail.cycle_id, schema, window.train, stop=stop)
@@ -257,6 +263,9 @@ def _cycle(
         trail.registered = registered
         if champion is None or registered.version.version != champion.version:
             decision = judge(ws, schema, registered.version, champion, window.holdout)
+            decision = guard_old_population(
+                ws, schema, decision, registered.version, stored, window.train
+            )
             if decision.is_promoted and champion is not None and spec.registry.shadow_batches:
                 decision = start_shadow(ws, decision, trail.cycle_id)
             trail.decision = decision

@@ -18,12 +18,15 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from automl.data import BatchRecord
+from automl.data import BatchRecord, write_table
 from automl.drift import DriftReport, HysteresisDecision
 from automl.tracking import MlflowTracker, PromotionDecision, RunSummary, ShadowState
 from automl.tuning import TrialResult, TuningResult, write_tuning_report
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,14 @@ DATA = "automl.data"
 ROWS_ARTIFACT = "tuning/train.parquet"
 PARENT_RUN_ATTR = "automl.parent_run_id"
 ROWS_ATTR = "automl.rows_artifact"
+
+#: A registered version's own holdout rows (a seeded sample of at most
+#: ``registry.old_population.max_rows`` rows it did not train on), an artifact of the run that
+#: registered it, and the version tag that says how many rows it holds: the evidence of the
+#: old-population guardrail when the version is the champion. Versions registered before this
+#: existed have no tag.
+HOLDOUT_ARTIFACT = "guard/holdout.parquet"
+HOLDOUT_STORED = "automl.holdout_stored"
 
 
 # -- the cycle's run -------------------------------------------------------------------------
@@ -403,3 +414,15 @@ def record_shadow(
         scores[f"shadow_champion_{metric}"] = now.champion_score
     tracker.log_metrics(run_id, scores)
     tracker.set_tags(run_id, {SHADOW_VERSION: state.version})
+
+
+def record_holdout(
+    tracker: MlflowTracker, run_id: str, model_name: str, version: str, rows: pd.DataFrame
+) -> None:
+    """Keep a version's holdout rows with it: ``guard/holdout.parquet`` on its run, then the
+    version tag ``automl.holdout_stored`` (rows), so a tag always points to a stored file."""
+    folder, name = HOLDOUT_ARTIFACT.rsplit("/", 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_table(rows, Path(tmp) / name)
+        tracker.log_artifact(run_id, path, artifact_dir=folder)
+    tracker.set_version_tags(model_name, version, {HOLDOUT_STORED: str(len(rows))})

@@ -770,7 +770,171 @@ def register(
         ),
     )
     write_table(window.train, ws.paths.reference / f"v{version.version}.parquet")
+    store_holdout(ws, run_id, version, schema, window.holdout)
     return Registered(version, tuning)
+
+
+# -- the old population: each version's own holdout, kept with it ------------------------------
+@dataclass(frozen=True)
+class StoredHoldout:
+    """The champion's stored holdout: rows of the population it serves that it never trained
+    on, the evidence of the old-population guardrail.
+
+    Attributes:
+        champion: The champion.
+        rows: Its stored holdout rows (features and target), None when there are none.
+        missing: Why there are none (e.g. registered before holdouts were stored).
+    """
+
+    champion: ModelVersionInfo
+    rows: pd.DataFrame | None
+    missing: str | None = None
+
+
+def _row_keys(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray[Any, Any]:
+    """One hash per row of ``columns`` by content, the same for a row read back from the
+    stored parquet file as for the row in a training window (values compared as text)."""
+    return pd.util.hash_pandas_object(frame[list(columns)].astype(str), index=False).to_numpy()
+
+
+def store_holdout(
+    ws: Workspace,
+    run_id: str,
+    version: ModelVersionInfo,
+    schema: Schema,
+    holdout: pd.DataFrame,
+) -> None:
+    """Keep a seeded sample (at most ``registry.old_population.max_rows``) of a new version's
+    labelled holdout rows with it, as an artifact of its run (see :func:`champion_holdout`)."""
+    limit = ws.spec.registry.old_population.max_rows
+    rows = holdout[[*schema.feature_names, schema.target]]
+    rows = rows[rows[schema.target].notna()]
+    if len(rows) > limit:
+        rows = rows.sample(limit, random_state=ws.spec.tuning.seed).sort_index()
+    record.record_holdout(
+        ws.tracker, run_id, ws.spec.model_name, version.version, rows.reset_index(drop=True)
+    )
+
+
+def champion_holdout(
+    ws: Workspace, schema: Schema, champion: ModelVersionInfo | None
+) -> StoredHoldout | None:
+    """The champion's stored holdout, read back from MLflow, when the old-population guardrail
+    is on (``registry.old_population.max_regression``) and there is a champion; else None.
+
+    A champion without one (registered before holdouts were stored, its file unreadable or
+    without the schema's columns) gives ``rows`` None and the reason: the guardrail is then
+    skipped, never the cycle failed.
+    """
+    if champion is None or ws.spec.registry.old_population.max_regression is None:
+        return None
+    from automl.data import read_table
+
+    if record.HOLDOUT_STORED not in champion.tags or champion.run_id is None:
+        why = f"champion v{champion.version} has no stored holdout (registered before holdouts"
+        return StoredHoldout(champion, None, f"{why} were kept with each version)")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = ws.tracker.download_artifact(champion.run_id, record.HOLDOUT_ARTIFACT, tmp)
+            rows = read_table(path)
+    except AutomlError as exc:
+        log.warning("[%s] old-population guardrail skipped: %s", ws.name, exc)
+        why = f"champion v{champion.version}'s stored holdout could not be read: {exc}"
+        return StoredHoldout(champion, None, why)
+    absent = [c for c in (*schema.feature_names, schema.target) if c not in rows.columns]
+    if absent:
+        why = f"champion v{champion.version}'s stored holdout lacks the columns {absent}"
+        return StoredHoldout(champion, None, why)
+    return StoredHoldout(champion, rows)
+
+
+def keep_out(ws: Workspace, schema: Schema, window: Window, stored: StoredHoldout | None) -> Window:
+    """The window without the champion's stored holdout rows in its training part, so that
+    they stay rows neither model trained on; unchanged when that would leave fewer than
+    ``training.min_rows`` training rows (the judge then drops the overlap instead)."""
+    if stored is None or stored.rows is None or stored.rows.empty:
+        return window
+    columns = [*schema.feature_names, schema.target]
+    seen = np.isin(_row_keys(window.train, columns), _row_keys(stored.rows, columns))
+    if not seen.any() or (~seen).sum() < ws.spec.training.min_rows:
+        return window
+    train = window.train[~seen].reset_index(drop=True)
+    return replace(window, train=train, sha256=frame_sha256(train))
+
+
+def guard_old_population(
+    ws: Workspace,
+    schema: Schema,
+    decision: PromotionDecision,
+    version: ModelVersionInfo,
+    stored: StoredHoldout | None,
+    train: pd.DataFrame,
+) -> PromotionDecision:
+    """The old-population guardrail of the gate: score challenger and champion on the
+    champion's stored holdout rows the challenger did not train on; a challenger worse there
+    by more than ``registry.old_population.max_regression`` is refused. The check (or why it
+    was skipped) joins the gate's guardrails and the decision's reason.
+
+    Args:
+        ws: The workspace.
+        schema: The pipeline's schema.
+        decision: The gate's decision on the new holdout (:func:`judge`).
+        version: The challenger.
+        stored: The champion's stored holdout (:func:`champion_holdout`); None: guardrail off.
+        train: The rows the challenger trained on (their overlap is dropped).
+
+    Returns:
+        The decision with the check; refused when the check fails.
+    """
+    gate = decision.gate
+    if stored is None or gate is None or decision.champion_version != stored.champion.version:
+        return decision
+    spec, metric = ws.spec, decision.metric
+    registry = spec.registry
+    skip = PromotionGate.skip_old_population
+    if stored.rows is None:
+        check = skip(metric, stored.missing or "no stored holdout")
+    else:
+        columns = [*schema.feature_names, schema.target]
+        rows = stored.rows[stored.rows[schema.target].notna()]
+        unseen = rows[~np.isin(_row_keys(rows, columns), _row_keys(train, columns))]
+        note = (
+            f"{len(unseen)} of the {len(rows)} stored holdout rows of champion "
+            f"v{stored.champion.version} the challenger did not train on"
+        )
+        if len(unseen) < registry.old_population.min_rows:
+            check = skip(metric, f"{note}, fewer than min_rows {registry.old_population.min_rows}")
+        else:
+            features, y_true = unseen[schema.feature_names], unseen[schema.target].to_numpy()
+            champion = stored.champion
+            try:
+                check = PromotionGate.from_spec(registry).check_old_population(
+                    y_true,
+                    predict_holdout(ws.tracker, version, features, task=schema.task),
+                    predict_holdout(ws.tracker, champion, features, task=schema.task),
+                    metric=metric,
+                    metric_fn=_score,
+                    greater_is_better=_greater_is_better,
+                    rows_note=note,
+                )
+            except ValueError as exc:  # e.g. one class only: no ROC AUC on these rows
+                check = skip(metric, f"{note}: {exc}")
+    judged = decide_promotion(
+        metric=metric,
+        greater_is_better=decision.greater_is_better,
+        margin=decision.margin,
+        challenger_version=decision.challenger_version,
+        challenger_score=decision.challenger_score,
+        champion_version=decision.champion_version,
+        champion_score=decision.champion_score,
+        gate=gate.with_check(check),
+        approval=registry.approval,
+    )
+    if check.skipped:
+        judged = replace(
+            judged, reason=f"{judged.reason}; old-population guardrail skipped: {check.note}"
+        )
+    return judged
 
 
 # -- judge and promote -----------------------------------------------------------------------

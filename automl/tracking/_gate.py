@@ -10,7 +10,7 @@ imports. Its settings are those of a pipeline's ``registry`` section
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -77,15 +77,32 @@ class Guardrail(GuardrailSpec):
             super().__init__(metric=metric, max_regression=max_regression, max_ratio=max_ratio)
 
 
+#: Prefix of the old-population guardrail's check (``old_population_<metric>``).
+OLD_POPULATION = "old_population"
+
+
 @dataclass(frozen=True)
 class GuardrailCheck:
-    """The outcome of one guardrail."""
+    """The outcome of one guardrail.
+
+    Attributes:
+        metric: What was checked (``old_population_<metric>`` for the old-population
+            guardrail).
+        champion_value: The champion's value (NaN when the check was skipped).
+        challenger_value: The challenger's value (NaN when skipped).
+        limit: The rule, e.g. ``regression <= 0.02``.
+        passed: The rule held, or the check was skipped.
+        note: Which rows it ran on, or why it was skipped.
+        skipped: The check could not run (``note`` says why); it does not block.
+    """
 
     metric: str
     champion_value: float
     challenger_value: float
     limit: str
     passed: bool
+    note: str = ""
+    skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,6 +132,24 @@ class GateResult:
     p_value: float | None = None
     guardrails: tuple[GuardrailCheck, ...] = ()
     reasons: tuple[str, ...] = field(default=())
+
+    def with_check(self, check: GuardrailCheck) -> GateResult:
+        """This result with one more guardrail check (e.g. the old-population one, run on
+        other rows than the holdout): a failing check fails the gate and says why."""
+        reasons = self.reasons
+        if not check.passed:
+            where = f" on {check.note}" if check.note else ""
+            reasons = (
+                *reasons,
+                f"guardrail {check.metric}: {check.challenger_value:.4f} vs champion "
+                f"{check.champion_value:.4f}{where} breaks {check.limit}",
+            )
+        return replace(
+            self,
+            guardrails=(*self.guardrails, check),
+            reasons=reasons,
+            passed=self.passed and check.passed,
+        )
 
 
 def _oriented(diff: float, greater_is_better: bool) -> float:
@@ -327,6 +362,75 @@ class PromotionGate:
             p_value=p_value,
             guardrails=checks,
             reasons=tuple(reasons),
+        )
+
+    def check_old_population(
+        self,
+        y_true: np.ndarray[Any, Any],
+        challenger: Predictions,
+        champion: Predictions,
+        *,
+        metric: str,
+        metric_fn: MetricFn,
+        greater_is_better: Callable[[str], bool],
+        rows_note: str = "",
+    ) -> GuardrailCheck:
+        """The old-population guardrail (``registry.old_population``): the challenger must not
+        be worse than the champion by more than ``max_regression`` on rows of the population
+        the champion serves (its stored holdout, minus the rows the challenger trained on).
+
+        Args:
+            y_true: Labels or values of those rows.
+            challenger: The challenger's predictions on them.
+            champion: The champion's predictions on the same rows.
+            metric: Primary metric name.
+            metric_fn: ``metric_fn(name, y_true, predictions) -> value``.
+            greater_is_better: Direction of a metric by name.
+            rows_note: Which rows these are, for the record.
+
+        Returns:
+            The check, named ``old_population_<metric>``; it passes when the guardrail is off.
+
+        Raises:
+            ValueError: Predictions of different lengths, or rows the metric cannot score
+                (e.g. one class only for ROC AUC).
+
+        Example:
+            >>> y = np.array([0, 1] * 100)
+            >>> champ = Predictions("1", y.copy())
+            >>> chal = Predictions("2", np.where(np.arange(200) % 10 == 0, 1 - y, y))
+            >>> acc = lambda name, t, p: float(np.mean(p.values == t))
+            >>> spec = RegistrySpec(old_population={"max_regression": 0.05})
+            >>> gate = PromotionGate.from_spec(spec)
+            >>> c = gate.check_old_population(y, chal, champ, metric="accuracy", metric_fn=acc,
+            ...     greater_is_better=lambda m: True)
+            >>> c.metric, c.passed, round(c.champion_value - c.challenger_value, 2)
+            ('old_population_accuracy', False, 0.1)
+        """
+        if not len(y_true) == len(challenger.values) == len(champion.values):
+            raise ValueError("challenger, champion and y_true must cover the same rows")
+        tolerance = self.spec.old_population.max_regression
+        rail = GuardrailSpec(metric=metric, max_regression=0.0 if tolerance is None else tolerance)
+        check = _check_guardrail(rail, y_true, challenger, champion, metric_fn, greater_is_better)
+        return replace(
+            check,
+            metric=f"{OLD_POPULATION}_{metric}",
+            passed=check.passed or tolerance is None,
+            note=rows_note,
+        )
+
+    @staticmethod
+    def skip_old_population(metric: str, why: str) -> GuardrailCheck:
+        """The old-population guardrail's record when it cannot run (``why``): it does not
+        block the promotion, and the reason stays with the decision."""
+        return GuardrailCheck(
+            metric=f"{OLD_POPULATION}_{metric}",
+            champion_value=float("nan"),
+            challenger_value=float("nan"),
+            limit="skipped",
+            passed=True,
+            note=why,
+            skipped=True,
         )
 
 

@@ -5,7 +5,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from automl.tracking import Guardrail, Predictions, evaluate_gate
+from automl.config import RegistrySpec
+from automl.tracking import Guardrail, Predictions, PromotionGate, evaluate_gate
 from automl.tuning import PREDICTION_METRICS, metric_from_predictions
 
 
@@ -125,3 +126,45 @@ def test_fast_binary_auc_equals_sklearn() -> None:
         y = rng.integers(0, 2, n).astype(bool)
         scores = np.round(rng.random(n), 2)  # rounding makes ties
         assert binary_roc_auc(y, scores) == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
+
+
+def _old_population(max_regression: float | None) -> PromotionGate:
+    return PromotionGate.from_spec(RegistrySpec(old_population={"max_regression": max_regression}))
+
+
+def test_old_population_guardrail_refuses_a_regression_beyond_its_tolerance() -> None:
+    chal, champ = Predictions("2", _flip(Y, 20)), Predictions("1", _flip(Y, 4))
+    won = _gate(Y, chal, champ)  # the challenger wins on the new holdout
+    assert won.passed
+    # ... and on the champion's old rows it is right 90% of the time, the champion 95%.
+    old_chal, old_champ = Predictions("2", _flip(Y, 10)), Predictions("1", _flip(Y, 20))
+    args: dict[str, Any] = {
+        "metric": "accuracy",
+        "metric_fn": _metric,
+        "greater_is_better": PREDICTION_METRICS.__getitem__,
+        "rows_note": "400 rows of v1's holdout",
+    }
+    check = _old_population(0.02).check_old_population(Y, old_chal, old_champ, **args)
+    assert (check.metric, check.passed, check.skipped) == ("old_population_accuracy", False, False)
+    assert (check.champion_value, check.challenger_value) == pytest.approx((0.95, 0.9))
+    refused = won.with_check(check)
+    assert not refused.passed and refused.guardrails[-1] is check
+    assert refused.reasons == (
+        "guardrail old_population_accuracy: 0.9000 vs champion 0.9500 on 400 rows of v1's "
+        "holdout breaks regression <= 0.02",
+    )
+    assert _old_population(0.06).check_old_population(Y, old_chal, old_champ, **args).passed
+    off = _old_population(None).check_old_population(Y, old_chal, old_champ, **args)
+    assert off.passed  # off: recorded, never blocking
+
+
+def test_a_skipped_old_population_check_is_recorded_and_does_not_block() -> None:
+    won = _gate(Y, Predictions("2", _flip(Y, 20)), Predictions("1", _flip(Y, 4)))
+    skipped = PromotionGate.skip_old_population("roc_auc", "champion v1 has no stored holdout")
+    assert (skipped.skipped, skipped.passed, skipped.note) == (
+        True,
+        True,
+        "champion v1 has no stored holdout",
+    )
+    judged = won.with_check(skipped)
+    assert judged.passed and judged.reasons == () and judged.guardrails == (skipped,)
