@@ -28,7 +28,6 @@ from automl.service._late import (
     estimate_check,
     estimate_signals,
     ingest_label_files,
-    keep_holdout,
     labels_for_retune,
     realize_estimates,
     record_estimate,
@@ -259,7 +258,6 @@ def _cycle(
                 trigger=trail.verdict,
                 drift=trail.drift,
             )
-        keep_holdout(ws, registered.version.version, window.holdout)
         trail.registered = registered
         if champion is None or registered.version.version != champion.version:
             decision = judge(ws, schema, registered.version, champion, window.holdout)

@@ -40,7 +40,6 @@ from automl.data import (
     Schema,
     ValidationRules,
     ingest_labels,
-    write_table,
 )
 from automl.drift import (
     ESTIMATED_METRICS,
@@ -51,6 +50,7 @@ from automl.drift import (
 )
 from automl.errors import AutomlError
 from automl.service._notify import notify
+from automl.service._steps import stored_holdout
 from automl.service._workspace import Workspace
 from automl.state import (
     estimates_table,
@@ -399,15 +399,6 @@ class EstimateStore:
 _CALIBRATIONS: dict[tuple[str, str, str], ConfidenceBasedEstimator] = {}
 
 
-def keep_holdout(ws: Workspace, version: str, holdout: pd.DataFrame) -> None:
-    """Keep the rows a version was judged on (late labels): its CBPE calibration set."""
-    if ws.labels is None:
-        return
-    path = ws.paths.reference / f"v{version}.holdout.parquet"
-    if not path.exists():
-        write_table(holdout, path)
-
-
 def estimated_metric(ws: Workspace) -> str | None:
     """The metric a late-label classifier's checks estimate: the pipeline's metric when it is
     ``roc_auc`` or ``accuracy``, else ``roc_auc``; None for regression."""
@@ -425,13 +416,12 @@ def _calibration(
     key = (ws.spec.state_url, ws.name, champion.version)
     if key in _CALIBRATIONS:
         return _CALIBRATIONS[key]
-    holdout_path = ws.paths.reference / f"v{champion.version}.holdout.parquet"
     cache = ws.paths.reference / f"v{champion.version}.cbpe.pkl"
+    holdout = None if cache.exists() else stored_holdout(ws, champion)
     if cache.exists():
         with cache.open("rb") as fh:
             estimator: ConfidenceBasedEstimator = pickle.load(fh)
-    elif holdout_path.exists():
-        holdout = pd.read_parquet(holdout_path)
+    elif holdout is not None:
         proba = model.predict_proba(holdout[schema.feature_names])
         estimator = ConfidenceBasedEstimator().fit(
             proba, holdout[schema.target].to_numpy(), classes=list(model.classes_)
@@ -440,11 +430,10 @@ def _calibration(
             pickle.dump(estimator, fh)
     else:
         log.info(
-            "[%s] no holdout of champion v%s at %s: no performance estimate (a champion "
-            "trained before late labels, or elsewhere)",
+            "[%s] champion v%s has no stored holdout: no performance estimate (a champion "
+            "registered before holdouts were stored)",
             ws.name,
             champion.version,
-            holdout_path,
         )
         return None
     _CALIBRATIONS[key] = estimator

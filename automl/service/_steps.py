@@ -420,8 +420,7 @@ def champion_evidence(
     served = _served_predictions(spec.data.prediction_column, current, schema)
     # Late labels keep the champion's holdout: its predictions there are out of sample, as
     # served ones are (on its training rows they are more confident than anywhere else).
-    holdout = ws.paths.reference / f"v{champion.version}.holdout.parquet"
-    predicted = pd.read_parquet(holdout) if ws.labels is not None and holdout.exists() else None
+    predicted = stored_holdout(ws, champion) if ws.labels is not None else None
     if predicted is None:
         predicted = reference
     if drift.prediction_drift and served is not None:
@@ -805,21 +804,44 @@ def store_holdout(
     holdout: pd.DataFrame,
 ) -> None:
     """Keep a seeded sample (at most ``registry.old_population.max_rows``) of a new version's
-    labelled holdout rows with it, as an artifact of its run (see :func:`champion_holdout`)."""
+    labelled holdout rows with it, as an artifact of its run, and a copy in the workspace's
+    reference folder (read by :func:`stored_holdout`)."""
     limit = ws.spec.registry.old_population.max_rows
     rows = holdout[[*schema.feature_names, schema.target]]
     rows = rows[rows[schema.target].notna()]
     if len(rows) > limit:
         rows = rows.sample(limit, random_state=ws.spec.tuning.seed).sort_index()
-    record.record_holdout(
-        ws.tracker, run_id, ws.spec.model_name, version.version, rows.reset_index(drop=True)
-    )
+    rows = rows.reset_index(drop=True)
+    record.record_holdout(ws.tracker, run_id, ws.spec.model_name, version.version, rows)
+    write_table(rows, ws.paths.reference / f"v{version.version}.holdout.parquet")
+
+
+def stored_holdout(ws: Workspace, version: ModelVersionInfo) -> pd.DataFrame | None:
+    """A version's stored holdout rows (:func:`store_holdout`): the workspace's copy
+    (``reference/<pipeline>/v<N>.holdout.parquet``), else its run's artifact, copied there.
+
+    These are the rows the guardrail, the CBPE calibration and prediction drift read. None when
+    the version has none (registered before holdouts were stored).
+
+    Raises:
+        AutomlError: The stored file cannot be read or downloaded.
+    """
+    from automl.data import read_table
+
+    path = ws.paths.reference / f"v{version.version}.holdout.parquet"
+    if not path.exists():
+        if record.HOLDOUT_STORED not in version.tags or version.run_id is None:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            downloaded = ws.tracker.download_artifact(version.run_id, record.HOLDOUT_ARTIFACT, tmp)
+            write_table(read_table(downloaded), path)
+    return read_table(path)
 
 
 def champion_holdout(
     ws: Workspace, schema: Schema, champion: ModelVersionInfo | None
 ) -> StoredHoldout | None:
-    """The champion's stored holdout, read back from MLflow, when the old-population guardrail
+    """The champion's stored holdout (:func:`stored_holdout`) when the old-population guardrail
     is on (``registry.old_population.max_regression``) and there is a champion; else None.
 
     A champion without one (registered before holdouts were stored, its file unreadable or
@@ -828,19 +850,15 @@ def champion_holdout(
     """
     if champion is None or ws.spec.registry.old_population.max_regression is None:
         return None
-    from automl.data import read_table
-
-    if record.HOLDOUT_STORED not in champion.tags or champion.run_id is None:
-        why = f"champion v{champion.version} has no stored holdout (registered before holdouts"
-        return StoredHoldout(champion, None, f"{why} were kept with each version)")
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = ws.tracker.download_artifact(champion.run_id, record.HOLDOUT_ARTIFACT, tmp)
-            rows = read_table(path)
+        rows = stored_holdout(ws, champion)
     except AutomlError as exc:
         log.warning("[%s] old-population guardrail skipped: %s", ws.name, exc)
         why = f"champion v{champion.version}'s stored holdout could not be read: {exc}"
         return StoredHoldout(champion, None, why)
+    if rows is None:
+        why = f"champion v{champion.version} has no stored holdout (registered before holdouts"
+        return StoredHoldout(champion, None, f"{why} were kept with each version)")
     absent = [c for c in (*schema.feature_names, schema.target) if c not in rows.columns]
     if absent:
         why = f"champion v{champion.version}'s stored holdout lacks the columns {absent}"
