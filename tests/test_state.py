@@ -41,9 +41,14 @@ V1_TABLES = sorted(
 #: Tables added since version 0: the version row (1) and each later version's new tables.
 #: Version 3 (late labels): its tables.
 V3_TABLES = {t.name for t in state._V3_TABLES}
-ADDED_TABLES = {"automl_schema_version", "automl_shadow", *V3_TABLES}
+#: Version 4 (data sources): its tables.
+V4_TABLES = {t.name for t in state._V4_TABLES}
+ADDED_TABLES = {"automl_schema_version", "automl_shadow", *V3_TABLES, *V4_TABLES}
 #: Everything added as SQLite names it: the tables and their indexes.
-ADDED_NAMES = ADDED_TABLES | {str(ix.name) for t in state._V3_TABLES for ix in t.indexes}
+V4_NAMES = V4_TABLES | {str(ix.name) for t in state._V4_TABLES for ix in t.indexes}
+ADDED_NAMES = (
+    ADDED_TABLES | {str(ix.name) for t in state._V3_TABLES for ix in t.indexes} | V4_NAMES
+)
 
 
 def _v0_copy(tmp_path: Path) -> str:
@@ -131,7 +136,7 @@ def test_a_workspace_from_before_versions_upgrades_in_place(tmp_path: Path) -> N
 
     _assert_v0_rows_read_back(url)
 
-    assert schema_version(open_state(url)) == SCHEMA_VERSION == 3
+    assert schema_version(open_state(url)) == SCHEMA_VERSION == 4
     after = _sqlite_layout(tmp_path / "automl.db")
     assert set(after) - set(before) == ADDED_NAMES
     assert {name: after[name] for name in before} == before  # old tables untouched
@@ -172,10 +177,10 @@ def test_a_version_2_workspace_upgrades_to_3_with_the_late_label_tables(tmp_path
     url = _v2_copy(tmp_path)
     assert schema_version(sa.create_engine(url)) == 2
     before = _sqlite_layout(tmp_path / "automl.db")
-    new_names = ADDED_NAMES - ADDED_TABLES | V3_TABLES
+    new_names = ADDED_NAMES - ADDED_TABLES | V3_TABLES | V4_TABLES
     assert not new_names & before.keys()
 
-    assert schema_version(open_state(url)) == SCHEMA_VERSION == 3
+    assert schema_version(open_state(url)) == SCHEMA_VERSION == 4
     after = _sqlite_layout(tmp_path / "automl.db")
     assert set(after) - set(before) == new_names
     assert {name: after[name] for name in before} == before  # version-2 tables untouched
@@ -206,10 +211,46 @@ def test_the_version_3_migration_keeps_late_label_tables_that_exist(tmp_path: Pa
             )
         )
     state._upgrade(engine, state.MIGRATIONS)
-    assert schema_version(engine) == 3
+    assert schema_version(engine) == SCHEMA_VERSION
     assert _sqlite_layout(tmp_path / "automl.db").keys() >= ADDED_NAMES
     with engine.connect() as conn:
         assert conn.execute(sa.select(state.rows_table.c.row_id)).scalars().all() == ["a"]
+
+
+# -- (a3) a version-3 workspace (before data sources) ----------------------------------------
+def test_a_version_3_workspace_upgrades_to_4_with_the_source_tables(tmp_path: Path) -> None:
+    url = _v2_copy(tmp_path)
+    engine = sa.create_engine(url)
+    for table in state._V3_TABLES:
+        table.create(engine)
+    with engine.begin() as conn:
+        conn.execute(state.schema_version_table.update().values(version=3))
+    engine.dispose()
+    before = _sqlite_layout(tmp_path / "automl.db")
+    assert not V4_NAMES & before.keys()
+
+    assert schema_version(open_state(url)) == SCHEMA_VERSION == 4
+    after = _sqlite_layout(tmp_path / "automl.db")
+    assert set(after) - set(before) == V4_NAMES
+    assert {name: after[name] for name in before} == before  # version-3 tables untouched
+    _assert_v0_rows_read_back(url)
+    # The new tables work on the upgraded database; an object is recorded once per version.
+    values = {
+        "pipeline": "churn",
+        "stream": "batches",
+        "object_key": "scores/a.csv",
+        "object_version": '"etag1"',
+        "sha256": "0" * 64,
+        "status": "accepted",
+        "seen_at": "2026-01-01T00:00:00+00:00",
+    }
+    state.insert_once(open_state(url), state.source_objects_table, values)
+    state.insert_once(open_state(url), state.source_objects_table, values)
+    with open_state(url).connect() as conn:
+        count = conn.execute(
+            sa.select(sa.func.count()).select_from(state.source_objects_table)
+        ).scalar()
+    assert count == 1
 
 
 # -- (b) a new database ----------------------------------------------------------------------
