@@ -25,7 +25,7 @@ import fnmatch
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -276,14 +276,25 @@ def _new_objects(
             yield obj
 
 
-def _aside(store: ObjectStore, obj: StoredObject, outcome: Outcome) -> None:
-    """Archive or quarantine an object in the store, only where the spec asks for it."""
+def _aside(store: ObjectStore, obj: StoredObject, outcome: Outcome) -> str | None:
+    """Archive or quarantine an object in the store, only where the spec asks for it.
+
+    Returns:
+        Where a rejected or duplicate object went, or None (left where it is).
+    """
     source = store.source
     if outcome.status == "accepted" and source.archive_prefix:
         store.move(obj, source.archive_prefix)
     elif outcome.status != "accepted" and source.quarantine_prefix:
         text = f"object: {obj.path}\nsha256: {outcome.sha256}\nreason: {outcome.reason}\n"
-        store.move(obj, source.quarantine_prefix, text)
+        return store.move(obj, source.quarantine_prefix, text)
+    return None
+
+
+def _rejection(outcome: Outcome, where: str | None) -> RejectedFile | None:
+    if outcome.rejected is None or not outcome.is_new:
+        return None
+    return replace(outcome.rejected, quarantine_path=where)
 
 
 def ingest_object_store(
@@ -344,8 +355,9 @@ def ingest_object_store(
                 continue
             raise
         outcome = ingest_batch_delivery(ingester, Delivery(obj.path, data))
-        _aside(store, obj, outcome)
+        where = _aside(store, obj, outcome)
         seen.record(obj, outcome)
+        rejection = _rejection(outcome, where)
         if outcome.status == "duplicate":
             log.warning("%s", outcome.reason)
             duplicates.append(obj.path)
@@ -353,8 +365,8 @@ def ingest_object_store(
             log.info("%s: recorded before a restart (same bytes)", obj.path)
         elif outcome.accepted is not None:
             accepted.append(outcome.accepted)
-        elif outcome.rejected is not None:
-            rejected.append(outcome.rejected)
+        elif rejection is not None:
+            rejected.append(rejection)
     return IngestResult(tuple(accepted), tuple(rejected), tuple(duplicates))
 
 
@@ -399,13 +411,14 @@ def ingest_object_labels(
     for obj in new:
         data = store.read(obj)
         outcome = deliverer.ingest(Delivery(obj.path, data))
-        _aside(store, obj, outcome)
+        where = _aside(store, obj, outcome)
         seen.record(obj, outcome)
+        rejection = _rejection(outcome, where)
         counts = counts + outcome.counts
         if outcome.status == "duplicate":
             duplicates.append(obj.path)
         elif outcome.label_file is not None:
             accepted.append(outcome.label_file)
-        elif outcome.rejected is not None:
-            rejected.append(outcome.rejected)
+        elif rejection is not None:
+            rejected.append(rejection)
     return LabelIngestResult(tuple(accepted), tuple(rejected), tuple(duplicates), (), (), counts)
