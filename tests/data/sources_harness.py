@@ -162,7 +162,7 @@ class ObjectStoreHarness(Harness):
     def deliver_labels(self, name: str, frame: pd.DataFrame) -> None:
         self.fs.pipe_file(f"{self.bucket}/labels/{name}", _bytes(frame, name))
 
-    def keys(self) -> list[str]:
+    def objects(self) -> list[str]:
         self.fs.invalidate_cache()
         return sorted(self.fs.find(self.bucket))
 
