@@ -46,9 +46,7 @@ V4_TABLES = {t.name for t in state._V4_TABLES}
 ADDED_TABLES = {"automl_schema_version", "automl_shadow", *V3_TABLES, *V4_TABLES}
 #: Everything added as SQLite names it: the tables and their indexes.
 V4_NAMES = V4_TABLES | {str(ix.name) for t in state._V4_TABLES for ix in t.indexes}
-ADDED_NAMES = (
-    ADDED_TABLES | {str(ix.name) for t in state._V3_TABLES for ix in t.indexes} | V4_NAMES
-)
+ADDED_NAMES = ADDED_TABLES | {str(ix.name) for t in state._V3_TABLES for ix in t.indexes} | V4_NAMES
 
 
 def _v0_copy(tmp_path: Path) -> str:

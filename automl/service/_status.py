@@ -18,10 +18,13 @@ from automl.tracking import CHAMPION
 
 def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
     """Champion, last cycle, last drift check, and counts of its batches: pending (accepted, not
-    yet checked), waiting in the landing folder (not yet ingested) and quarantined."""
+    yet checked), waiting in the landing folder (not yet ingested; directory sources only) and
+    quarantined, with the latest quarantine reasons (the only record of them for an object
+    store without a quarantine prefix)."""
     history = CycleHistory(spec.state_url)
     ledger = BatchLedger(spec.state_url)
     champion = make_tracker(spec).get_alias(spec.model_name, CHAMPION)
+    rejected = ledger.records(spec.name, status="rejected")
     latest = history.last(spec.name)
     checked = history.last(spec.name, checked=True)
     return {
@@ -37,13 +40,17 @@ def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
         "last_drift_share": checked.share_drifted if checked else None,
         "pending_batches": len(ledger.pending(spec.name)),
         "landing_files": len(waiting_files(spec)),
-        "quarantined_files": len(ledger.records(spec.name, status="rejected")),
+        "quarantined_files": len(rejected),
+        "source": spec.data.source.kind,
+        "quarantine_reasons": [f"{r.file_name}: {r.reason}" for r in rejected[-3:]],
     }
 
 
 def waiting_files(spec: PipelineSpec) -> list[Path]:
     """Files in the landing folder the next cycle will ingest (hidden ``.name.tmp`` files,
-    still being written, are not counted)."""
+    still being written, are not counted); none for object-store and SQL sources."""
+    if spec.data.source.kind != "directory":
+        return []
     folder = spec.landing_path
     if not folder.is_dir():
         return []
