@@ -136,10 +136,11 @@ class ObjectStore:
         if scheme in _S3:
             if source.endpoint_url:
                 options.setdefault("endpoint_url", source.endpoint_url)
-            # Bounded inside botocore too, so one call cannot outlast the retry budget.
+            # One retry policy, the source's (``retries`` with backoff): s3fs and botocore
+            # make one attempt per call, with short connect timeouts.
             options.setdefault(
                 "config_kwargs",
-                {"retries": {"max_attempts": 2}, "connect_timeout": 5, "read_timeout": 60},
+                {"retries": {"max_attempts": 1}, "connect_timeout": 5, "read_timeout": 60},
             )
         elif source.endpoint_url:
             options.setdefault("endpoint_url", source.endpoint_url)
@@ -151,6 +152,8 @@ class ObjectStore:
                 f"data.source.url {source.url!r}: no filesystem for {scheme}:// is installed"
                 f"{extra}: {exc}"
             ) from exc
+        if scheme in _S3 and hasattr(self.fs, "retries"):
+            self.fs.retries = 1  # s3fs's own loop (a class attribute, not an argument)
         self.root = self.root.rstrip("/")
         self._skip = [
             self.fs._strip_protocol(p).rstrip("/") + "/"

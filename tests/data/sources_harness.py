@@ -227,3 +227,47 @@ class SqlHarness(Harness):
         with self.engine.begin() as conn:
             conn.execute(sa.text(f'DROP TABLE IF EXISTS "{self.table}", "{self.labels_table}"'))
         self.engine.dispose()
+
+
+@contextlib.contextmanager
+def late_forwarder(target_port: int, *, port: int, after_s: float) -> Iterator[int]:
+    """Localhost ``port`` refusing connections for ``after_s``, then forwarding every
+    connection to ``target_port``: a store that is down for a while and comes back."""
+    import threading
+
+    stop = threading.Event()
+
+    def pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        if stop.wait(after_s):
+            return
+        with socket.socket() as server:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(("127.0.0.1", port))
+            server.listen()
+            server.settimeout(0.1)
+            while not stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError:
+                    continue
+                upstream = socket.create_connection(("127.0.0.1", target_port))
+                for a, b in ((conn, upstream), (upstream, conn)):
+                    threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        stop.set()
+        thread.join(timeout=5)

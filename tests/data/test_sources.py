@@ -37,6 +37,7 @@ from tests.data.sources_harness import (
     Harness,
     ObjectStoreHarness,
     SqlHarness,
+    late_forwarder,
     moto_server,
 )
 
@@ -395,6 +396,35 @@ def test_an_unreachable_store_fails_the_pass_after_bounded_retries_with_nothing_
     assert "\n" not in str(error.value)
     assert time.monotonic() - started < 60  # bounded: 0.5 s + 1 s of backoff, short timeouts
     assert ledger.records("churn") == []
+
+
+def test_a_store_that_comes_back_within_the_retries_is_read_once(
+    bucket: ObjectStoreHarness,
+    tmp_path: Path,
+    churn: Callable[..., pd.DataFrame],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Connections are refused for 1.2 s (the store restarting), then answered: the pass
+    retries with backoff (0.5 s, 1 s) and reads every object once."""
+    from urllib.parse import urlsplit
+
+    from tests.data.sources_harness import free_port
+
+    bucket.deliver("a.csv", batch(churn, 50, 1))
+    target = urlsplit(bucket.endpoint).port
+    assert target is not None
+    port = free_port()
+    source = {**bucket.source(), "endpoint_url": f"http://127.0.0.1:{port}", "retries": 5}
+    spec = write_spec(tmp_path, bucket, source=source)
+    paths, ledger = stores(spec)
+    with (
+        late_forwarder(target, port=port, after_s=1.2),
+        caplog.at_level("WARNING", logger="automl.data._retry"),
+    ):
+        result = ingest_source(spec, paths=paths, ledger=ledger)
+    assert [r.n_rows for r in result.accepted] == [50]
+    retried = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert retried and "attempt 1 of 5" in retried[0]
 
 
 # -- sql ---------------------------------------------------------------------------------------

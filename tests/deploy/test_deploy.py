@@ -35,7 +35,7 @@ def test_image_is_slim_non_root_pinned_and_health_checked() -> None:
     pins = [line for line in lock if line and not line.startswith("#")]
     assert pins and all("==" in line for line in pins)
     names = {line.split("==")[0].lower() for line in pins}
-    assert {"optuna", "mlflow", "psycopg2-binary", "boto3", "xgboost"} <= names
+    assert {"optuna", "mlflow", "psycopg2-binary", "boto3", "xgboost", "s3fs", "fsspec"} <= names
 
 
 def test_compose_topology_and_secrets_from_environment() -> None:
