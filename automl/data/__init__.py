@@ -23,7 +23,7 @@ from automl.data._labels import (
 )
 from automl.data._layout import PipelinePaths
 from automl.data._ledger import BatchLedger, BatchRecord
-from automl.data._object_store import ingest_object_labels, ingest_object_store
+from automl.data._object_store import SeenObjects, ingest_object_labels, ingest_object_store
 from automl.data._schema import (
     CheckedBatch,
     Schema,
@@ -55,6 +55,7 @@ __all__ = [
     "PipelinePaths",
     "RejectedFile",
     "Schema",
+    "SeenObjects",
     "ValidationRules",
     "as_received",
     "check_batch",

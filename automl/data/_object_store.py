@@ -152,6 +152,8 @@ class ObjectStore:
                 f"data.source.url {source.url!r}: no filesystem for {scheme}:// is installed"
                 f"{extra}: {exc}"
             ) from exc
+        protocols = self.fs.protocol
+        self.is_local = "file" in (protocols if isinstance(protocols, tuple) else (protocols,))
         if scheme in _S3 and hasattr(self.fs, "retries"):
             self.fs.retries = 1  # s3fs's own loop (a class attribute, not an argument)
         self.root = self.root.rstrip("/")
@@ -271,12 +273,20 @@ class SeenObjects:
 
 
 def _new_objects(
-    store: ObjectStore, seen: SeenObjects, patterns: tuple[str, ...]
+    store: ObjectStore, seen: SeenObjects, patterns: tuple[str, ...], settle_s: float = 0.0
 ) -> Iterator[StoredObject]:
+    """Objects not recorded yet. On a local filesystem (``file://``) a file may still be
+    being written, so one modified within ``settle_s`` waits for a later pass; an object
+    store's PUT is atomic (an object is visible only once complete), so none waits there."""
     recorded = seen.keys()
+    now = time.time()
     for obj in store.list(patterns):
-        if (obj.path, obj.version) not in recorded:
-            yield obj
+        if (obj.path, obj.version) in recorded:
+            continue
+        if store.is_local and now - obj.modified < settle_s:
+            log.info("%s: modified within %gs; left for the next pass", obj.path, settle_s)
+            continue
+        yield obj
 
 
 def _aside(store: ObjectStore, obj: StoredObject, outcome: Outcome) -> str | None:
@@ -310,6 +320,7 @@ def ingest_object_store(
     task: Task,
     rules: ValidationRules | None = None,
     labels: LabelPolicy | None = None,
+    settle_s: float = 2.0,
     now: float | None = None,
 ) -> IngestResult:
     """Read every new object under the source's prefix once; store or reject each.
@@ -323,6 +334,8 @@ def ingest_object_store(
         task: ``classification`` or ``regression``.
         rules: Validation options (default: :class:`ValidationRules`).
         labels: The late-label policy, as for :func:`~automl.data.ingest_landing`.
+        settle_s: On a local filesystem (``file://``), how long a file must be unmodified
+            before it is read (``data.settle_s``); object stores need none.
         now: Arrival time recorded for the rows (late labels), seconds since the epoch.
 
     Returns:
@@ -349,7 +362,7 @@ def ingest_object_store(
     accepted: list[BatchRecord] = []
     rejected: list[RejectedFile] = []
     duplicates: list[str] = []
-    for obj in _new_objects(store, seen, source.patterns):
+    for obj in _new_objects(store, seen, source.patterns, settle_s):
         try:
             data = store.read(obj)
         except DataSourceError as exc:
@@ -381,6 +394,7 @@ def ingest_object_labels(
     ledger: BatchLedger,
     policy: LabelPolicy,
     rules: ValidationRules | None = None,
+    settle_s: float = 2.0,
     now: float | None = None,
 ) -> LabelIngestResult:
     """Read every new label object under the prefix once and join its labels to their rows.
@@ -395,7 +409,7 @@ def ingest_object_labels(
     now = time.time() if now is None else now
     store = ObjectStore(source)
     seen = SeenObjects(ledger.url, pipeline, "labels")
-    new = list(_new_objects(store, seen, source.patterns))
+    new = list(_new_objects(store, seen, source.patterns, settle_s))
     schema = ledger.get_schema(pipeline)
     if schema is None:
         return LabelIngestResult((), (), (), tuple(o.path for o in new))

@@ -60,6 +60,7 @@ def ingest_source(
             task=data.task,
             rules=rules,
             labels=labels,
+            settle_s=data.settle_s,
             now=now,
         )
     if source.kind == "sql":
@@ -120,6 +121,7 @@ def ingest_source_labels(
             ledger=ledger,
             policy=policy,
             rules=rules,
+            settle_s=data.settle_s,
             now=now,
         )
     if source is not None and source.kind == "sql":

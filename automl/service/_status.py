@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from automl.config import PipelineSpec
-from automl.data import BatchLedger
+from automl.data import BatchLedger, SeenObjects
 from automl.service._history import CycleHistory
 from automl.service._record import CV_SCORE
 from automl.service._workspace import make_tracker
@@ -25,6 +25,11 @@ def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
     ledger = BatchLedger(spec.state_url)
     champion = make_tracker(spec).get_alias(spec.model_name, CHAMPION)
     rejected = ledger.records(spec.name, status="rejected")
+    reasons = [f"{r.file_name}: {r.reason}" for r in rejected]
+    if spec.data.source.kind == "object_store":
+        # Duplicates stay in the bucket (no quarantine prefix): their reasons are here only.
+        objects = SeenObjects(spec.state_url, spec.name, "batches").reasons()
+        reasons += [reason for _, status, reason in objects if status == "duplicate"]
     latest = history.last(spec.name)
     checked = history.last(spec.name, checked=True)
     return {
@@ -40,9 +45,9 @@ def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
         "last_drift_share": checked.share_drifted if checked else None,
         "pending_batches": len(ledger.pending(spec.name)),
         "landing_files": len(waiting_files(spec)),
-        "quarantined_files": len(rejected),
+        "quarantined_files": len(reasons),
         "source": spec.data.source.kind,
-        "quarantine_reasons": [f"{r.file_name}: {r.reason}" for r in rejected[-3:]],
+        "quarantine_reasons": reasons[-3:],
     }
 
 

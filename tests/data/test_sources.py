@@ -427,6 +427,47 @@ def test_a_store_that_comes_back_within_the_retries_is_read_once(
     assert retried and "attempt 1 of 5" in retried[0]
 
 
+def test_automl_status_shows_the_reasons_of_objects_left_in_the_bucket(
+    bucket: ObjectStoreHarness, tmp_path: Path, churn: Callable[..., pd.DataFrame]
+) -> None:
+    from typer.testing import CliRunner
+
+    from automl.cli import app
+
+    spec = write_spec(tmp_path, bucket)
+    paths, ledger = stores(spec)
+    bucket.deliver("a.csv", batch(churn, 50, 1))
+    bucket.deliver("copy.csv", batch(churn, 50, 1))
+    bucket.fs.pipe_file(f"{bucket.bucket}/churn/broken.csv", b"")
+    ingest_source(spec, paths=paths, ledger=ledger)
+    result = CliRunner().invoke(app, ["status", str(spec.source_file), "--json"])
+    assert result.exit_code == 0, result.output
+    (status,) = __import__("json").loads(result.output)
+    assert status["source"] == "object_store" and status["quarantined_files"] == 2
+    broken, copy = status["quarantine_reasons"]
+    assert broken.startswith(f"{bucket.bucket}/churn/broken.csv: empty: ")
+    assert copy.startswith(f"duplicate: {bucket.bucket}/churn/copy.csv: the same bytes")
+
+
+def test_a_file_url_prefix_is_an_object_store_too_and_waits_for_files_being_written(
+    tmp_path: Path, churn: Callable[..., pd.DataFrame]
+) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    harness = DirectoryHarness(tmp_path)
+    source = {"kind": "object_store", "url": folder.as_uri() + "/"}
+    spec = write_spec(tmp_path, harness, source=source, settle_s=30.0)
+    paths, ledger = stores(spec)
+    batch(churn, 40, 1).to_csv(folder / "old.csv", index=False)
+    os.utime(folder / "old.csv", (time.time() - 60, time.time() - 60))
+    batch(churn, 30, 2).to_csv(folder / "fresh.csv", index=False)  # still being written
+    result = ingest_source(spec, paths=paths, ledger=ledger)
+    assert [r.n_rows for r in result.accepted] == [40]
+    assert sorted(p.name for p in folder.iterdir()) == ["fresh.csv", "old.csv"]  # read only
+    os.utime(folder / "fresh.csv", (time.time() - 60, time.time() - 60))
+    assert [r.n_rows for r in ingest_source(spec, paths=paths, ledger=ledger).accepted] == [30]
+
+
 # -- sql ---------------------------------------------------------------------------------------
 @pytest.fixture
 def table(source_db: str) -> Iterator[SqlHarness]:
@@ -480,3 +521,54 @@ def test_an_unreachable_database_fails_the_pass_with_nothing_marked_read(
     assert ledger.records("churn") == []
     good = write_spec(tmp_path, table)
     assert [r.n_rows for r in ingest_source(good, paths=paths, ledger=ledger).accepted] == [50]
+
+
+def test_a_read_killed_before_its_batch_was_recorded_is_read_again(
+    table: SqlHarness, tmp_path: Path, churn: Callable[..., pd.DataFrame]
+) -> None:
+    """A process killed after noting a read as pending but before recording its batch (the
+    state a kill leaves): the next pass forgets that read and reads its rows again, once."""
+    from automl.data._sql_source import Watermarks, _State
+
+    spec = write_spec(tmp_path, table)
+    paths, ledger = stores(spec)
+    table.deliver("", batch(churn, 50, 1))
+    marks = Watermarks(ledger.url, "churn", "batches")
+    reach = _State(pd.Timestamp("2026-01-01 00:00:49", tz="UTC").to_pydatetime(), 50)
+    reads = [(str(i), 1767225600.0 + i - 1) for i in range(1, 51)]
+    marks.begin(marks.load(), "f" * 64, reach, reads)
+    assert marks.load().pending is not None
+    result = ingest_source(spec, paths=paths, ledger=ledger)
+    assert [r.n_rows for r in result.accepted] == [50]
+    assert marks.load().pending is None
+    assert ingest_source(spec, paths=paths, ledger=ledger).accepted == ()
+
+
+def pending_read(url: str) -> Any:
+    from automl.data._sql_source import Watermarks
+
+    return Watermarks(url, "churn", "batches").load().pending
+
+
+def test_a_batch_that_fails_to_store_leaves_nothing_marked_read(
+    table: SqlHarness,
+    tmp_path: Path,
+    churn: Callable[..., pd.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from automl.data import _sql_source
+
+    spec = write_spec(tmp_path, table)
+    paths, ledger = stores(spec)
+    table.deliver("", batch(churn, 50, 1))
+
+    def disk_full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(_sql_source, "ingest_batch_delivery", disk_full)
+        with pytest.raises(OSError, match="No space left"):
+            ingest_source(spec, paths=paths, ledger=ledger)
+    assert pending_read(ledger.url) is None
+    assert ledger.records("churn") == []
+    assert [r.n_rows for r in ingest_source(spec, paths=paths, ledger=ledger).accepted] == [50]
