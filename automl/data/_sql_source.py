@@ -186,6 +186,10 @@ def _plain(value: Any) -> Any:
 def _minus(value: Any, seconds: float) -> Any:
     if isinstance(value, datetime | date | pd.Timestamp):
         return value - timedelta(seconds=seconds)
+    if isinstance(value, str):
+        # Timestamps stored as text (SQLite): the same ISO form, so text order is time order.
+        earlier = datetime.fromisoformat(value) - timedelta(seconds=seconds)
+        return earlier.isoformat(sep="T" if "T" in value else " ")
     return value - type(value)(seconds) if isinstance(value, decimal.Decimal) else value - seconds
 
 

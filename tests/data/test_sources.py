@@ -572,3 +572,34 @@ def test_a_batch_that_fails_to_store_leaves_nothing_marked_read(
     assert pending_read(ledger.url) is None
     assert ledger.records("churn") == []
     assert [r.n_rows for r in ingest_source(spec, paths=paths, ledger=ledger).accepted] == [50]
+
+
+def test_a_sqlite_table_with_text_timestamps_is_read_by_watermark_too(
+    tmp_path: Path, churn: Callable[..., pd.DataFrame]
+) -> None:
+    """Any SQLAlchemy URL: SQLite keeps timestamps as ISO text, compared as text."""
+    url = f"sqlite:///{tmp_path / 'scores.db'}"
+    engine = sa.create_engine(url)
+
+    def insert(frame: pd.DataFrame, first: int, at: str) -> None:
+        stamps = pd.date_range(at, periods=len(frame), freq="s").strftime("%Y-%m-%d %H:%M:%S")
+        frame.assign(seq=range(first, first + len(frame)), scored_at=stamps).to_sql(
+            "scored", engine, if_exists="append", index=False
+        )
+
+    insert(batch(churn, 60, 1), 1, "2026-01-01 00:00:00")
+    source = {
+        "kind": "sql",
+        "url": url,
+        "table": "scored",
+        "watermark_id": "seq",
+        "watermark_time": "scored_at",
+        "lookback_s": 120,
+    }
+    spec = write_spec(tmp_path, DirectoryHarness(tmp_path), source=source)
+    paths, ledger = stores(spec)
+    assert [r.n_rows for r in ingest_source(spec, paths=paths, ledger=ledger).accepted] == [60]
+    insert(batch(churn, 5, 2), 61, "2026-01-01 00:00:30")  # committed late, inside the window
+    assert [r.n_rows for r in ingest_source(spec, paths=paths, ledger=ledger).accepted] == [5]
+    assert ingest_source(spec, paths=paths, ledger=ledger).accepted == ()
+    engine.dispose()
