@@ -140,7 +140,7 @@ class ObjectStore:
             # make one attempt per call, with short connect timeouts.
             options.setdefault(
                 "config_kwargs",
-                {"retries": {"max_attempts": 1}, "connect_timeout": 5, "read_timeout": 60},
+                {"retries": {"total_max_attempts": 1}, "connect_timeout": 5, "read_timeout": 60},
             )
         elif source.endpoint_url:
             options.setdefault("endpoint_url", source.endpoint_url)

@@ -230,12 +230,18 @@ class SqlHarness(Harness):
 
 
 @contextlib.contextmanager
-def late_forwarder(target_port: int, *, port: int, after_s: float) -> Iterator[int]:
-    """Localhost ``port`` refusing connections for ``after_s``, then forwarding every
-    connection to ``target_port``: a store that is down for a while and comes back."""
+def flaky_forwarder(target_port: int, *, drop_first: int) -> Iterator[int]:
+    """A localhost port (yielded) that closes its first ``drop_first`` connections at once,
+    then forwards every connection to ``target_port``: a store failing, then coming back."""
     import threading
 
     stop = threading.Event()
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.1)
+    port = int(server.getsockname()[1])
 
     def pipe(src: socket.socket, dst: socket.socket) -> None:
         try:
@@ -248,21 +254,19 @@ def late_forwarder(target_port: int, *, port: int, after_s: float) -> Iterator[i
                 dst.shutdown(socket.SHUT_WR)
 
     def serve() -> None:
-        if stop.wait(after_s):
-            return
-        with socket.socket() as server:
-            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            server.bind(("127.0.0.1", port))
-            server.listen()
-            server.settimeout(0.1)
-            while not stop.is_set():
-                try:
-                    conn, _ = server.accept()
-                except TimeoutError:
-                    continue
-                upstream = socket.create_connection(("127.0.0.1", target_port))
-                for a, b in ((conn, upstream), (upstream, conn)):
-                    threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+        dropped = 0
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            if dropped < drop_first:
+                dropped += 1
+                conn.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", target_port))
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -271,3 +275,4 @@ def late_forwarder(target_port: int, *, port: int, after_s: float) -> Iterator[i
     finally:
         stop.set()
         thread.join(timeout=5)
+        server.close()
