@@ -80,9 +80,13 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
         sql.close()
 
 
-def write_spec(tmp_path: Path, harness: Harness, **data: Any) -> PipelineSpec:
+def write_spec(
+    tmp_path: Path, harness: Harness, *, top: dict[str, Any] | None = None, **data: Any
+) -> PipelineSpec:
+    """A small spec reading ``harness``'s source; ``data`` and ``top`` override fields."""
     spec = small_spec_dict("churn", data={"source": harness.source(), "settle_s": 0.0, **data})
     spec["data"]["landing_dir"] = "landing/churn"
+    spec.update(top or {})
     path = tmp_path / "churn.yaml"
     path.write_text(yaml.safe_dump(spec), encoding="utf-8")
     return load_spec(path)
@@ -600,3 +604,30 @@ def test_a_sqlite_table_with_text_timestamps_is_read_by_watermark_too(
     assert [r.n_rows for r in ingest_source(spec, paths=paths, ledger=ledger).accepted] == [5]
     assert ingest_source(spec, paths=paths, ledger=ledger).accepted == ()
     engine.dispose()
+
+
+def test_sources_keep_their_records_in_a_postgresql_state_database(
+    table: SqlHarness,
+    bucket: ObjectStoreHarness,
+    tmp_path: Path,
+    churn: Callable[..., pd.DataFrame],
+) -> None:
+    """The scale-out state database: watermarks, rows read and objects seen on PostgreSQL."""
+    from automl.state import get_engine
+
+    with fresh_postgres_database("automl_srcstate") as state_url:
+        for harness in (table, bucket):
+            folder = tmp_path / harness.kind
+            folder.mkdir()
+            name = f"churn_{harness.kind}"
+            spec = write_spec(folder, harness, top={"state_db": state_url, "name": name})
+            paths, ledger = stores(spec)
+            sizes = []
+            for i, n in enumerate((40, 30, 0)):
+                if n:
+                    harness.deliver(f"b{i}.csv", batch(churn, n, i))
+                result = ingest_source(spec, paths=paths, ledger=ledger)
+                sizes.append(sum(r.n_rows for r in result.accepted))
+            assert sizes == [40, 30, 0]
+            assert [r.n_rows for r in ledger.records(name)] == [40, 30]
+        get_engine(state_url).dispose()
