@@ -631,3 +631,24 @@ def test_sources_keep_their_records_in_a_postgresql_state_database(
             assert sizes == [40, 30, 0]
             assert [r.n_rows for r in ledger.records(name)] == [40, 30]
         get_engine(state_url).dispose()
+
+
+def test_the_cycle_steps_ingest_rows_and_labels_from_object_store_prefixes(
+    bucket: ObjectStoreHarness, tmp_path: Path, churn: Callable[..., pd.DataFrame]
+) -> None:
+    """The cycle's ingest step and its label step read ``data.source`` and
+    ``data.labels.source``: rows without labels, then their labels from another prefix."""
+    from automl.service._late import ingest_label_files
+    from automl.service._steps import ingest
+    from automl.service._workspace import open_workspace
+
+    spec = write_spec(tmp_path, bucket, id_column="id", labels=bucket.labels_source())
+    ws = open_workspace(spec)
+    rows = batch(churn, 80, 1)
+    rows.insert(0, "id", range(80))
+    bucket.deliver("rows.csv", rows.assign(churned=None))
+    assert [r.n_rows for r in ingest(ws).accepted] == [80]
+    bucket.deliver_labels("labels.parquet", rows[["id", "churned"]].iloc[20:])
+    result = ingest_label_files(ws)
+    assert result is not None and result.counts.joined == 60
+    assert len(LabelStore(ws.ledger.url).labelled_rows("churn")) == 60
