@@ -54,6 +54,7 @@ from automl.service._steps import (
     register,
     save_drift_state,
     score_shadow,
+    shadow_has_news,
     start_shadow,
     training_window,
     tune_window,
@@ -168,6 +169,15 @@ def _cycle(
     has_data = bool(ws.ledger.records(ws.name, status="accepted"))
     waited_since = waiting_drift(ws, champion)  # a confirmed drift waiting for labels
     if schema is None or not has_data:
+        return
+    if not pending and champion and not force_retune and shadow_has_news(ws):
+        # Late labels came for the rows a challenger in shadow waits on (or its wait is over):
+        # judge it, nothing else; a re-tune that waits for labels goes on next cycle.
+        run_id = trail.run_id = record.start_cycle_run(tracker, ws.name, trail.cycle_id, pending)
+        trail.shadow = score_shadow(ws, run_id, trail.cycle_id, schema, champion, load_batches([]))
+        final = tracker.get_alias(spec.model_name, CHAMPION)
+        trail.champion_version = final.version if final else None
+        record.end_cycle_run(tracker, run_id, "FINISHED")
         return
     if not pending and champion and not force_retune and waited_since is None:
         return  # nothing new to look at
