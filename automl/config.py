@@ -19,7 +19,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
@@ -51,6 +52,7 @@ __all__ = [
     "REGRESSION_METRICS",
     "ColumnDriftSpec",
     "DataSpec",
+    "DirectorySource",
     "DriftSpec",
     "GuardrailSpec",
     "HysteresisSpec",
@@ -58,11 +60,14 @@ __all__ = [
     "MlflowSpec",
     "ModelFamily",
     "NotifySpec",
+    "ObjectStoreSource",
     "ParamRange",
     "PipelineSpec",
     "RegistrySpec",
     "ScheduleSpec",
     "SignificanceSpec",
+    "SourceSpec",
+    "SqlSource",
     "TrainingSpec",
     "TuningSpec",
     "TuningStrategy",
@@ -164,6 +169,169 @@ def check_search(
         )
 
 
+#: Keys of ``storage_options`` that would put a credential in the spec file.
+_CREDENTIAL_OPTIONS = frozenset(
+    {
+        "key",
+        "secret",
+        "token",
+        "password",
+        "session_token",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "account_key",
+        "sas_token",
+        "client_secret",
+    }
+)
+
+
+class DirectorySource(_Strict):
+    """Batches dropped as files into a local folder (``data.landing_dir``): the default.
+
+    The folder, its patterns and the settle time are ``data.landing_dir``,
+    ``data.file_patterns`` and ``data.settle_s``; files are moved to the workspace's archive
+    or quarantine once read.
+    """
+
+    kind: Literal["directory"] = "directory"
+
+
+class ObjectStoreSource(_Strict):
+    """Batches as objects under a prefix of an object store (S3, MinIO, GCS, ``file://``).
+
+    Any fsspec filesystem works (``s3://`` needs the ``s3`` extra, s3fs). Every object under
+    the prefix whose key matches a pattern is read once: it is recorded by key, version (ETag
+    or version id) and content hash. The store is read only, unless ``archive_prefix`` or
+    ``quarantine_prefix`` is set; credentials come from the environment or the provider's
+    chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, an instance or
+    pod role), never from the spec.
+    """
+
+    kind: Literal["object_store"]
+    url: str = Field(
+        min_length=4,
+        description="The prefix to watch, with its scheme: s3://bucket/prefix/, gs://..., "
+        "file:///path/.",
+    )
+    endpoint_url: str | None = Field(
+        default=None,
+        description="S3-compatible endpoint (MinIO, a test server); None: the provider's. Not "
+        "a credential; AWS_ENDPOINT_URL in the environment also works.",
+    )
+    patterns: tuple[str, ...] = Field(
+        default=("*.csv", "*.parquet"),
+        description="Patterns of object keys (relative to the prefix) to ingest.",
+    )
+    archive_prefix: str | None = Field(
+        default=None,
+        description="Move accepted objects under this URL (same store); None: leave them.",
+    )
+    quarantine_prefix: str | None = Field(
+        default=None,
+        description="Move rejected and duplicate objects under this URL with a .reason.txt; "
+        "None: leave them, the reason is in the ledger (automl status).",
+    )
+    storage_options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Extra fsspec filesystem options (region, anonymous access, ...); never "
+        "credentials.",
+    )
+    retries: int = Field(
+        default=4, ge=1, le=20, description="Attempts per store call on transient errors."
+    )
+
+    @model_validator(mode="after")
+    def _check_urls(self) -> ObjectStoreSource:
+        for name in ("url", "archive_prefix", "quarantine_prefix"):
+            value = getattr(self, name)
+            if value is not None and not urlsplit(value).scheme:
+                raise ValueError(
+                    f"{name} {value!r} has no scheme; write it as s3://bucket/prefix/ (or "
+                    "gs://, file:///)"
+                )
+        secret = sorted(k for k in self.storage_options if k.lower() in _CREDENTIAL_OPTIONS)
+        if secret:
+            raise ValueError(
+                f"storage_options {secret} would put credentials in the spec file; take them "
+                "from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE) "
+                "or the provider's chain instead"
+            )
+        return self
+
+
+class SqlSource(_Strict):
+    """Batches as new rows of a table or query on any SQLAlchemy URL, read by watermark.
+
+    Rows are read in order of the watermark: an increasing id (``watermark_id``), or a
+    timestamp and the id (``watermark_time`` + ``watermark_id``). With a timestamp, each read
+    looks back ``lookback_s`` before the watermark, so a row committed late inside a range
+    already read is still read, once (rows read inside the window are remembered by id).
+    """
+
+    kind: Literal["sql"]
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL without a password (libpq reads PGPASSWORD, ~/.pgpass).",
+    )
+    url_env: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Name of an environment variable holding the URL (may hold a password).",
+    )
+    table: str | None = Field(default=None, min_length=1, description="Table (schema.table).")
+    query: str | None = Field(
+        default=None, min_length=1, description="A SELECT whose rows are read (instead of table)."
+    )
+    watermark_id: str = Field(
+        min_length=1, description="Column that orders rows and identifies each (unique)."
+    )
+    watermark_time: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Timestamp column read in order before the id; None: the id alone.",
+    )
+    lookback_s: float = Field(
+        default=300.0,
+        ge=0.0,
+        description="With watermark_time: how long after a row's time it may still commit.",
+    )
+    max_rows: int = Field(
+        default=100_000, ge=1, description="Most rows one cycle reads into one batch."
+    )
+    retries: int = Field(
+        default=4, ge=1, le=20, description="Attempts per query on transient errors."
+    )
+
+    @model_validator(mode="after")
+    def _check_source(self) -> SqlSource:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of url and url_env")
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table and query")
+        if self.url is not None:
+            try:
+                from sqlalchemy.engine import make_url
+
+                password = make_url(self.url).password
+            except Exception as exc:
+                raise ValueError(f"url {self.url!r} is not a SQLAlchemy URL: {exc}") from exc
+            if password:
+                raise ValueError(
+                    "url holds a password; keep credentials out of the spec: drop it from the "
+                    "URL and set PGPASSWORD (or ~/.pgpass), or name an environment variable "
+                    "holding the whole URL in url_env"
+                )
+        return self
+
+
+#: Where batches come from, by ``kind``.
+SourceSpec = Annotated[DirectorySource | ObjectStoreSource | SqlSource, Field(discriminator="kind")]
+#: Where label files come from, by ``kind`` (a folder is ``data.labels.landing_dir``).
+LabelSourceSpec = Annotated[ObjectStoreSource | SqlSource, Field(discriminator="kind")]
+
+
 class LabelsSpec(_Strict):
     """Where late labels come from (needs ``data.id_column``).
 
@@ -175,6 +343,11 @@ class LabelsSpec(_Strict):
         default=None,
         description="Folder of label files (CSV or Parquet with the id column and the target "
         "column); None: no label files.",
+    )
+    source: LabelSourceSpec | None = Field(
+        default=None,
+        description="Labels from an object-store prefix or a SQL table instead of a folder "
+        "(same contract as data.source).",
     )
     in_batches: bool = Field(
         default=True,
@@ -189,11 +362,25 @@ class LabelsSpec(_Strict):
         "come); None: no alert.",
     )
 
+    @model_validator(mode="after")
+    def _check_one_place(self) -> LabelsSpec:
+        if self.landing_dir is not None and self.source is not None:
+            raise ValueError("give labels either landing_dir (a folder) or source, not both")
+        return self
+
 
 class DataSpec(_Strict):
     """Where batches land and what they contain."""
 
-    landing_dir: Path = Field(description="Directory watched for new CSV or Parquet batch files.")
+    source: SourceSpec = Field(
+        default_factory=DirectorySource,
+        description="Where batches come from: directory (data.landing_dir, the default), "
+        "object_store or sql.",
+    )
+    landing_dir: Path | None = Field(
+        default=None,
+        description="Directory watched for new CSV or Parquet batch files (source kind directory).",
+    )
     target: str = Field(min_length=1, description="Name of the label column.")
     task: Task = "classification"
     file_patterns: tuple[str, ...] = Field(
@@ -259,6 +446,15 @@ class DataSpec(_Strict):
         description="How long a label for an id no batch has brought yet waits for its row "
         "before it is rejected.",
     )
+
+    @model_validator(mode="after")
+    def _check_landing_dir(self) -> DataSpec:
+        if self.source.kind == "directory" and self.landing_dir is None:
+            raise ValueError(
+                "landing_dir is required: set data.landing_dir to the folder batches are "
+                "dropped into, or data.source to an object_store or sql source"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_label_columns(self) -> DataSpec:
@@ -784,7 +980,11 @@ class PipelineSpec(_Strict):
     @model_validator(mode="after")
     def _check_label_folder(self) -> PipelineSpec:
         labels = self.data.labels
-        if labels is not None and labels.landing_dir == self.data.landing_dir:
+        if (
+            labels is not None
+            and labels.landing_dir is not None
+            and labels.landing_dir == self.data.landing_dir
+        ):
             raise ValueError(
                 f"data.labels.landing_dir is data.landing_dir ({labels.landing_dir}): label "
                 "files need a folder of their own, or deliver labels in later batches "
@@ -814,7 +1014,16 @@ class PipelineSpec(_Strict):
 
     @property
     def landing_path(self) -> Path:
-        """Absolute landing directory."""
+        """Absolute landing directory (source kind ``directory``).
+
+        Raises:
+            ConfigError: The source is not a directory.
+        """
+        if self.data.landing_dir is None:
+            raise ConfigError(
+                f"pipeline {self.name!r} reads data.source of kind {self.data.source.kind!r}, "
+                "which has no landing folder"
+            )
         return self._resolve(self.data.landing_dir)
 
     @property

@@ -6,6 +6,8 @@ capability, so callers can catch as broadly or narrowly as they need::
     AutomlError
     ├── ConfigError            a pipeline spec is missing, malformed or invalid
     ├── DataValidationError    a batch does not match the pipeline's schema (it is quarantined)
+    ├── DataSourceError        an object store or SQL source cannot be read (unreachable after
+    │                          retries, credentials missing or refused, bucket or table missing)
     ├── DriftCheckError        drift could not be computed for a batch
     ├── TuningError            hyperparameter search failed or produced no usable trial
     ├── TrackingError          MLflow tracking or the model registry failed
@@ -22,6 +24,7 @@ from __future__ import annotations
 __all__ = [
     "AutomlError",
     "ConfigError",
+    "DataSourceError",
     "DataValidationError",
     "DriftCheckError",
     "SchedulerError",
@@ -55,6 +58,16 @@ class DataValidationError(AutomlError):
     def __init__(self, message: str, *, reason_code: str = "invalid") -> None:
         super().__init__(message)
         self.reason_code = reason_code
+
+
+class DataSourceError(AutomlError):
+    """A data source (an object store prefix, a SQL table) could not be read.
+
+    Raised once transient errors have been retried up to the bound, or at once for errors that
+    retrying cannot fix (no credentials, credentials refused, a missing bucket or table). The
+    cycle that meets it ends with nothing of the failed read recorded, and the next cycle tries
+    again.
+    """
 
 
 class DriftCheckError(AutomlError):

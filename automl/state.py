@@ -17,10 +17,11 @@ Schema versions:
     so a new version is one function appended to :data:`MIGRATIONS` (version 2 added
     ``automl_shadow``, version 3 the late-label tables ``automl_label_files``, ``automl_rows``
     and ``automl_label_events``, version 4 ``automl_estimates`` and ``automl_label_watch`` and
-    a wider cycle status). A migration changes tables that exist (and checks before it
-    changes: a column may already be there); tables a database lacks are created afterwards in
-    their newest layout by ``create_all``. A new database gets every table and the current
-    version without running any migration.
+    a wider cycle status, version 5 the data-source tables ``automl_source_objects``,
+    ``automl_source_watermarks`` and ``automl_source_reads``). A migration changes tables that
+    exist (and checks before it changes: a column may already be there); tables a database
+    lacks are created afterwards in their newest layout by ``create_all``. A new database gets
+    every table and the current version without running any migration.
 
 Why not Alembic:
     it would be a new dependency (and a migration environment, an ``alembic.ini`` and a
@@ -77,6 +78,9 @@ __all__ = [
     "schema_version_table",
     "schemas_table",
     "shadow_table",
+    "source_objects_table",
+    "source_reads_table",
+    "source_watermarks_table",
     "utcnow",
 ]
 
@@ -306,6 +310,51 @@ label_watch_table = sa.Table(
     sa.Column("updated_at", sa.String(40), nullable=False),
 )
 
+#: Data sources (version 5): every object of an object-store source seen once per pipeline and
+#: stream (``batches`` or ``labels``), by key and version (ETag, version id or size and
+#: modification time), with the content hash and what became of it.
+source_objects_table = sa.Table(
+    "automl_source_objects",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("pipeline", sa.String(64), nullable=False),
+    sa.Column("stream", sa.String(16), nullable=False),
+    sa.Column("object_key", sa.String(1024), nullable=False),
+    sa.Column("object_version", sa.String(256), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("record_id", sa.Integer, nullable=True),
+    sa.Column("seen_at", sa.String(40), nullable=False),
+    sa.UniqueConstraint(
+        "pipeline", "stream", "object_key", "object_version", name="uq_automl_source_objects"
+    ),
+)
+
+#: Data sources (version 5): a SQL source's watermark per pipeline and stream, with the read
+#: in flight (``pending``) while its batch is being recorded.
+source_watermarks_table = sa.Table(
+    "automl_source_watermarks",
+    metadata,
+    sa.Column("pipeline", sa.String(64), primary_key=True),
+    sa.Column("stream", sa.String(16), primary_key=True),
+    sa.Column("state_json", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+#: Data sources (version 5): the rows of a SQL source read inside its look-back window (a
+#: timestamp watermark), by watermark id, so a row committed late is read once and only once.
+source_reads_table = sa.Table(
+    "automl_source_reads",
+    metadata,
+    sa.Column("pipeline", sa.String(64), primary_key=True),
+    sa.Column("stream", sa.String(16), primary_key=True),
+    sa.Column("row_key", sa.String(256), primary_key=True),
+    sa.Column("time_s", sa.Float, nullable=False),
+    sa.Column("batch_sha256", sa.String(64), nullable=False),
+    sa.Index("ix_automl_source_reads_time", "pipeline", "stream", "time_s"),
+)
+
 #: The layout version of the database: one row (``id`` 1).
 schema_version_table = sa.Table(
     "automl_schema_version",
@@ -367,8 +416,21 @@ def _to_v4(conn: sa.Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE automl_cycles ALTER COLUMN status TYPE VARCHAR(32)")
 
 
+#: The tables version 5 added.
+_V5_TABLES = (source_objects_table, source_watermarks_table, source_reads_table)
+
+
+def _to_v5(conn: sa.Connection) -> None:
+    """Version 4 -> 5: the data-source tables (objects seen, SQL watermarks, rows read).
+
+    Created here (``checkfirst``) for the same reason as version 3's tables.
+    """
+    for table in _V5_TABLES:
+        table.create(conn, checkfirst=True)
+
+
 #: ``MIGRATIONS[n]`` upgrades version ``n`` to ``n + 1``; append one function per new version.
-MIGRATIONS: tuple[Migration, ...] = (_to_v1, _to_v2, _to_v3, _to_v4)
+MIGRATIONS: tuple[Migration, ...] = (_to_v1, _to_v2, _to_v3, _to_v4, _to_v5)
 #: The layout this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -34,7 +34,14 @@ def readme_blocks() -> dict[str, str]:
 
 def test_the_readme_marks_the_blocks_it_promises_are_tested() -> None:
     blocks = readme_blocks()
-    assert set(blocks) == {"pyfunc", "serve", "curl"}
+    assert set(blocks) == {
+        "pyfunc",
+        "serve",
+        "curl",
+        "source_directory",
+        "source_object_store",
+        "source_sql",
+    }
     assert README_PORT in blocks["serve"] and README_PORT in blocks["curl"]
     assert "models:/churn@champion" in blocks["pyfunc"] and "--env-manager local" in blocks["serve"]
 
@@ -90,3 +97,13 @@ def test_the_readme_champion_blocks_run_as_written(
     assert served["prediction"].tolist() == expected["prediction"].tolist()
     for column in ("proba_0", "proba_1"):
         assert (served[column] - expected[column]).abs().max() < 1e-6
+
+
+def test_the_readme_source_specs_are_valid_specs_of_each_kind() -> None:
+    """The "Data sources" blocks load as written; tests/data/test_sources.py runs each kind."""
+    import yaml
+
+    blocks = readme_blocks()
+    for kind in ("directory", "object_store", "sql"):
+        spec = PipelineSpec.model_validate(yaml.safe_load(blocks[f"source_{kind}"]))
+        assert spec.data.source.kind == kind

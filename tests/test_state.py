@@ -43,12 +43,17 @@ V1_TABLES = sorted(
 V3_TABLES = {t.name for t in state._V3_TABLES}
 #: Version 4 (late labels in the cycle): the estimates and the label watch.
 V4_TABLES = {t.name for t in state._V4_TABLES}
-ADDED_TABLES = {"automl_schema_version", "automl_shadow", *V3_TABLES, *V4_TABLES}
+#: Version 5 (data sources): objects seen, SQL watermarks, rows read.
+V5_TABLES = {t.name for t in state._V5_TABLES}
+V5_NAMES = V5_TABLES | {str(ix.name) for t in state._V5_TABLES for ix in t.indexes}
+ADDED_TABLES = {"automl_schema_version", "automl_shadow", *V3_TABLES, *V4_TABLES, *V5_TABLES}
 #: Version 4 widened the cycle status (``waiting_for_labels``).
 CYCLE_STATUS_V0, CYCLE_STATUS_V4 = "status VARCHAR(16) NOT NULL", "status VARCHAR(32) NOT NULL"
 #: Everything added as SQLite names it: the tables and their indexes.
 ADDED_NAMES = ADDED_TABLES | {
-    str(ix.name) for t in (*state._V3_TABLES, *state._V4_TABLES) for ix in t.indexes
+    str(ix.name)
+    for t in (*state._V3_TABLES, *state._V4_TABLES, *state._V5_TABLES)
+    for ix in t.indexes
 }
 
 
@@ -137,7 +142,7 @@ def test_a_workspace_from_before_versions_upgrades_in_place(tmp_path: Path) -> N
 
     _assert_v0_rows_read_back(url)
 
-    assert schema_version(open_state(url)) == SCHEMA_VERSION == 4
+    assert schema_version(open_state(url)) == SCHEMA_VERSION == 5
     after = _sqlite_layout(tmp_path / "automl.db")
     assert set(after) - set(before) == ADDED_NAMES
     assert {name: after[name] for name in before} == before  # old tables untouched
@@ -180,10 +185,10 @@ def test_a_version_2_workspace_upgrades_to_the_newest_with_the_late_label_tables
     url = _v2_copy(tmp_path)
     assert schema_version(sa.create_engine(url)) == 2
     before = _sqlite_layout(tmp_path / "automl.db")
-    new_names = ADDED_NAMES - ADDED_TABLES | V3_TABLES | V4_TABLES
+    new_names = ADDED_NAMES - ADDED_TABLES | V3_TABLES | V4_TABLES | V5_TABLES
     assert not new_names & before.keys()
 
-    assert schema_version(open_state(url)) == SCHEMA_VERSION == 4
+    assert schema_version(open_state(url)) == SCHEMA_VERSION == 5
     after = _sqlite_layout(tmp_path / "automl.db")
     assert set(after) - set(before) == new_names
     assert {name: after[name] for name in before} == before  # version-2 tables untouched
@@ -218,6 +223,42 @@ def test_the_version_3_migration_keeps_late_label_tables_that_exist(tmp_path: Pa
     assert _sqlite_layout(tmp_path / "automl.db").keys() >= ADDED_NAMES
     with engine.connect() as conn:
         assert conn.execute(sa.select(state.rows_table.c.row_id)).scalars().all() == ["a"]
+
+
+# -- (a3) a version-4 workspace (before data sources) ----------------------------------------
+def test_a_version_4_workspace_upgrades_to_5_with_the_source_tables(tmp_path: Path) -> None:
+    url = _v2_copy(tmp_path)
+    engine = sa.create_engine(url)
+    for table in (*state._V3_TABLES, *state._V4_TABLES):
+        table.create(engine)
+    with engine.begin() as conn:
+        conn.execute(state.schema_version_table.update().values(version=4))
+    engine.dispose()
+    before = _sqlite_layout(tmp_path / "automl.db")
+    assert not V5_NAMES & before.keys()
+
+    assert schema_version(open_state(url)) == SCHEMA_VERSION == 5
+    after = _sqlite_layout(tmp_path / "automl.db")
+    assert set(after) - set(before) == V5_NAMES
+    assert {name: after[name] for name in before} == before  # version-4 tables untouched
+    _assert_v0_rows_read_back(url)
+    # The new tables work on the upgraded database; an object is recorded once per version.
+    values = {
+        "pipeline": "churn",
+        "stream": "batches",
+        "object_key": "scores/a.csv",
+        "object_version": '"etag1"',
+        "sha256": "0" * 64,
+        "status": "accepted",
+        "seen_at": "2026-01-01T00:00:00+00:00",
+    }
+    state.insert_once(open_state(url), state.source_objects_table, values)
+    state.insert_once(open_state(url), state.source_objects_table, values)
+    with open_state(url).connect() as conn:
+        count = conn.execute(
+            sa.select(sa.func.count()).select_from(state.source_objects_table)
+        ).scalar()
+    assert count == 1
 
 
 # -- (b) a new database ----------------------------------------------------------------------

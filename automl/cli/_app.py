@@ -236,8 +236,13 @@ def status(
             drift += f" ({r['last_drift_share']:.0%} of columns)"
         table.add_row("last drift check", drift)
         table.add_row("batches pending", str(r["pending_batches"]))
-        table.add_row("files in landing", str(r.get("landing_files", 0)))
+        if r.get("source", "directory") == "directory":
+            table.add_row("files in landing", str(r.get("landing_files", 0)))
+        else:
+            table.add_row("source", r["source"])
         table.add_row("quarantined", str(r["quarantined_files"]))
+        for reason in r.get("quarantine_reasons", []):
+            table.add_row("  reason", reason[:300])
         if r.get("labels"):
             _label_rows(table, r["state"], r["labels"])
         console.print(table)

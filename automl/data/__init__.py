@@ -1,5 +1,5 @@
-"""Data: reading batches, schemas and validation, the ingestion ledger, late labels joined by
-id, training windows."""
+"""Data: sources (a landing folder, an object-store prefix, a SQL table), reading batches,
+schemas and validation, the ingestion ledger, late labels joined by id, training windows."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from automl.data._labels import (
 )
 from automl.data._layout import PipelinePaths
 from automl.data._ledger import BatchLedger, BatchRecord
+from automl.data._object_store import SeenObjects, ingest_object_labels, ingest_object_store
 from automl.data._schema import (
     CheckedBatch,
     Schema,
@@ -34,6 +35,8 @@ from automl.data._schema import (
     normalize_ids,
     validate_batch,
 )
+from automl.data._sources import ingest_source, ingest_source_labels
+from automl.data._sql_source import ingest_sql, ingest_sql_labels
 from automl.data._synthetic import make_churn_frame
 from automl.data._window import select_window, split_holdout, window_time_range
 
@@ -52,6 +55,7 @@ __all__ = [
     "PipelinePaths",
     "RejectedFile",
     "Schema",
+    "SeenObjects",
     "ValidationRules",
     "as_received",
     "check_batch",
@@ -62,6 +66,12 @@ __all__ = [
     "infer_schema",
     "ingest_labels",
     "ingest_landing",
+    "ingest_object_labels",
+    "ingest_object_store",
+    "ingest_source",
+    "ingest_source_labels",
+    "ingest_sql",
+    "ingest_sql_labels",
     "landed_files",
     "load_batches",
     "make_churn_frame",

@@ -45,13 +45,18 @@ _Skip = Literal["duplicate", "waiting"]
 
 @dataclass(frozen=True)
 class RejectedFile:
-    """A landed file that failed validation and was moved to quarantine."""
+    """A landed file (or another source's delivery) that failed validation.
+
+    ``quarantine_path`` is where it was moved: a path in the workspace's quarantine folder, an
+    object URL (an object-store source with a ``quarantine_prefix``), or None when it was left
+    where it is (its reason is in the ledger).
+    """
 
     file_name: str
     sha256: str
     reason_code: str
     reason: str
-    quarantine_path: Path
+    quarantine_path: Path | str | None
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from automl.data import (
     LabelStats,
     Schema,
     ValidationRules,
-    ingest_labels,
+    ingest_source_labels,
 )
 from automl.drift import (
     ESTIMATED_METRICS,
@@ -70,9 +70,10 @@ WAITING_FOR_LABELS = "waiting_for_labels"
 
 # -- label files -----------------------------------------------------------------------------
 def ingest_label_files(ws: Workspace, *, now: float | None = None) -> LabelIngestResult | None:
-    """Join the label files of ``data.labels.landing_dir`` to their rows (every cycle).
+    """Join the label files of ``data.labels.landing_dir`` (or the label objects or rows of
+    ``data.labels.source``) to their rows (every cycle).
 
-    Without a label folder (labels come in batches) waiting labels older than
+    Without a label folder or source (labels come in batches) waiting labels older than
     ``data.max_label_wait_s`` are expired all the same. None for a pipeline without late
     labels or without a label folder.
     """
@@ -80,22 +81,11 @@ def ingest_label_files(ws: Workspace, *, now: float | None = None) -> LabelInges
     if policy is None or ws.labels is None:
         return None
     now = time.time() if now is None else now
-    folder = ws.spec.labels_landing_path
-    if folder is None:
+    # A label folder, or an object-store prefix or SQL table (data.labels.source).
+    result = ingest_source_labels(ws.spec, paths=ws.paths, ledger=ws.ledger, policy=policy, now=now)
+    if result is None:
         ws.labels.expire_waiting(ws.name, max_label_wait_s=policy.max_label_wait_s, now=now)
         return None
-    data = ws.spec.data
-    result = ingest_labels(
-        pipeline=ws.name,
-        landing_dir=folder,
-        paths=ws.paths,
-        ledger=ws.ledger,
-        policy=policy,
-        rules=ValidationRules.from_spec(data),
-        patterns=data.file_patterns,
-        settle_s=data.settle_s,
-        now=now,
-    )
     if result.accepted or result.rejected:
         log.info(
             "[%s] label files: %d accepted, %d quarantined; labels %s",

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from automl.config import PipelineSpec
-from automl.data import BatchLedger
+from automl.data import BatchLedger, SeenObjects
 from automl.service._history import CycleHistory
 from automl.service._record import CV_SCORE
 from automl.service._workspace import make_tracker
@@ -18,11 +18,19 @@ from automl.tracking import CHAMPION
 
 def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
     """Champion, last cycle, last drift check, and counts of its batches: pending (accepted, not
-    yet checked), waiting in the landing folder (not yet ingested) and quarantined; with late
-    labels also ``state`` and ``labels`` (labelled share, label lag, rows waiting)."""
+    yet checked), waiting in the landing folder (not yet ingested; directory sources only) and
+    quarantined, with the latest quarantine reasons (the only record of them for an object
+    store without a quarantine prefix); with late labels also ``state`` and ``labels``
+    (labelled share, label lag, rows waiting)."""
     history = CycleHistory(spec.state_url)
     ledger = BatchLedger(spec.state_url)
     champion = make_tracker(spec).get_alias(spec.model_name, CHAMPION)
+    rejected = ledger.records(spec.name, status="rejected")
+    reasons = [f"{r.file_name}: {r.reason}" for r in rejected]
+    if spec.data.source.kind == "object_store":
+        # Duplicates stay in the bucket (no quarantine prefix): their reasons are here only.
+        objects = SeenObjects(spec.state_url, spec.name, "batches").reasons()
+        reasons += [reason for _, status, reason in objects if status == "duplicate"]
     latest = history.last(spec.name)
     checked = history.last(spec.name, checked=True)
     return {
@@ -38,7 +46,9 @@ def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
         "last_drift_share": checked.share_drifted if checked else None,
         "pending_batches": len(ledger.pending(spec.name)),
         "landing_files": len(waiting_files(spec)),
-        "quarantined_files": len(ledger.records(spec.name, status="rejected")),
+        "quarantined_files": len(reasons),
+        "source": spec.data.source.kind,
+        "quarantine_reasons": reasons[-3:],
         **_labels(spec, latest.status if latest else None),
     }
 
@@ -58,7 +68,9 @@ def _labels(spec: PipelineSpec, last_status: str | None) -> dict[str, Any]:
 
 def waiting_files(spec: PipelineSpec) -> list[Path]:
     """Files in the landing folder the next cycle will ingest (hidden ``.name.tmp`` files,
-    still being written, are not counted)."""
+    still being written, are not counted); none for object-store and SQL sources."""
+    if spec.data.source.kind != "directory":
+        return []
     folder = spec.landing_path
     if not folder.is_dir():
         return []

@@ -27,10 +27,9 @@ from automl.data import (
     BatchRecord,
     IngestResult,
     Schema,
-    ValidationRules,
     as_received,
     frame_sha256,
-    ingest_landing,
+    ingest_source,
     load_batches,
     select_window,
     split_holdout,
@@ -144,9 +143,11 @@ class Shadowed:
 
 # -- ingest ----------------------------------------------------------------------------------
 def ingest(ws: Workspace) -> IngestResult:
-    """Validate and store every new file of the landing folder (bad ones quarantined).
+    """Validate and store every new delivery of the pipeline's ``data.source`` (the landing
+    folder by default; an object-store prefix or a SQL table), bad ones quarantined.
 
     Raises:
+        DataSourceError: The object store or database could not be read (after retries).
         ConfigError: The spec's ``data.target`` or ``data.task`` is not the one the pipeline's
             stored data was accepted with (its schema is fixed by the first batch).
     """
@@ -159,18 +160,7 @@ def ingest(ws: Workspace) -> IngestResult:
             f"({stored.task}); the schema is fixed by the first batch. To learn another label, "
             "give the pipeline a new name (or a new workspace); to go on, restore data.target"
         )
-    return ingest_landing(
-        pipeline=ws.name,
-        landing_dir=ws.spec.landing_path,
-        paths=ws.paths,
-        ledger=ws.ledger,
-        target=data.target,
-        task=data.task,
-        patterns=data.file_patterns,
-        rules=ValidationRules.from_spec(data),
-        settle_s=data.settle_s,
-        labels=ws.label_policy,
-    )
+    return ingest_source(ws.spec, paths=ws.paths, ledger=ws.ledger, labels=ws.label_policy)
 
 
 # -- drift -----------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def test_image_is_slim_non_root_pinned_and_health_checked() -> None:
     pins = [line for line in lock if line and not line.startswith("#")]
     assert pins and all("==" in line for line in pins)
     names = {line.split("==")[0].lower() for line in pins}
-    assert {"optuna", "mlflow", "psycopg2-binary", "boto3", "xgboost"} <= names
+    assert {"optuna", "mlflow", "psycopg2-binary", "boto3", "xgboost", "s3fs", "fsspec"} <= names
 
 
 def test_compose_topology_and_secrets_from_environment() -> None:
@@ -50,6 +50,12 @@ def test_compose_topology_and_secrets_from_environment() -> None:
     assert services["worker"]["command"][0] == "worker"
     assert services["worker"]["deploy"]["replicas"] >= 1  # scaled with --scale worker=N
     assert "mc mb" in " ".join(services["minio-bucket"]["command"])
+    # Scored rows land in MinIO (bucket scores), read as an object-store source, not a volume.
+    assert "local/scores" in " ".join(services["minio-bucket"]["command"])
+    assert not any("landing" in v for v in services["automl"].get("volumes", []))
+    assert "landing" not in (compose.get("volumes") or {})
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert key in services["automl"]["environment"]
     # Room for the workers' connections (docs/scaling.md, "Sizing"): above PostgreSQL's 100.
     (setting,) = [c for c in services["postgres"]["command"] if "max_connections" in c]
     assert int(re.search(r"(\d+)\}?$", setting).group(1)) >= 200  # type: ignore[union-attr]
@@ -85,10 +91,13 @@ def test_kubernetes_manifests() -> None:
             for env in c.get("env", []):
                 if re.search("PASSWORD|SECRET|KEY", env["name"]):
                     assert "secretKeyRef" in env["valueFrom"], env
+    env_names = {e["name"] for e in container.get("env", [])}
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= env_names
     config = by_name["ConfigMap", "automl-pipelines"]
     for text in config["data"].values():
         spec = PipelineSpec.model_validate(yaml.safe_load(text))
         assert spec.tuning.is_distributed
+        assert spec.data.source.kind == "object_store"
         assert not LITERAL_SECRET.findall(text)
 
 
@@ -97,4 +106,6 @@ def test_compose_pipelines_are_valid_distributed_specs() -> None:
         spec = PipelineSpec.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
         storage = spec.tuning.storage or ""
         assert spec.tuning.is_distributed
+        assert spec.data.source.kind == "object_store"
+        assert spec.data.source.url.startswith("s3://scores/")
         assert ":" not in storage.split("://", 1)[1].split("@")[0]  # user, no password
