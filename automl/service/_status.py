@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from automl.config import PipelineSpec
 from automl.data import BatchLedger
 from automl.service._history import CycleHistory
-from automl.service._record import CV_SCORE
+from automl.service._record import version_cv_score
 from automl.service._workspace import make_tracker
 from automl.state import get_engine
 from automl.tracking import CHAMPION
@@ -28,7 +28,7 @@ def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
         "pipeline": spec.name,
         "model": spec.model_name,
         "champion_version": champion.version if champion else None,
-        "champion_cv_score": champion.tags.get(CV_SCORE) if champion else None,
+        "champion_cv_score": version_cv_score(champion.tags) if champion else None,
         "last_cycle": latest.cycle_id if latest else None,
         "last_status": latest.status if latest else None,
         "last_finished_at": latest.finished_at if latest else None,

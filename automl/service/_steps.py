@@ -416,8 +416,8 @@ def champion_evidence(
         else:
             predictions = (ref_out, cur_out)
     signals: list[DriftSignal] = []
-    validation = champion.tags.get(record.CV_SCORE)
-    if drift.performance_tolerance is not None and validation and target in current.columns:
+    validation = record.version_cv_score(champion.tags)
+    if drift.performance_tolerance is not None and validation is not None and target in current:
         metric = spec.metric
         try:
             now_score = score_model(model, current, target=target, metric=metric)
@@ -426,7 +426,7 @@ def champion_evidence(
         else:
             signals.append(
                 performance_drift(
-                    reference_score=float(validation),
+                    reference_score=validation,
                     current_score=now_score,
                     tolerance=drift.performance_tolerance,
                     greater_is_better=GREATER_IS_BETTER[metric],
@@ -474,9 +474,7 @@ def training_window(ws: Workspace, *, since_id: int | None) -> Window:
 
 def find_registered(ws: Workspace, run_id: str, window: Window) -> Registered | None:
     """Idempotence: the version already trained on this exact window, if any."""
-    existing = ws.tracker.find_versions(
-        ws.spec.model_name, tag=record.WINDOW_SHA256, value=window.sha256
-    )
+    existing = record.find_by_window(ws.tracker, ws.spec.model_name, window.sha256)
     if not existing:
         return None
     version = existing[0]
