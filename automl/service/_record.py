@@ -331,9 +331,9 @@ def describe_cycle(
             search += f"; stopped by {tags[TUNING_STOP_REASON]}"
         lines.append(f"- **Search**: {search}")
     if decision is not None:
+        reason = decision.reason.removeprefix(f"{decision.outcome}: ")
         lines.append(
-            f"- **Decision**: v{decision.challenger_version} **{decision.outcome}**: "
-            f"{decision.reason}"
+            f"- **Decision**: v{decision.challenger_version} **{decision.outcome}**: {reason}"
         )
     elif result is not None and result.is_promoted and result.model_version:
         lines.append(
@@ -581,8 +581,8 @@ class Lineage:
     best_params: dict[str, Any]
 
     def to_json(self) -> str:
-        """Compact JSON, keys sorted."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), default=str)
+        """Compact JSON, in field order (the hyperparameters last: the UI shows the start)."""
+        return json.dumps(asdict(self), separators=(",", ":"), default=str)
 
     @classmethod
     def from_tags(cls, tags: Mapping[str, str]) -> Lineage | None:
