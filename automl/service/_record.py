@@ -7,12 +7,17 @@ logs its search with the same functions, so a one-shot search leaves the same re
 Per trial: a nested run with its family, hyperparameters, CV mean/std, secondary metrics,
 train-vs-validation gap, fit status, fit time and peak memory. On the cycle's run: the batches it
 consumed, the drift check (``drift.json``, HTML on drift), the search (``trials.csv`` and the
-HTML report with its PNG plots), the model, the gate's decision (``promotion.json``).
+HTML report with its PNG plots), the model and its lineage (``lineage.json``), the gate's
+decision (``promotion.json``).
+
+What the MLflow UI shows is written to be read: a cycle's run is named by its outcome
+(``churn #12 drift -> v3 promoted``) and described in a few markdown lines; a trial's run spans
+the trial's real time, and a pruned one is FINISHED with its reason; a registered version
+carries a few tags (pipeline, trigger, window, score, decision).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import tempfile
@@ -61,13 +66,12 @@ MODEL_VERSION = "automl.model_version"
 #: cycle run and on the version), and its reason (on the run).
 DECISION = "automl.decision"
 REASON = "automl.reason"
-#: A registered version carries a few tags a person reads in the registry, and its full
-#: lineage as one compact JSON tag (see :class:`Lineage`): why it was tuned, on which rows,
-#: how it scored, and (once judged) the decision.
+#: A registered version carries a few tags a person reads in the registry: why it was tuned,
+#: on which rows, how it scored; its full lineage is the artifact ``lineage.json`` of the run
+#: that registered it (see :class:`Lineage`).
 TRIGGER = "automl.trigger"
 WINDOW = "automl.window"
 SCORE = "automl.score"
-LINEAGE = "automl.lineage"
 APPROVED_BY = "automl.approved_by"
 #: The challenger in shadow a cycle scored.
 SHADOW_VERSION = "automl.shadow_version"
@@ -84,8 +88,11 @@ FIT_STATUS = "automl.fit_status"
 #: On a one-shot ``automl tune`` run.
 COMMAND = "automl.command"
 DATA = "automl.data"
-#: The run artifact holding a registered version's lineage (the same as its tag, indented).
+#: The run artifact holding the lineage of the version the run registered.
 LINEAGE_ARTIFACT = "lineage.json"
+#: On a cycle run that registered a version: the digest of its training rows (a re-run after a
+#: crash finds the version by it). Versions registered before ``lineage.json`` carry it too.
+WINDOW_SHA256 = "automl.window_sha256"
 
 #: Where a distributed re-tune leaves its training rows for the workers (an artifact of the
 #: cycle's MLflow run), and the study attributes that point workers to them.
@@ -150,8 +157,7 @@ def end_cycle_run(
 
     The run is renamed (see :func:`cycle_run_name`, e.g. ``churn #12 drift -> v3 promoted``)
     and described in a few markdown lines (see :func:`describe_cycle`) from what it recorded
-    and what the cycle gives; the error, if any, is the tag ``automl.error``; the lineage of
-    the version it registered (or re-used) is the artifact ``lineage.json``.
+    and what the cycle gives; the error, if any, is the tag ``automl.error``.
 
     Args:
         tracker: The MLflow adapter.
@@ -164,7 +170,6 @@ def end_cycle_run(
         version: The version the cycle registered or re-used.
     """
     summary = tracker.run_summary(run_id)
-    lineage = Lineage.from_tags(version.tags) if version is not None else None
     cycle_status: str = (
         result.status
         if result is not None
@@ -182,10 +187,13 @@ def end_cycle_run(
         shadow=(result.shadow_version, result.shadow_outcome) if result else None,
     )
     note = describe_cycle(
-        summary, status=cycle_status, error=error, result=result, decision=decision, lineage=lineage
+        summary,
+        status=cycle_status,
+        error=error,
+        result=result,
+        decision=decision,
+        window=version.tags.get(WINDOW) if version is not None else None,
     )
-    if lineage is not None:
-        tracker.log_json(run_id, json.loads(lineage.to_json()), LINEAGE_ARTIFACT)
     tracker.set_tags(run_id, {NOTE: note, **({ERROR: error[:5000]} if error is not None else {})})
     tracker.rename_run(run_id, name)
     tracker.end_run(run_id, status)  # type: ignore[arg-type]
@@ -273,7 +281,7 @@ def describe_cycle(
     error: str | None = None,
     result: CycleResult | None = None,
     decision: PromotionDecision | None = None,
-    lineage: Lineage | None = None,
+    window: str | None = None,
 ) -> str:
     """A cycle run's description (markdown): what it checked, the drift verdict, the window,
     the search, the decision and why, and the error if it failed.
@@ -284,7 +292,7 @@ def describe_cycle(
         error: Why it failed or was interrupted.
         result: The cycle's result, when it ended in-process.
         decision: The gate's decision, if any.
-        lineage: The lineage of the version it registered or re-used, if any.
+        window: The data window of the version it registered or re-used, in words.
     """
     tags, metrics, params = summary.tags, summary.metrics, summary.params
     lines = [
@@ -311,8 +319,8 @@ def describe_cycle(
         if tags.get(DRIFT_REASON):
             drift += f": {tags[DRIFT_REASON]}"
         lines.append(f"- **Drift**: {drift}")
-    if lineage is not None:
-        lines.append(f"- **Window**: {window_text(lineage)}")
+    if window:
+        lines.append(f"- **Window**: {window}")
     if tags.get(REUSED_VERSION):
         lines.append(
             f"- **Search**: none, v{tags[REUSED_VERSION]} was already trained on this window"
@@ -348,7 +356,7 @@ def describe_cycle(
     if result is not None and result.champion_version:
         lines.append(f"- **Champion** after the cycle: v{result.champion_version}")
     if error is not None:
-        lines.append(f"- **Error**: {error[:2000]}")
+        lines.append(f"- **Error**: {' '.join(error.split())[:2000]}")  # one list item
     return "\n".join(lines) + "\n"
 
 
@@ -544,7 +552,7 @@ def record_distributed(tracker: MlflowTracker, run_id: str, train_path: Path) ->
 # -- registration and the decision -----------------------------------------------------------
 @dataclass(frozen=True)
 class Lineage:
-    """Where a registered version came from: the tag ``automl.lineage`` (compact JSON).
+    """Where a registered version came from: ``lineage.json`` on the run that registered it.
 
     Attributes:
         pipeline: The pipeline.
@@ -580,70 +588,47 @@ class Lineage:
     model_family: str
     best_params: dict[str, Any]
 
-    def to_json(self) -> str:
-        """Compact JSON, in field order (the hyperparameters last: the UI shows the start)."""
-        return json.dumps(asdict(self), separators=(",", ":"), default=str)
 
-    @classmethod
-    def from_tags(cls, tags: Mapping[str, str]) -> Lineage | None:
-        """A version's lineage from its tags (also those written before the JSON tag, one
-        ``automl.*`` tag per field); None if it has none."""
-        if LINEAGE in tags:
-            raw = json.loads(tags[LINEAGE])
-            return cls(**{f: raw.get(f) for f in cls.__dataclass_fields__})
-        if _LEGACY_SHA not in tags and _LEGACY_CV_SCORE not in tags:
-            return None
-
-        def number(key: str) -> float:
-            try:
-                return float(tags.get(key, "nan"))
-            except ValueError:
-                return float("nan")
-
-        share = tags.get("automl.drift_share", "")
-        return cls(
-            pipeline=tags.get(PIPELINE, ""),
-            cycle_id=tags.get(CYCLE_ID, ""),
-            run_id=tags.get("automl.tuning_run_id", ""),
-            trigger=tags.get(TRIGGER, "unknown"),
-            drift_share=float(share) if share else None,
-            train_rows=int(number("automl.window_rows")) if "automl.window_rows" in tags else 0,
-            holdout_rows=int(number("automl.holdout_rows")) if "automl.holdout_rows" in tags else 0,
-            window_sha256=tags.get(_LEGACY_SHA, ""),
-            data_from=tags.get("automl.data_from", ""),
-            data_to=tags.get("automl.data_to", ""),
-            metric=tags.get("automl.metric", ""),
-            cv_score=number(_LEGACY_CV_SCORE),
-            cv_score_std=number("automl.cv_score_std"),
-            model_family=tags.get(MODEL_FAMILY, ""),
-            best_params=json.loads(tags.get("automl.best_params", "{}") or "{}"),
-        )
-
-
-#: Lineage tags of versions registered before :data:`LINEAGE` (read, never written).
-_LEGACY_SHA = "automl.window_sha256"
+#: The CV score tag of versions registered before ``lineage.json`` (read, never written).
 _LEGACY_CV_SCORE = "automl.cv_score"
 
 
-def version_cv_score(tags: Mapping[str, str]) -> float | None:
-    """A version's CV score from its lineage, None if it has none (or it is not a number)."""
-    lineage = Lineage.from_tags(tags)
-    if lineage is None or lineage.cv_score is None or math.isnan(lineage.cv_score):
+def version_cv_score(
+    tracker: MlflowTracker, version: ModelVersionInfo, metric: str
+) -> float | None:
+    """A registered version's CV score in ``metric``: the ``best_cv_<metric>`` of the run that
+    registered it (or the tag of a version registered before ``lineage.json``); None when
+    there is none (another metric, a version from outside automl)."""
+    legacy = version.tags.get(_LEGACY_CV_SCORE)
+    if legacy is not None:
+        try:
+            value = float(legacy)
+        except ValueError:
+            return None
+        return None if math.isnan(value) else value
+    if not version.run_id:
         return None
-    return float(lineage.cv_score)
+    try:
+        score = tracker.run_summary(version.run_id).metrics.get(f"best_cv_{metric}")
+    except Exception as exc:  # the run was deleted: no reference score, no performance check
+        log.warning("no CV score for v%s: run %s: %s", version.version, version.run_id, exc)
+        return None
+    return None if score is None or math.isnan(score) else score
 
 
 def find_by_window(
     tracker: MlflowTracker, model_name: str, window_sha256: str
 ) -> list[ModelVersionInfo]:
-    """Versions of ``model_name`` trained on exactly this window (by its digest), newest first."""
-    found = tracker.find_versions(model_name, tag=LINEAGE, value=window_sha256, match="contains")
-    found = [
-        v
-        for v in found
-        if (lin := Lineage.from_tags(v.tags)) and lin.window_sha256 == window_sha256
-    ]
-    return found or tracker.find_versions(model_name, tag=_LEGACY_SHA, value=window_sha256)
+    """Versions of ``model_name`` trained on exactly this window (by its digest), newest first:
+    those of the runs tagged with it, and those tagged with it before ``lineage.json``."""
+    found = {
+        v.version: v
+        for run_id in tracker.find_runs(f"tags.`{WINDOW_SHA256}` = '{window_sha256}'")
+        for v in tracker.find_run_versions(model_name, run_id)
+    }
+    for v in tracker.find_versions(model_name, tag=WINDOW_SHA256, value=window_sha256):
+        found.setdefault(v.version, v)
+    return sorted(found.values(), key=lambda v: int(v.version), reverse=True)
 
 
 def _short_time(iso: str) -> str:
@@ -659,7 +644,8 @@ def window_text(lineage: Lineage) -> str:
     return f"{lineage.train_rows} rows received {span} UTC; newest {lineage.holdout_rows} held out"
 
 
-def lineage_tags(
+def record_lineage(
+    tracker: MlflowTracker,
     *,
     pipeline: str,
     cycle_id: str,
@@ -672,11 +658,13 @@ def lineage_tags(
     data_from: str,
     data_to: str,
     result: TuningResult,
-) -> dict[str, Any]:
-    """The tags a registered version carries: where it came from and how it scored in CV.
+) -> dict[str, str]:
+    """Record a model's lineage on its run before it is registered; return its version tags.
 
-    A few a person reads (pipeline, trigger, window, score) and the whole :class:`Lineage` as
-    the compact JSON tag ``automl.lineage``; the gate's decision adds ``automl.decision``.
+    The run gets ``lineage.json`` (see :class:`Lineage`) and the tag ``automl.window_sha256``
+    (so a re-run finds the version even if it crashed right after registering it). The version
+    tags are the few a person reads: ``automl.pipeline``, ``automl.trigger``, ``automl.window``
+    and ``automl.score`` (the gate's decision adds ``automl.decision`` and rewrites the score).
     """
     lineage = Lineage(
         pipeline=pipeline,
@@ -695,13 +683,14 @@ def lineage_tags(
         model_family=result.model_family,
         best_params=dict(result.best_params),
     )
+    tracker.log_json(run_id, asdict(lineage), LINEAGE_ARTIFACT)
+    tracker.set_tags(run_id, {WINDOW_SHA256: window_sha256})
     return {
         PIPELINE: pipeline,
         TRIGGER: lineage.trigger,
         WINDOW: window_text(lineage),
         SCORE: f"CV {result.metric} {result.best_score:.4f} ± {result.best_score_std:.4f} "
         f"({result.model_family})",
-        LINEAGE: lineage.to_json(),
     }
 
 

@@ -21,14 +21,15 @@ def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
     yet checked), waiting in the landing folder (not yet ingested) and quarantined."""
     history = CycleHistory(spec.state_url)
     ledger = BatchLedger(spec.state_url)
-    champion = make_tracker(spec).get_alias(spec.model_name, CHAMPION)
+    tracker = make_tracker(spec)
+    champion = tracker.get_alias(spec.model_name, CHAMPION)
     latest = history.last(spec.name)
     checked = history.last(spec.name, checked=True)
     return {
         "pipeline": spec.name,
         "model": spec.model_name,
         "champion_version": champion.version if champion else None,
-        "champion_cv_score": version_cv_score(champion.tags) if champion else None,
+        "champion_cv_score": version_cv_score(tracker, champion, spec.metric) if champion else None,
         "last_cycle": latest.cycle_id if latest else None,
         "last_status": latest.status if latest else None,
         "last_finished_at": latest.finished_at if latest else None,

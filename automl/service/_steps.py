@@ -416,7 +416,7 @@ def champion_evidence(
         else:
             predictions = (ref_out, cur_out)
     signals: list[DriftSignal] = []
-    validation = record.version_cv_score(champion.tags)
+    validation = record.version_cv_score(ws.tracker, champion, spec.metric)
     if drift.performance_tolerance is not None and validation is not None and target in current:
         metric = spec.metric
         try:
@@ -682,7 +682,8 @@ def register(
         model_uri,
         spec.model_name,
         run_id=run_id,
-        tags=record.lineage_tags(
+        tags=record.record_lineage(
+            tracker,
             pipeline=spec.name,
             cycle_id=cycle_id,
             run_id=run_id,

@@ -585,30 +585,22 @@ class MlflowTracker:
             ) from exc
         return model, size / 1e6
 
-    def find_versions(
-        self,
-        model_name: str,
-        *,
-        tag: str,
-        value: str,
-        match: Literal["equals", "contains"] = "equals",
-    ) -> list[ModelVersionInfo]:
-        """Versions of ``model_name`` whose tag ``tag`` equals (or contains) ``value``, newest
-        first. ``value`` must not contain quotes or LIKE wildcards (``%``, ``_``) when
-        ``match`` is ``contains``."""
+    def find_versions(self, model_name: str, *, tag: str, value: str) -> list[ModelVersionInfo]:
+        """Versions of ``model_name`` whose tag ``tag`` equals ``value``, newest first."""
+        return self._search_versions(f"name = '{model_name}' and tags.`{tag}` = '{value}'")
+
+    def find_run_versions(self, model_name: str, run_id: str) -> list[ModelVersionInfo]:
+        """Versions of ``model_name`` registered from run ``run_id``, newest first."""
+        return self._search_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+
+    def _search_versions(self, query: str) -> list[ModelVersionInfo]:
         from mlflow.exceptions import MlflowException
 
-        if match == "contains":
-            if any(c in value for c in "'%_\\"):
-                raise ValueError(f"value for a contains-match must be plain text, got {value!r}")
-            query = f"name = '{model_name}' and tags.`{tag}` LIKE '%{value}%'"
-        else:
-            query = f"name = '{model_name}' and tags.`{tag}` = '{value}'"
         try:
             found = self.client.search_model_versions(query)
         except MlflowException as exc:
-            raise TrackingError(f"could not search versions of {model_name!r}: {exc}") from exc
-        versions = (_version_info(model_name, mv) for mv in found)
+            raise TrackingError(f"could not search model versions ({query}): {exc}") from exc
+        versions = (_version_info(str(mv.name), mv) for mv in found)
         return sorted(versions, key=lambda v: int(v.version), reverse=True)
 
     def load_model(self, model: str | ModelVersionInfo) -> Any:

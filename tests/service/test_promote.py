@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -266,7 +267,9 @@ def test_rerunning_a_cycle_on_the_same_window_registers_nothing_new(
     ] == ["1"]
     run = tracker.client.get_run(again.run_id)  # type: ignore[arg-type]
     assert run.data.tags["automl.reused_version"] == "1"
-    lineage = json.loads(tracker.get_version(spec.model_name, "1").tags["automl.lineage"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = tracker.download_artifact(first.run_id, "lineage.json", tmp)  # type: ignore[arg-type]
+        lineage = json.loads(path.read_text())
     for key in (
         "window_sha256",
         "data_from",

@@ -12,11 +12,11 @@ import pytest
 from mlflow import MlflowClient
 
 from automl.config import PipelineSpec
-from automl.service import log_tuning_result, run_cycle, trial_logger
+from automl.service import log_tuning_result, make_tracker, pipeline_status, run_cycle, trial_logger
 from automl.service._record import (
-    Lineage,
     cycle_run_name,
     fail_orphaned_runs,
+    find_by_window,
     next_cycle_number,
     start_cycle_run,
     version_cv_score,
@@ -159,40 +159,6 @@ def test_pruned_trials_finish_with_their_reason_and_trials_span_their_real_time(
         assert by_number[earlier].info.end_time <= by_number[later].info.start_time + 1
 
 
-def test_lineage_reads_versions_tagged_before_the_json_tag() -> None:
-    legacy = {
-        "automl.pipeline": "churn",
-        "automl.cycle_id": "c1",
-        "automl.trigger": "drift",
-        "automl.drift_share": "0.5",
-        "automl.tuning_run_id": "r1",
-        "automl.window_rows": "450",
-        "automl.holdout_rows": "150",
-        "automl.window_sha256": "ab" * 32,
-        "automl.data_from": "2026-11-01T00:00:00+00:00",
-        "automl.data_to": "2026-11-02T00:00:00+00:00",
-        "automl.cv_score": "0.812345",
-        "automl.cv_score_std": "0.010000",
-        "automl.metric": "roc_auc",
-        "automl.model_family": "xgboost",
-        "automl.best_params": '{"max_depth": 3}',
-        "automl.decision": "promoted",
-    }
-    lineage = Lineage.from_tags(legacy)
-    assert lineage is not None
-    assert (lineage.train_rows, lineage.window_sha256, lineage.best_params) == (
-        450,
-        "ab" * 32,
-        {"max_depth": 3},
-    )
-    assert version_cv_score(legacy) == pytest.approx(0.812345)
-    assert Lineage.from_tags({"automl.decision": "promoted"}) is None
-    assert version_cv_score({}) is None
-    # The JSON form round-trips.
-    tags = {"automl.lineage": lineage.to_json()}
-    assert Lineage.from_tags(tags) == lineage and version_cv_score(tags) == pytest.approx(0.812345)
-
-
 def test_orphaned_cycle_runs_are_named_failed_and_numbers_follow_older_runs(
     tmp_path: Path,
 ) -> None:
@@ -271,21 +237,23 @@ def test_cycle_runs_are_named_and_described_by_their_outcome(
     assert f"- **Error**: {failed.error}" in notes[failed] and "**failed**" in notes[failed]
     assert runs[failed].info.status == "FAILED"
 
-    # The versions: a few tags a person reads, the lineage as one JSON tag and run artifact.
+    # The versions: a few tags a person reads; the lineage is lineage.json on their run.
     v1, v2 = client.get_model_version("churn", "1"), client.get_model_version("churn", "2")
     assert set(v1.tags) == {
         "automl.pipeline",
         "automl.trigger",
         "automl.window",
         "automl.score",
-        "automl.lineage",
         "automl.decision",
     }
     assert (v1.tags["automl.decision"], v2.tags["automl.decision"]) == ("promoted", "rejected")
     assert (v1.tags["automl.trigger"], v2.tags["automl.trigger"]) == ("no_champion", "drift")
     assert re.fullmatch(r"holdout roc_auc 0\.\d{4} vs 0\.\d{4} of v1, .+", v2.tags["automl.score"])
     assert re.fullmatch(r"450 rows received .+ UTC; newest 150 held out", v1.tags["automl.window"])
-    lineage = json.loads(v2.tags["automl.lineage"])
+    assert v2.run_id == rejected.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(rejected.run_id, "lineage.json", tmp)  # type: ignore[arg-type]
+        lineage = json.loads(Path(path).read_text())
     assert set(lineage) == {
         "pipeline",
         "cycle_id",
@@ -309,7 +277,35 @@ def test_cycle_runs_are_named_and_described_by_their_outcome(
         "drift",
     )
     assert lineage["cv_score"] == pytest.approx(rejected.best_cv_score)
-    assert 0 < lineage["drift_share"] <= 1 and len(lineage["window_sha256"]) == 64
-    with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(rejected.run_id, "lineage.json", tmp)  # type: ignore[arg-type]
-        assert json.loads(Path(path).read_text()) == lineage
+    assert 0 < lineage["drift_share"] <= 1 and lineage["best_params"]
+    assert runs[rejected].data.tags["automl.window_sha256"] == lineage["window_sha256"]
+
+    # Readers of the lineage: the champion's CV score (drift's performance check, status) ...
+    tracker = make_tracker(strict)
+    champion = tracker.get_version("churn", "1")
+    assert version_cv_score(tracker, champion, "roc_auc") == pytest.approx(first.best_cv_score)
+    assert version_cv_score(tracker, champion, "accuracy") is None  # not what it was tuned on
+    assert pipeline_status(strict)["champion_cv_score"] == pytest.approx(first.best_cv_score)
+    # ... and the re-run that finds a version by its data window.
+    found = find_by_window(tracker, "churn", lineage["window_sha256"])
+    assert [v.version for v in found] == ["2"]
+    assert find_by_window(tracker, "churn", "0" * 64) == []
+
+
+def test_versions_registered_before_lineage_json_are_still_read(
+    churn: Churn, tmp_path: Path
+) -> None:
+    from sklearn.dummy import DummyClassifier
+
+    tracker = MlflowTracker(
+        f"sqlite:///{tmp_path / 'mlflow.db'}", "t", artifact_location=(tmp_path / "art").as_uri()
+    )
+    run_id = tracker.start_run("old cycle")
+    rows = churn(50, seed=1)
+    model = DummyClassifier().fit(rows[["age"]], rows["churned"])
+    uri = tracker.log_model(run_id, model, input_example=rows[["age"]].head(3))
+    sha = "ab" * 32
+    legacy = {"automl.window_sha256": sha, "automl.cv_score": "0.812345", "automl.pipeline": "p"}
+    version = tracker.register(uri, "old", run_id=run_id, tags=legacy)
+    assert version_cv_score(tracker, version, "roc_auc") == pytest.approx(0.812345)
+    assert [v.version for v in find_by_window(tracker, "old", sha)] == ["1"]
