@@ -286,7 +286,7 @@ def _cycle(
     ws.ledger.mark_checked(ws.name, [r.id for r in pending], trail.cycle_id)  # last: a crash
     final = tracker.get_alias(spec.model_name, CHAMPION)  # leaves the batches pending
     trail.champion_version = final.version if final else None
-    record.end_cycle_run(tracker, run_id, "FINISHED")
+    _close_run(tracker, trail, "FINISHED", trail.result())
 
 
 def run_cycle(
@@ -357,8 +357,8 @@ def run_cycle(
             )
     except CycleInterruptedError as exc:
         log.warning("[%s %s] %s", spec.name, cycle_id, exc)
-        _close_run(ws.tracker, trail, "KILLED", str(exc))
         result = trail.result(status="interrupted", error=str(exc))
+        _close_run(ws.tracker, trail, "KILLED", result, quiet=True)
         ws.history.record(result)
         return result
     except Exception as exc:
@@ -366,8 +366,8 @@ def run_cycle(
         # An AutomlError says what and where in one line; anything else is a bug: traceback.
         report = log.error if isinstance(exc, AutomlError) else log.exception
         report("[%s %s] cycle failed: %s", spec.name, cycle_id, message)
-        _close_run(ws.tracker, trail, "FAILED", message)
         result = trail.result(status="failed", error=message)
+        _close_run(ws.tracker, trail, "FAILED", result, quiet=True)
         ws.history.record(result)
         quarantine_poison(ws, cycle_id=cycle_id)  # a batch that fails every cycle goes
         notify(spec, "failure", {"cycle_id": cycle_id, "error": message})
@@ -380,12 +380,26 @@ def run_cycle(
     return result
 
 
-def _close_run(tracker: MlflowTracker, trail: _Trail, status: str, error: str) -> None:
+def _close_run(
+    tracker: MlflowTracker, trail: _Trail, status: str, result: CycleResult, *, quiet: bool = False
+) -> None:
+    """End the cycle's run, named and described by ``result`` (``quiet``: a failure to reach
+    MLflow is logged, not raised, as the cycle has already failed)."""
     if trail.run_id is None:
         return
     try:
-        record.end_cycle_run(tracker, trail.run_id, status, error=error)
+        record.end_cycle_run(
+            tracker,
+            trail.run_id,
+            status,
+            error=result.error,
+            result=result,
+            decision=trail.decision,
+            version=trail.registered.version if trail.registered else None,
+        )
     except Exception:  # MLflow may be the thing that is down
+        if not quiet:
+            raise
         log.warning(
             "[%s %s] could not mark the MLflow run %s", trail.pipeline, trail.cycle_id, status
         )

@@ -38,7 +38,6 @@ from automl.data import (
     LabelIngestResult,
     LabelStats,
     Schema,
-    ValidationRules,
     ingest_source_labels,
 )
 from automl.drift import (

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from automl.config import PipelineSpec
 from automl.data import BatchLedger, SeenObjects
 from automl.service._history import CycleHistory
-from automl.service._record import CV_SCORE
+from automl.service._record import version_cv_score
 from automl.service._workspace import make_tracker
 from automl.state import get_engine
 from automl.tracking import CHAMPION
@@ -24,7 +24,8 @@ def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
     (labelled share, label lag, rows waiting)."""
     history = CycleHistory(spec.state_url)
     ledger = BatchLedger(spec.state_url)
-    champion = make_tracker(spec).get_alias(spec.model_name, CHAMPION)
+    tracker = make_tracker(spec)
+    champion = tracker.get_alias(spec.model_name, CHAMPION)
     rejected = ledger.records(spec.name, status="rejected")
     reasons = [f"{r.file_name}: {r.reason}" for r in rejected]
     if spec.data.source.kind == "object_store":
@@ -37,7 +38,7 @@ def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
         "pipeline": spec.name,
         "model": spec.model_name,
         "champion_version": champion.version if champion else None,
-        "champion_cv_score": champion.tags.get(CV_SCORE) if champion else None,
+        "champion_cv_score": version_cv_score(tracker, champion, spec.metric) if champion else None,
         "last_cycle": latest.cycle_id if latest else None,
         "last_status": latest.status if latest else None,
         "last_finished_at": latest.finished_at if latest else None,

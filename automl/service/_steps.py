@@ -432,10 +432,12 @@ def champion_evidence(
         else:
             predictions = (ref_out, cur_out)
     signals: list[DriftSignal] = []
-    validation = champion.tags.get(record.CV_SCORE)
     if target in current.columns:  # late labels: only the rows that came with their label
         current = current[current[target].notna()]
-    if drift.performance_tolerance is not None and validation and len(current):
+    validation = None
+    if drift.performance_tolerance is not None and len(current):  # the CV score: one MLflow call
+        validation = record.version_cv_score(ws.tracker, champion, spec.metric)
+    if drift.performance_tolerance is not None and validation is not None:
         metric = spec.metric
         try:
             now_score = score_model(model, current, target=target, metric=metric)
@@ -444,7 +446,7 @@ def champion_evidence(
         else:
             signals.append(
                 performance_drift(
-                    reference_score=float(validation),
+                    reference_score=validation,
                     current_score=now_score,
                     tolerance=drift.performance_tolerance,
                     greater_is_better=GREATER_IS_BETTER[metric],
@@ -526,9 +528,7 @@ def training_window(ws: Workspace, *, since_id: int | None) -> Window:
 
 def find_registered(ws: Workspace, run_id: str, window: Window) -> Registered | None:
     """Idempotence: the version already trained on this exact window, if any."""
-    existing = ws.tracker.find_versions(
-        ws.spec.model_name, tag=record.WINDOW_SHA256, value=window.sha256
-    )
+    existing = record.find_by_window(ws.tracker, ws.spec.model_name, window.sha256)
     if not existing:
         return None
     version = existing[0]
@@ -736,7 +736,8 @@ def register(
         model_uri,
         spec.model_name,
         run_id=run_id,
-        tags=record.lineage_tags(
+        tags=record.record_lineage(
+            tracker,
             pipeline=spec.name,
             cycle_id=cycle_id,
             run_id=run_id,

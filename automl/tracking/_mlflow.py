@@ -17,7 +17,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
@@ -178,6 +178,21 @@ class RunSummary:
     status: str
     start_time_ms: int
     tags: dict[str, str]
+    name: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def _run_summary(run: Any) -> RunSummary:
+    return RunSummary(
+        run_id=str(run.info.run_id),
+        status=str(run.info.status),
+        start_time_ms=int(run.info.start_time or 0),
+        tags=dict(run.data.tags or {}),
+        name=str(run.info.run_name or ""),
+        metrics={k: float(v) for k, v in (run.data.metrics or {}).items()},
+        params=dict(run.data.params or {}),
+    )
 
 
 class MlflowTracker:
@@ -237,22 +252,35 @@ class MlflowTracker:
         *,
         tags: Mapping[str, str] | None = None,
         parent_run_id: str | None = None,
+        start_time_ms: int | None = None,
     ) -> str:
-        """Create a run (nested under ``parent_run_id`` when given) and return its id."""
+        """Create a run (nested under ``parent_run_id`` when given) and return its id.
+
+        ``start_time_ms`` (milliseconds since the epoch) records when the work it holds began,
+        for a run logged after the fact; default now.
+        """
         all_tags = dict(tags or {})
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         try:
-            run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+            run = self.client.create_run(
+                self.experiment_id, start_time=start_time_ms, run_name=name, tags=all_tags
+            )
         except TrackingError:
             raise
         except Exception as exc:
             raise TrackingError(f"MLflow could not create run {name!r}: {exc}") from exc
         return str(run.info.run_id)
 
-    def end_run(self, run_id: str, status: RunStatus = "FINISHED") -> None:
-        """Close a run with a final status."""
-        self.client.set_terminated(run_id, status=status)
+    def end_run(
+        self, run_id: str, status: RunStatus = "FINISHED", *, end_time_ms: int | None = None
+    ) -> None:
+        """Close a run with a final status (at ``end_time_ms`` since the epoch; default now)."""
+        self.client.set_terminated(run_id, status=status, end_time=end_time_ms)
+
+    def rename_run(self, run_id: str, name: str) -> None:
+        """Give a run a new name (what the MLflow UI lists it by)."""
+        self.client.update_run(run_id, name=name)
 
     def find_runs(self, filter_string: str, *, max_results: int = 1000) -> list[str]:
         """Ids of the experiment's runs matching an MLflow search filter."""
@@ -261,15 +289,27 @@ class MlflowTracker:
         )
         return [str(r.info.run_id) for r in runs]
 
-    def run_summary(self, run_id: str) -> RunSummary:
-        """A run's status, start time and tags."""
-        run = self.client.get_run(run_id)
-        return RunSummary(
-            run_id=run_id,
-            status=str(run.info.status),
-            start_time_ms=int(run.info.start_time or 0),
-            tags=dict(run.data.tags or {}),
+    def search_runs(
+        self, filter_string: str, *, order_by: list[str] | None = None, max_results: int = 1000
+    ) -> list[RunSummary]:
+        """The experiment's runs matching an MLflow search filter, as summaries.
+
+        Args:
+            filter_string: MLflow search filter.
+            order_by: MLflow order clauses (e.g. ``["attributes.start_time DESC"]``).
+            max_results: At most this many (MLflow allows up to 50000).
+        """
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=filter_string,
+            order_by=order_by,
+            max_results=max_results,
         )
+        return [_run_summary(r) for r in runs]
+
+    def run_summary(self, run_id: str) -> RunSummary:
+        """A run's status, start time, name, tags, metrics (latest values) and params."""
+        return _run_summary(self.client.get_run(run_id))
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log parameters (values are stringified by MLflow)."""
@@ -305,22 +345,30 @@ class MlflowTracker:
         metrics: Mapping[str, float],
         tags: Mapping[str, str] | None = None,
         status: RunStatus = "FINISHED",
+        start_time_ms: int | None = None,
+        end_time_ms: int | None = None,
     ) -> str:
-        """Create, fill and close a child run in one go (one per tuning trial)."""
+        """Create, fill and close a child run in one go (one per tuning trial).
+
+        ``start_time_ms`` and ``end_time_ms`` (milliseconds since the epoch) are when the work
+        really ran, so a run logged once it is over shows its true span (default: now).
+        """
         import time
 
         from mlflow.entities import Metric, Param
 
-        run_id = self.start_run(name, tags=tags, parent_run_id=parent_run_id)
+        run_id = self.start_run(
+            name, tags=tags, parent_run_id=parent_run_id, start_time_ms=start_time_ms
+        )
         items = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
-        now = int(time.time() * 1000)
+        now = end_time_ms if end_time_ms is not None else int(time.time() * 1000)
         values = [Metric(k, v, now, 0) for k, v in _clean_metrics(metrics).items()]
         if len(items) <= 100 and len(values) <= 1000:  # MLflow's batch limits: one write
             self.client.log_batch(run_id, params=items, metrics=values)
         else:
             self.log_params(run_id, params)
             self.log_metrics(run_id, metrics)
-        self.end_run(run_id, status)
+        self.end_run(run_id, status, end_time_ms=end_time_ms)
         return run_id
 
     def log_artifact(
@@ -539,14 +587,20 @@ class MlflowTracker:
 
     def find_versions(self, model_name: str, *, tag: str, value: str) -> list[ModelVersionInfo]:
         """Versions of ``model_name`` whose tag ``tag`` equals ``value``, newest first."""
+        return self._search_versions(f"name = '{model_name}' and tags.`{tag}` = '{value}'")
+
+    def find_run_versions(self, model_name: str, run_id: str) -> list[ModelVersionInfo]:
+        """Versions of ``model_name`` registered from run ``run_id``, newest first."""
+        return self._search_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+
+    def _search_versions(self, query: str) -> list[ModelVersionInfo]:
         from mlflow.exceptions import MlflowException
 
-        query = f"name = '{model_name}' and tags.`{tag}` = '{value}'"
         try:
             found = self.client.search_model_versions(query)
         except MlflowException as exc:
-            raise TrackingError(f"could not search versions of {model_name!r}: {exc}") from exc
-        versions = (_version_info(model_name, mv) for mv in found)
+            raise TrackingError(f"could not search model versions ({query}): {exc}") from exc
+        versions = (_version_info(str(mv.name), mv) for mv in found)
         return sorted(versions, key=lambda v: int(v.version), reverse=True)
 
     def load_model(self, model: str | ModelVersionInfo) -> Any:

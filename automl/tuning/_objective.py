@@ -227,6 +227,14 @@ def _curve(family: str, estimator: Any, eval_metric: tuple[str, bool]) -> list[f
     return []
 
 
+def _curve_value(family: str, value: float, eval_metric: tuple[str, bool]) -> str:
+    """A point of :func:`_curve` in the library's own units, to say what pruned a trial."""
+    if family == "xgboost":
+        name, greater = eval_metric
+        return f"validation {name} {value if greater else -value:.4f}"
+    return f"validation score {value:.4f}"
+
+
 def baseline_score(setup: CVSetup) -> float:
     """Mean CV score of a trivial model (class priors, or the mean target).
 
@@ -483,11 +491,17 @@ def evaluate(
                     every = CURVE_REPORT_EVERY[family]
                     steps = list(range(every, len(curve) + 1, every))
                     if steps and report_curve(steps, [curve[s - 1] for s in steps]):
-                        raise TrialPrunedError(f"pruned after {steps[-1]} rounds of fold 1")
+                        raise TrialPrunedError(
+                            f"pruned after {steps[-1]} rounds of fold 1: "
+                            f"{_curve_value(family, curve[steps[-1] - 1], eval_metric)}"
+                        )
             elif fold < len(setup.folds) - 1:
                 score = val_scores[-1][setup.metric]
                 if report_curve([fold + 1], [score if greater else -score]):
-                    raise TrialPrunedError(f"pruned after fold {fold + 1}")
+                    raise TrialPrunedError(
+                        f"pruned after fold {fold + 1}: {setup.metric} {score:.4f} on fold "
+                        f"{fold + 1}"
+                    )
     primary = np.array([s[setup.metric] for s in val_scores])
     metrics = {k: float(np.nanmean([s[k] for s in val_scores])) for k in val_scores[0]}
     return Evaluation(

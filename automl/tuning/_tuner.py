@@ -77,6 +77,9 @@ class TrialResult:
         peak_memory_mb: Peak rise of the process's resident memory during the trial.
         is_warm_start: Whether this trial re-evaluated a previous study's best configuration.
         fitted_rounds: Boosting rounds kept by early stopping (XGBoost), else None.
+        started_at: When the trial started (Optuna's ``datetime_start``, local time as Optuna
+            records it), None if unknown.
+        finished_at: When it ended (``datetime_complete``), None if unknown.
     """
 
     number: int
@@ -95,6 +98,8 @@ class TrialResult:
     peak_memory_mb: float = float("nan")
     is_warm_start: bool = False
     fitted_rounds: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -654,7 +659,7 @@ class Search:
             )
         except TrialPrunedError as exc:
             trial.set_user_attr("fit_time_s", time.perf_counter() - t0)
-            trial.set_user_attr("pruned_reason", str(exc))
+            trial.set_user_attr("pruned_reason", f"{exc}; {self.config.pruner} pruner")
             raise optuna.TrialPruned(str(exc)) from None
         trial.set_user_attr("cv_std", ev.cv_std)
         trial.set_user_attr("train_mean", ev.train_mean)
@@ -716,6 +721,8 @@ class Search:
             peak_memory_mb=float(attrs.get("peak_memory_mb", float("nan"))),
             is_warm_start=bool(attrs.get("is_warm_start", False)),
             fitted_rounds=attrs.get("fitted_rounds"),
+            started_at=trial.datetime_start,
+            finished_at=trial.datetime_complete,
         )
 
     @contextlib.contextmanager
