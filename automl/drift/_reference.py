@@ -142,7 +142,7 @@ class ReferenceCache:
         (True, 1, 1)
     """
 
-    def __init__(self, *, max_entries: int = 4, max_bytes: int = 1 << 30) -> None:
+    def __init__(self, *, max_entries: int = 4, max_bytes: int = 256 << 20) -> None:
         if max_entries < 1:
             raise ValueError(f"max_entries must be >= 1; got {max_entries!r}")
         if max_bytes < 0:

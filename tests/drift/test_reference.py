@@ -183,5 +183,5 @@ def test_a_profile_that_lacks_what_the_check_needs_is_a_clear_error() -> None:
     with pytest.raises(DriftCheckError, match="lacks columns"):
         detector.profile(reference, numeric=["nope"], categorical=[])
     text = reference.assign(x=["a"] * len(reference))
-    with pytest.raises(DriftCheckError, match="'x'.*cannot be read as numeric"):
+    with pytest.raises(DriftCheckError, match=r"'x'.*cannot be read as numeric"):
         detector.profile(text, numeric=["x"], categorical=[])
