@@ -62,6 +62,9 @@ class BatchLedger:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine = open_state(url)
+        # The last schema read, by its stored text: ingest reads the schema once per file, and
+        # parsing it again when the text did not change is wasted (a Schema is immutable).
+        self._last_schema: tuple[str, Schema] | None = None
 
     # -- files -------------------------------------------------------------------------
     def get(self, pipeline: str, sha256: str) -> BatchRecord | None:
@@ -85,20 +88,32 @@ class BatchLedger:
         n_rows: int = 0,
     ) -> BatchRecord:
         """Record a file once. Recording the same content twice returns the first record."""
-        insert_once(
-            self._engine,
-            batches_table,
-            {
-                "pipeline": pipeline,
-                "sha256": sha256,
-                "file_name": file_name,
-                "status": status,
-                "reason": reason,
-                "stored_path": str(stored_path) if stored_path else None,
-                "n_rows": n_rows,
-                "received_at": utcnow(),
-            },
-        )
+        stored = str(stored_path) if stored_path else None
+        received_at = utcnow()
+        values: dict[str, object] = {
+            "pipeline": pipeline,
+            "sha256": sha256,
+            "file_name": file_name,
+            "status": status,
+            "reason": reason,
+            "stored_path": stored,
+            "n_rows": n_rows,
+            "received_at": received_at,
+        }
+        key = insert_once(self._engine, batches_table, values)
+        if key is not None:  # inserted now: the record is what was written (no read back)
+            return BatchRecord(
+                id=int(key),
+                pipeline=pipeline,
+                sha256=sha256,
+                file_name=file_name,
+                status=status,
+                reason=reason,
+                stored_path=Path(stored) if stored else None,
+                n_rows=int(n_rows),
+                received_at=received_at,
+                cycle_id=None,
+            )
         record = self.get(pipeline, sha256)
         assert record is not None
         return record
@@ -170,7 +185,14 @@ class BatchLedger:
         t = schemas_table
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(t.c.schema_json).where(t.c.pipeline == pipeline)).first()
-        return Schema.from_json(row[0]) if row else None
+        if row is None:
+            return None
+        last = self._last_schema
+        if last is not None and last[0] == row[0]:
+            return last[1]
+        schema = Schema.from_json(row[0])
+        self._last_schema = (row[0], schema)
+        return schema
 
     def save_schema(self, pipeline: str, schema: Schema) -> Schema:
         """Store the schema if none is stored yet; return the stored one."""
