@@ -446,6 +446,13 @@ def _ledger_records_what_it_reads_back(url: str, tmp_path: Path) -> None:
     assert second.id > first.id and first.stored_path == tmp_path / "one.parquet"
     again = ledger.add(pipeline="p", sha256="a" * 64, file_name="copy.csv", status="accepted")
     assert again == first  # the first record wins, read back
+    # One query for the file and the schema gives what the two queries give.
+    assert ledger.lookup("p", "a" * 64) == (first, None)  # no schema yet
+    schema = Schema((("x", "numeric"), ("c", "categorical")), "y", "classification", (0, 1))
+    ledger.save_schema("p", schema)
+    assert ledger.lookup("p", "a" * 64) == (first, schema) == (first, ledger.get_schema("p"))
+    assert ledger.lookup("p", "c" * 64) == (None, schema)
+    assert ledger.lookup("other", "a" * 64) == (None, None)
     assert (
         state.insert_once(
             ledger._engine,

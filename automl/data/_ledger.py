@@ -76,6 +76,18 @@ class BatchLedger:
             ).first()
         return _record(row) if row else None
 
+    def lookup(self, pipeline: str, sha256: str) -> tuple[BatchRecord | None, Schema | None]:
+        """:meth:`get` and :meth:`get_schema` in one query (ingest asks both for every file)."""
+        t, s = batches_table, schemas_table
+        joined = s.outerjoin(t, sa.and_(t.c.pipeline == s.c.pipeline, t.c.sha256 == sha256))
+        query = sa.select(s.c.schema_json, *t.c).select_from(joined).where(s.c.pipeline == pipeline)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:  # no schema yet (before the first accepted batch)
+            return self.get(pipeline, sha256), None
+        record = _record(row) if row._mapping["id"] is not None else None
+        return record, self._parse_schema(row._mapping["schema_json"])
+
     def add(
         self,
         *,
@@ -185,13 +197,14 @@ class BatchLedger:
         t = schemas_table
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(t.c.schema_json).where(t.c.pipeline == pipeline)).first()
-        if row is None:
-            return None
+        return None if row is None else self._parse_schema(row[0])
+
+    def _parse_schema(self, text: str) -> Schema:
         last = self._last_schema
-        if last is not None and last[0] == row[0]:
+        if last is not None and last[0] == text:
             return last[1]
-        schema = Schema.from_json(row[0])
-        self._last_schema = (row[0], schema)
+        schema = Schema.from_json(text)
+        self._last_schema = (text, schema)
         return schema
 
     def save_schema(self, pipeline: str, schema: Schema) -> Schema:

@@ -521,7 +521,7 @@ def _classes_of(target: pd.Series, labelled: np.ndarray, schema: Schema, source:
         if not len(values) or (int(values.max()) < 2**53 and int(values.min()) > -(2**53)):
             # int64 (not the nullable Int64 below): nothing is missing, and that is the
             # dtype check_batch ends with for such labels.
-            return target.astype("int64")
+            return target.astype("int64", copy=False)  # the frame built below copies
     numeric = pd.to_numeric(target, errors="coerce")
     text = (numeric.isna() & target.notna()).to_numpy() & labelled
     some_numbers = bool((numeric.notna().to_numpy() & labelled).any())
@@ -707,7 +707,7 @@ def check_batch(
         labels = _classes_of(target, labelled, schema, source)
         schema = _check_classes(labels, labelled, schema, rules, source)
     bad, code, message = _bad_values(numbers, rules, source)
-    bad_rows = frame.iloc[0:0].assign(row=pd.Series(dtype="int64"))
+    bad_rows = frame.iloc[0:0].assign(row=np.empty(0, dtype=np.int64))
     if bad.any():
         if rules.bad_values == "reject_file" or bad.all():
             raise DataValidationError(message, reason_code=code)
