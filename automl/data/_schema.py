@@ -521,7 +521,7 @@ def _classes_of(target: pd.Series, labelled: np.ndarray, schema: Schema, source:
         if not len(values) or (int(values.max()) < 2**53 and int(values.min()) > -(2**53)):
             # int64 (not the nullable Int64 below): nothing is missing, and that is the
             # dtype check_batch ends with for such labels.
-            return target.astype("int64", copy=False)  # the frame built below copies
+            return target.astype("int64")
     numeric = pd.to_numeric(target, errors="coerce")
     text = (numeric.isna() & target.notna()).to_numpy() & labelled
     some_numbers = bool((numeric.notna().to_numpy() & labelled).any())
