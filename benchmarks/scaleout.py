@@ -1,6 +1,6 @@
 """Scale-out: trials per minute with 1 and 2 processes on one PostgreSQL study.
 
-    python benchmarks/scaleout.py                    # 24 trials on 40,000 rows: seconds each
+    python benchmarks/scaleout.py                    # 24 trials on 20,000 rows: seconds each
     python benchmarks/scaleout.py --rows 3000        # the short trials (~0.4 s) of before
 
 The same search twice, each in a fresh study of a fresh database: the owner alone
@@ -48,6 +48,9 @@ def _admin(sql: str) -> None:
 
 
 def _worker(url: str, group: str, rows: int) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is noise here
     frame = make_churn_frame(rows, seed=0)
     deadline = time.monotonic() + 60
     while (active := find_active_study(url, group=group)) is None:
@@ -87,7 +90,7 @@ def run(url: str, n_workers: int, trials: int, rows: int) -> tuple[float, int, f
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=24)
-    parser.add_argument("--rows", type=int, default=40_000)
+    parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--json", type=str, default=None, help="Also write the figures here.")
     args = parser.parse_args()
     load_before = os.getloadavg()

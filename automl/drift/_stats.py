@@ -21,7 +21,11 @@ method           statistic (as evidently defines it)                        drif
 Any other evidently method (``anderson``, ``mannw``, ``t_test``, ``hellinger``, ...) is run by
 evidently itself, once, on the cleaned column. The Wasserstein distance is computed from the two
 quantile functions (one sort per side, no merged sort of both samples); the K-S statistic from
-the two sorted samples with one ``searchsorted`` each way; both are exact, not approximations.
+the reference's grid of bins (:class:`KsGrid`: the current side is binned, not sorted) or, for
+small samples and columns with few distinct values, from the two sorted samples with one
+``searchsorted`` each way; both are exact, not approximations, and give the same float. A
+reference prepared once (:meth:`Sample.prepare`, ``automl.drift._reference``) is reused by every
+check against it.
 
 Two choices of the default test per column (:func:`default_method`):
 
