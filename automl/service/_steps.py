@@ -168,6 +168,7 @@ def ingest(ws: Workspace) -> IngestResult:
         patterns=data.file_patterns,
         rules=ValidationRules.from_spec(data),
         settle_s=data.settle_s,
+        labels=ws.label_policy,
     )
 
 
@@ -310,23 +311,31 @@ def check_drift(
     champion: ModelVersionInfo,
     pending: Sequence[BatchRecord],
     current: pd.DataFrame,
+    *,
+    extra_signals: Sequence[DriftSignal] = (),
 ) -> DriftOutcome:
     """Compare the new rows with the champion's training rows, then apply the hysteresis.
 
     Writes ``reports/<pipeline>/<cycle>/drift.json`` (and the HTML report when the spec asks
-    for it) and logs both to the cycle's run.
+    for it) and logs both to the cycle's run. ``extra_signals`` join the check (the late-label
+    pipeline's estimated performance). With late labels the new rows may have no labels: label
+    drift is not checked, and the performance signal scores the labelled rows among them.
     """
     spec = ws.spec
     drift = spec.drift
     reference = champion_reference(ws, champion, pending)
     weights, predictions, signals = champion_evidence(ws, schema, champion, reference, current)
+    signals = [*signals, *extra_signals]
+    columns = CheckedColumns.of_schema(drift, schema)
+    if ws.labels is not None:  # rows come before their labels: no label drift to check
+        columns = replace(columns, target=None)
     report_dir = ws.paths.reports / cycle_id
     report_dir.mkdir(parents=True, exist_ok=True)
     report, html = detect_drift(
         drift,
         reference,
         current,
-        CheckedColumns.of_schema(drift, schema),
+        columns,
         seed=spec.tuning.seed,
         weights=weights,
         predictions=predictions,
@@ -425,17 +434,36 @@ def champion_evidence(
     if needs_weights:
         weights = sensitivity_weights(predict, reference, features, seed=spec.tuning.seed)
     predictions = None
-    if drift.prediction_drift:
-        ref_out, cur_out = predict(reference), predict(current)
+    served = _served_predictions(spec.data.prediction_column, current, schema)
+    # Late labels keep the champion's holdout: its predictions there are out of sample, as
+    # served ones are (on its training rows they are more confident than anywhere else).
+    holdout = ws.paths.reference / f"v{champion.version}.holdout.parquet"
+    predicted = pd.read_parquet(holdout) if ws.labels is not None and holdout.exists() else None
+    if predicted is None:
+        predicted = reference
+    if drift.prediction_drift and served is not None:
+        # What the model actually served, against what the champion predicts on its reference
+        # (classes against classes, scores against the positive-class probability).
+        if served.dtype == object:  # classes
+            reference_classes = model.predict(predicted[features]).astype(str)
+            predictions = (reference_classes, served.to_numpy())
+        elif classify:  # the positive-class score
+            predictions = (predict(predicted)[:, 1], served.to_numpy(dtype=float))
+        else:
+            predictions = (model.predict(predicted[features]), served.to_numpy(dtype=float))
+    elif drift.prediction_drift:
+        ref_out, cur_out = predict(predicted), predict(current)
         if classify and ref_out.shape[1] == 2:  # binary: the positive-class probability
             predictions = (ref_out[:, 1], cur_out[:, 1])
         elif classify:  # multiclass: the predicted class
-            predictions = (model.predict(reference[features]), model.predict(current[features]))
+            predictions = (model.predict(predicted[features]), model.predict(current[features]))
         else:
             predictions = (ref_out, cur_out)
     signals: list[DriftSignal] = []
     validation = champion.tags.get(record.CV_SCORE)
-    if drift.performance_tolerance is not None and validation and target in current.columns:
+    if target in current.columns:  # late labels: only the rows that came with their label
+        current = current[current[target].notna()]
+    if drift.performance_tolerance is not None and validation and len(current):
         metric = spec.metric
         try:
             now_score = score_model(model, current, target=target, metric=metric)
@@ -454,15 +482,48 @@ def champion_evidence(
     return weights, predictions, signals
 
 
+def _served_predictions(
+    column: str | None, current: pd.DataFrame, schema: Schema
+) -> pd.Series[Any] | None:
+    """The predictions served on the new rows (``data.prediction_column``) when every row has
+    one, else None (the champion's own predictions are used).
+
+    A binary classifier's float column is its positive-class score; any other classification
+    column holds classes (compared as text); a regression column holds numbers.
+    """
+    if column is None or column not in current.columns:
+        return None
+    values = current[column]
+    if not len(values) or values.isna().any():
+        return None
+    if schema.task == "classification":
+        is_binary = schema.classes is not None and len(schema.classes) == 2
+        if is_binary and pd.api.types.is_float_dtype(values):
+            return values.astype(float)
+        return values.astype(str).astype(object)
+    numbers = pd.to_numeric(values, errors="coerce")
+    return None if numbers.isna().any() else numbers.astype(float)
+
+
 def save_drift_state(
-    ws: Workspace, drift: DriftOutcome | None, *, is_retuned: bool, promoted: str | None
+    ws: Workspace,
+    drift: DriftOutcome | None,
+    *,
+    is_retuned: bool,
+    promoted: str | None,
+    waiting_since: int | None = None,
 ) -> None:
-    """Store the hysteresis state; a re-tune starts the cool-down, a promotion rebases."""
+    """Store the hysteresis state; a re-tune starts the cool-down, a promotion rebases.
+
+    ``waiting_since`` (late labels): a confirmed drift whose re-tune waits for labels, kept
+    until a re-tune (see :meth:`~automl.drift.Hysteresis.wait_for_labels`).
+    """
     state = drift.decision.state if drift else ws.drift_states.load(ws.name)
+    hysteresis = Hysteresis.from_spec(ws.spec.drift.hysteresis)
     if is_retuned:
-        state = Hysteresis.from_spec(ws.spec.drift.hysteresis).after_retune(
-            state, now=time.time(), promoted_version=promoted
-        )
+        state = hysteresis.after_retune(state, now=time.time(), promoted_version=promoted)
+    elif waiting_since is not None:
+        state = hysteresis.wait_for_labels(state, waiting_since)
     ws.drift_states.save(ws.name, state)
 
 
@@ -482,6 +543,7 @@ def training_window(ws: Workspace, *, since_id: int | None) -> Window:
         min_rows=training.min_rows,
         max_rows=training.max_rows,
         policy=training.window,
+        labels=ws.labels,  # late labels: labelled rows only
     )
     train, holdout = split_holdout(rows, fraction=training.holdout_fraction)
     data_from, data_to = window_time_range(
