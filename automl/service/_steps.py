@@ -323,6 +323,8 @@ def check_drift(
     """
     spec = ws.spec
     drift = spec.drift
+    # Before the read: a file that appears meanwhile is not taken for the rows read without it.
+    reference_key = reference_identity(ws, champion)
     reference = champion_reference(ws, champion, pending)
     weights, predictions, signals = champion_evidence(ws, schema, champion, reference, current)
     signals = [*signals, *extra_signals]
@@ -342,7 +344,7 @@ def check_drift(
         signals=signals,
         html_path=report_dir / "drift.html",
         html_report=drift.html_report,
-        reference_key=reference_identity(ws, champion),
+        reference_key=reference_key,
     )
     # The check is evidence; the pipeline's state decides whether to re-tune.
     hysteresis = Hysteresis.from_spec(drift.hysteresis)
