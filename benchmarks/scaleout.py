@@ -1,6 +1,6 @@
 """Scale-out: trials per minute with 1 and 2 processes on one PostgreSQL study.
 
-    python benchmarks/scaleout.py                    # 24 trials on 20,000 rows: seconds each
+    python benchmarks/scaleout.py                    # 24 trials on 60,000 rows: seconds each
     python benchmarks/scaleout.py --rows 3000        # the short trials (~0.4 s) of before
 
 The same search twice, each in a fresh study of a fresh database: the owner alone
@@ -90,7 +90,7 @@ def run(url: str, n_workers: int, trials: int, rows: int) -> tuple[float, int, f
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=24)
-    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--rows", type=int, default=60_000)
     parser.add_argument("--json", type=str, default=None, help="Also write the figures here.")
     args = parser.parse_args()
     load_before = os.getloadavg()
