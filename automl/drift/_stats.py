@@ -312,8 +312,9 @@ class KsGrid:
     """A reference sample's counts on a fixed grid of bins, for the K-S statistic without
     sorting the other sample.
 
-    The bins are ``floor((x - lo) * scale)`` clipped to ``[-1, bins]`` over the reference's
-    0.1%-99.9% range: a monotone map, so every bin is an interval and the two empirical CDFs at
+    The bins are ``(x - lo) * scale`` clipped to ``[-1, bins]`` and truncated, over the
+    reference's 0.1%-99.9% range: a monotone map (whatever the rounding, the same for both
+    samples), so every bin is an interval and the two empirical CDFs at
     each bin's end come from two ``bincount`` calls. Inside a bin holding values of both samples
     the gap between the CDFs moves by at most that bin's counts, which bounds it; only the bins
     whose bound reaches the largest gap at the bins' ends are resolved point by point (their
