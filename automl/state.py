@@ -435,14 +435,21 @@ MIGRATIONS: tuple[Migration, ...] = (_to_v1, _to_v2, _to_v3, _to_v4, _to_v5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def insert_once(engine: sa.Engine, table: sa.Table, values: dict[str, Any]) -> None:
+def insert_once(engine: sa.Engine, table: sa.Table, values: dict[str, Any]) -> Any:
     """Insert a row unless its unique key is taken: the first record wins (also when a
-    concurrent writer got there first), so recording the same thing twice is harmless."""
+    concurrent writer got there first), so recording the same thing twice is harmless.
+
+    Returns:
+        The new row's primary key (its first column) when this call inserted it, else None
+        (the row was there before): a caller that needs the row then reads it back.
+    """
     try:
         with engine.begin() as conn:
-            conn.execute(table.insert().values(values))
+            result = conn.execute(table.insert().values(values))
     except sa.exc.IntegrityError:
-        pass  # recorded before or concurrently: keep the first record
+        return None  # recorded before or concurrently: keep the first record
+    key = result.inserted_primary_key
+    return key[0] if key else None
 
 
 def save_pipeline_row(

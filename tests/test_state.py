@@ -486,3 +486,59 @@ def test_processes_opening_a_new_postgresql_database_at_once_all_succeed(
         with engine.connect() as conn:
             rows = conn.execute(sa.select(state.schema_version_table)).all()
         assert [tuple(r) for r in rows] == [(1, SCHEMA_VERSION)]
+
+
+def _ledger_records_what_it_reads_back(url: str, tmp_path: Path) -> None:
+    ledger = BatchLedger(url)
+    first = ledger.add(
+        pipeline="p",
+        sha256="a" * 64,
+        file_name="one.csv",
+        status="accepted",
+        stored_path=tmp_path / "one.parquet",
+        n_rows=7,
+    )
+    second = ledger.add(
+        pipeline="p",
+        sha256="b" * 64,
+        file_name="two.csv",
+        status="rejected",
+        reason="empty: no rows",
+    )
+    # The record returned without reading back is the one the database holds.
+    assert first == ledger.get("p", "a" * 64) and second == ledger.get("p", "b" * 64)
+    assert second.id > first.id and first.stored_path == tmp_path / "one.parquet"
+    again = ledger.add(pipeline="p", sha256="a" * 64, file_name="copy.csv", status="accepted")
+    assert again == first  # the first record wins, read back
+    # One query for the file and the schema gives what the two queries give.
+    assert ledger.lookup("p", "a" * 64) == (first, None)  # no schema yet
+    schema = Schema((("x", "numeric"), ("c", "categorical")), "y", "classification", (0, 1))
+    ledger.save_schema("p", schema)
+    assert ledger.lookup("p", "a" * 64) == (first, schema) == (first, ledger.get_schema("p"))
+    assert ledger.lookup("p", "c" * 64) == (None, schema)
+    assert ledger.lookup("other", "a" * 64) == (None, None)
+    assert (
+        state.insert_once(
+            ledger._engine,
+            state.batches_table,
+            {
+                "pipeline": "p",
+                "sha256": "a" * 64,
+                "file_name": "x",
+                "status": "accepted",
+                "n_rows": 0,
+                "received_at": "now",
+            },
+        )
+        is None
+    )
+
+
+def test_insert_once_returns_the_new_key_and_the_ledger_uses_it(tmp_path: Path) -> None:
+    _ledger_records_what_it_reads_back(f"sqlite:///{tmp_path / 'state.db'}", tmp_path)
+
+
+@pytest.mark.postgres
+def test_insert_once_returns_the_new_key_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    with fresh_postgres_database("automl_state_insert") as url:
+        _ledger_records_what_it_reads_back(url, tmp_path)

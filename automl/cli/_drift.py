@@ -42,28 +42,36 @@ def check_files(options: DriftOptions) -> dict[str, Any]:
         DataValidationError: A file is missing, unreadable or of an unsupported type.
         DriftCheckError: The check cannot be computed (e.g. no common column).
     """
-    from automl.data import read_table
+    from automl.data import read_table, table_columns
     from automl.drift import infer_column_kinds
     from automl.service import CheckedColumns, detect_drift
 
     spec = load_spec(options.pipeline) if options.pipeline else None
     drift = spec.drift if spec else DriftSpec()
     target = options.target or (spec.data.target if spec else None)
-    reference = _read(options.reference, read_table)
-    current = _read(options.current, read_table)
+    ref_names = _columns(options.reference, table_columns)
+    cur_names = _columns(options.current, table_columns)
     notes = []
     if target is None:
         notes.append(
             "no --pipeline or --target: every column is treated as a feature (a label column "
             "is checked as if it were one)"
         )
-    elif target not in reference.columns:
+    elif target not in ref_names:
         from automl.errors import DataValidationError
 
         raise DataValidationError(
-            f"{options.reference}: target column {target!r} not found; columns: "
-            f"{list(reference.columns)}"
+            f"{options.reference}: target column {target!r} not found; columns: {ref_names}"
         )
+    ref_columns = cur_columns = None
+    if drift.columns:
+        # Memory holds only what is checked: the named columns and the label, plus the current
+        # file's columns the reference lacks (reported as schema changes).
+        wanted = {*drift.columns, *([target] if target else [])}
+        ref_columns = [c for c in ref_names if c in wanted]
+        cur_columns = [c for c in cur_names if c in wanted or c not in ref_names]
+    reference = read_table(options.reference, columns=ref_columns)
+    current = read_table(options.current, columns=cur_columns)
     numeric, categorical = infer_column_kinds(reference, exclude=[target] if target else [])
     columns = CheckedColumns.select(
         drift,
@@ -89,12 +97,12 @@ def check_files(options: DriftOptions) -> dict[str, Any]:
     return payload
 
 
-def _read(path: Path, read_table: Any) -> Any:
+def _columns(path: Path, table_columns: Any) -> list[str]:
     if not path.is_file():
         from automl.errors import DataValidationError
 
         raise DataValidationError(f"{path}: file not found (expected a CSV or Parquet file)")
-    return read_table(path)
+    return list(table_columns(path))
 
 
 def _number(value: float | None) -> str:

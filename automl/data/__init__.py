@@ -11,7 +11,14 @@ from automl.data._ingest import (
     landed_files,
     load_batches,
 )
-from automl.data._io import file_sha256, frame_sha256, parse_table, read_table, write_table
+from automl.data._io import (
+    file_sha256,
+    frame_sha256,
+    parse_table,
+    read_table,
+    table_columns,
+    write_table,
+)
 from automl.data._label_files import LabelIngestResult, ingest_labels
 from automl.data._labels import (
     LabelCounts,
@@ -80,6 +87,7 @@ __all__ = [
     "read_table",
     "select_window",
     "split_holdout",
+    "table_columns",
     "validate_batch",
     "window_time_range",
     "write_table",

@@ -322,9 +322,11 @@ class _Ingester:
             log.info("%s: recorded as rejected before a restart; quarantining", file.name)
             _quarantine(file, self.paths.quarantine, sha, code, reason)
 
-    def check(self, frame: pd.DataFrame, data: bytes, name: str) -> CheckedBatch:
-        """Validate a parsed file; store its schema (first batch, learned classes)."""
-        stored = self.ledger.get_schema(self.pipeline)
+    def check(
+        self, frame: pd.DataFrame, data: bytes, name: str, *, stored: Schema | None
+    ) -> CheckedBatch:
+        """Validate a parsed file against the ``stored`` schema (as read with the file's ledger
+        lookup); store its schema (first batch, learned classes)."""
         schema = stored
         id_column = self.labels.id_column if self.labels else None
         kept = self.labels.kept_columns if self.labels else ()
@@ -428,13 +430,13 @@ class _Ingester:
             log.info("%s: changed while being read; left for the next pass", file.name)
             return "waiting"
         sha = hashlib.sha256(data).hexdigest()
-        known = self.ledger.get(self.pipeline, sha)
+        known, stored = self.ledger.lookup(self.pipeline, sha)
         if known is not None:
             self.known(file, sha, known)
             return "duplicate"
         try:
             frame = parse_table(data, name=file.name)
-            checked = self.check(frame, data, file.name)
+            checked = self.check(frame, data, file.name, stored=stored)
             if _look(file) != look:
                 log.info("%s: changed while being checked; left for the next pass", file.name)
                 return "waiting"

@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -25,11 +26,16 @@ def _check_suffix(file: Path) -> str:
     return suffix
 
 
-def _parse(source: str | Path | io.BytesIO, suffix: str, name: object) -> pd.DataFrame:
+def _parse(
+    source: str | Path | io.BytesIO,
+    suffix: str,
+    name: object,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
     try:
         if suffix == ".csv":
-            return pd.read_csv(source)
-        return pd.read_parquet(source)
+            return pd.read_csv(source, usecols=None if columns is None else list(columns))
+        return pd.read_parquet(source, columns=None if columns is None else list(columns))
     except FileNotFoundError:
         raise
     except Exception as exc:  # pandas/pyarrow raise many types for corrupt input
@@ -41,21 +47,60 @@ def _parse(source: str | Path | io.BytesIO, suffix: str, name: object) -> pd.Dat
         ) from exc
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Read a CSV or Parquet file into a DataFrame.
 
     Args:
         path: File ending in ``.csv``, ``.parquet`` or ``.pq``.
+        columns: Read only these columns (in the file's order); None reads all. Parquet
+            reads nothing else from disk; a CSV is still parsed line by line but only these
+            columns are kept, so memory holds only them.
 
     Returns:
         The file's rows.
 
     Raises:
         DataValidationError: The suffix is not supported or the file cannot be parsed
-            (``reason_code='unreadable'``).
+            (``reason_code='unreadable'``), e.g. a named column is absent.
     """
     file = Path(path)
-    return _parse(file, _check_suffix(file), file)
+    return _parse(file, _check_suffix(file), file, columns)
+
+
+def table_columns(path: str | Path) -> list[str]:
+    """The column names of a CSV or Parquet file, read from its header or schema only.
+
+    Raises:
+        DataValidationError: As :func:`read_table`.
+    """
+    file = Path(path)
+    suffix = _check_suffix(file)
+    if suffix == ".csv":
+        try:
+            header = pd.read_csv(file, nrows=0)
+        except pd.errors.EmptyDataError as exc:
+            raise DataValidationError(f"{file}: file is empty", reason_code="empty") from exc
+        except Exception as exc:
+            raise DataValidationError(
+                f"{file}: cannot be parsed as csv: {type(exc).__name__}: {exc}",
+                reason_code="unreadable",
+            ) from exc
+        return [str(c) for c in header.columns]
+    try:
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(file)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise DataValidationError(
+            f"{file}: cannot be parsed as parquet: {type(exc).__name__}: {exc}",
+            reason_code="unreadable",
+        ) from exc
+    index: set[str] = set()
+    metadata = schema.pandas_metadata or {}
+    for entry in metadata.get("index_columns", []):
+        if isinstance(entry, str):  # a stored index (a RangeIndex is a dict, not a column)
+            index.add(entry)
+    return [name for name in schema.names if name not in index]
 
 
 def parse_table(data: bytes, *, name: str | Path) -> pd.DataFrame:
@@ -90,8 +135,15 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     tmp = file.with_name(f".{file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     if file.suffix.lower() == ".csv":
         frame.to_csv(tmp, index=False)
+    elif frame.attrs or not all(isinstance(c, str) for c in frame.columns):
+        frame.to_parquet(tmp, index=False)  # pandas checks the names and stores the attrs
     else:
-        frame.to_parquet(tmp, index=False)
+        # What to_parquet writes (the same bytes), without its per-call overhead: it matters
+        # for the many small batches of an ingest.
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp, compression="snappy")
     tmp.replace(file)
     return file
 

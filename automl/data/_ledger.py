@@ -62,6 +62,9 @@ class BatchLedger:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine = open_state(url)
+        # The last schema read, by its stored text: ingest reads the schema once per file, and
+        # parsing it again when the text did not change is wasted (a Schema is immutable).
+        self._last_schema: tuple[str, Schema] | None = None
 
     # -- files -------------------------------------------------------------------------
     def get(self, pipeline: str, sha256: str) -> BatchRecord | None:
@@ -72,6 +75,18 @@ class BatchLedger:
                 sa.select(t).where(t.c.pipeline == pipeline, t.c.sha256 == sha256)
             ).first()
         return _record(row) if row else None
+
+    def lookup(self, pipeline: str, sha256: str) -> tuple[BatchRecord | None, Schema | None]:
+        """:meth:`get` and :meth:`get_schema` in one query (ingest asks both for every file)."""
+        t, s = batches_table, schemas_table
+        joined = s.outerjoin(t, sa.and_(t.c.pipeline == s.c.pipeline, t.c.sha256 == sha256))
+        query = sa.select(s.c.schema_json, *t.c).select_from(joined).where(s.c.pipeline == pipeline)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:  # no schema yet (before the first accepted batch)
+            return self.get(pipeline, sha256), None
+        record = _record(row) if row._mapping["id"] is not None else None
+        return record, self._parse_schema(row._mapping["schema_json"])
 
     def add(
         self,
@@ -85,20 +100,32 @@ class BatchLedger:
         n_rows: int = 0,
     ) -> BatchRecord:
         """Record a file once. Recording the same content twice returns the first record."""
-        insert_once(
-            self._engine,
-            batches_table,
-            {
-                "pipeline": pipeline,
-                "sha256": sha256,
-                "file_name": file_name,
-                "status": status,
-                "reason": reason,
-                "stored_path": str(stored_path) if stored_path else None,
-                "n_rows": n_rows,
-                "received_at": utcnow(),
-            },
-        )
+        stored = str(stored_path) if stored_path else None
+        received_at = utcnow()
+        values: dict[str, object] = {
+            "pipeline": pipeline,
+            "sha256": sha256,
+            "file_name": file_name,
+            "status": status,
+            "reason": reason,
+            "stored_path": stored,
+            "n_rows": n_rows,
+            "received_at": received_at,
+        }
+        key = insert_once(self._engine, batches_table, values)
+        if key is not None:  # inserted now: the record is what was written (no read back)
+            return BatchRecord(
+                id=int(key),
+                pipeline=pipeline,
+                sha256=sha256,
+                file_name=file_name,
+                status=status,
+                reason=reason,
+                stored_path=Path(stored) if stored else None,
+                n_rows=int(n_rows),
+                received_at=received_at,
+                cycle_id=None,
+            )
         record = self.get(pipeline, sha256)
         assert record is not None
         return record
@@ -170,7 +197,15 @@ class BatchLedger:
         t = schemas_table
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(t.c.schema_json).where(t.c.pipeline == pipeline)).first()
-        return Schema.from_json(row[0]) if row else None
+        return None if row is None else self._parse_schema(row[0])
+
+    def _parse_schema(self, text: str) -> Schema:
+        last = self._last_schema
+        if last is not None and last[0] == text:
+            return last[1]
+        schema = Schema.from_json(text)
+        self._last_schema = (text, schema)
+        return schema
 
     def save_schema(self, pipeline: str, schema: Schema) -> Schema:
         """Store the schema if none is stored yet; return the stored one."""

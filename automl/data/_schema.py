@@ -270,6 +270,15 @@ def coerce_features(frame: pd.DataFrame, schema: Schema, *, source: str) -> pd.D
     Raises:
         DataValidationError: A feature column is missing or a numeric column holds text.
     """
+    # One frame built at once (column by column costs more than the coercion), from arrays in
+    # the frame's row order, so nothing is aligned on the index.
+    return pd.DataFrame(_feature_arrays(frame, schema, source), index=frame.index, copy=True)
+
+
+def _feature_arrays(
+    frame: pd.DataFrame, schema: Schema, source: str
+) -> dict[str, np.ndarray[Any, Any]]:
+    """:func:`coerce_features`'s columns as arrays (the checks read them without a frame)."""
     missing = [c for c in schema.feature_names if c not in frame.columns]
     if missing:
         raise DataValidationError(
@@ -301,9 +310,7 @@ def coerce_features(frame: pd.DataFrame, schema: Schema, *, source: str) -> pd.D
             columns[name] = col.to_numpy()  # text already (as read from CSV), missing stays
         else:
             columns[name] = col.astype(object).where(col.isna(), col.astype(str)).to_numpy()
-    # One frame built at once (column by column costs more than the coercion), from arrays in
-    # the frame's row order, so nothing is aligned on the index.
-    return pd.DataFrame(columns, index=frame.index, copy=True)
+    return columns
 
 
 def _numeric_as_received(col: pd.Series, raw: RawType | None) -> pd.Series:
@@ -407,16 +414,22 @@ def _as_written(raw: Callable[[], pd.DataFrame] | None, column: str) -> str:
 
 
 def _check_empty_columns(
-    frame: pd.DataFrame,
+    columns: dict[str, np.ndarray[Any, Any]],
+    n: int,
     schema: Schema,
     rules: ValidationRules,
     source: str,
     raw: Callable[[], pd.DataFrame] | None,
 ) -> None:
-    n = len(frame)
     for name in schema.feature_names:
         # On the column's array: a Series per test would cost more than the test.
-        if name in rules.allow_empty_columns or pd.notna(frame[name].to_numpy()).any():
+        values = columns[name]
+        if name in rules.allow_empty_columns:
+            continue
+        if values.dtype == np.float64:
+            if not np.isnan(values).all():
+                continue
+        elif pd.notna(values).any():
             continue
         raise DataValidationError(
             f"{source}: column {name!r} has no value in any of its {n} row(s) (data rows "
@@ -429,27 +442,39 @@ def _check_empty_columns(
 
 
 def _bad_values(
-    columns: dict[str, pd.Series], rules: ValidationRules, source: str
+    columns: dict[str, pd.Series | np.ndarray[Any, Any]], rules: ValidationRules, source: str
 ) -> tuple[np.ndarray, str, str]:
-    """Rows holding inf/-inf or values beyond ``max_abs_value``: (mask, reason_code, message)."""
+    """Rows holding inf/-inf or values beyond ``max_abs_value``: (mask, reason_code, message).
+
+    ``columns`` holds Series or float64 arrays (the coerced features, read without a frame).
+    """
     n = len(next(iter(columns.values()))) if columns else 0
     any_bad = np.zeros(n, dtype=bool)
     parts: list[str] = []
     code = "out_of_range"
-    for name, values in columns.items():
-        data = values.to_numpy(dtype="float64", na_value=np.nan)
+    for name, column in columns.items():
+        values = column if isinstance(column, pd.Series) else None  # a Series only to quote
+        if isinstance(column, np.ndarray) and column.dtype == np.float64:
+            data = column
+        else:
+            values = pd.Series(column) if values is None else values
+            data = values.to_numpy(dtype="float64", na_value=np.nan)
         infinite = np.isinf(data)
         huge = np.zeros(n, dtype=bool)
         if rules.max_abs_value is not None:
             with np.errstate(invalid="ignore"):
                 huge = np.isfinite(data) & (np.abs(data) > rules.max_abs_value)
+        if (infinite.any() or huge.any()) and values is None:
+            values = pd.Series(column)
         if infinite.any():
+            assert values is not None
             code = "non_finite"
             parts.append(
                 f"column {name!r}: {int(infinite.sum())} non-finite value(s) "
                 f"{_examples(values, infinite)} at {_rows(infinite)}"
             )
         if huge.any():
+            assert values is not None
             parts.append(
                 f"column {name!r}: {int(huge.sum())} value(s) beyond "
                 f"+-{rules.max_abs_value:g} (data.max_abs_value) {_examples(values, huge)} "
@@ -486,11 +511,19 @@ def _classes_of(target: pd.Series, labelled: np.ndarray, schema: Schema, source:
     """Class labels as whole numbers (int64) or text, consistently with ``schema.classes``."""
     name = schema.target
     known = schema.classes
-    numeric = pd.to_numeric(target, errors="coerce")
-    text = (numeric.isna() & target.notna()).to_numpy() & labelled
     known_text = known is not None and any(isinstance(c, str) for c in known)
     if known_text:
         return target.astype(object).where(target.isna(), target.astype(str))
+    if isinstance(target.dtype, np.dtype) and target.dtype.kind in "iu":
+        # Whole numbers already, none missing: the values the general path below returns for
+        # them (which also rejects magnitudes from 2**53 on, where floats skip whole numbers).
+        values = target.to_numpy()
+        if not len(values) or (int(values.max()) < 2**53 and int(values.min()) > -(2**53)):
+            # int64 (not the nullable Int64 below): nothing is missing, and that is the
+            # dtype check_batch ends with for such labels.
+            return target.astype("int64")
+    numeric = pd.to_numeric(target, errors="coerce")
+    text = (numeric.isna() & target.notna()).to_numpy() & labelled
     some_numbers = bool((numeric.notna().to_numpy() & labelled).any())
     if text.any() and (known is not None or some_numbers):
         expected = (
@@ -529,7 +562,7 @@ def _check_classes(
     source: str,
 ) -> Schema:
     # Distinct labels first (vectorized), then plain Python values for the few of them.
-    distinct = labels[labelled].unique()
+    distinct = (labels if labelled.all() else labels[labelled]).unique()
     seen = sorted({v.item() if isinstance(v, np.generic) else v for v in distinct})
     known = list(schema.classes or ())
     unseen = [c for c in seen if c not in known]
@@ -645,10 +678,12 @@ def check_batch(
     kept = list(kept_columns) if late else []
     if frame.empty:
         raise DataValidationError(f"{source}: batch has no rows", reason_code="empty")
-    frame = frame.reset_index(drop=True)
+    index = frame.index
+    if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
+        frame = frame.reset_index(drop=True)  # as read from a file it already is
     _check_columns(frame, schema, source, id_column, kept)
-    out = coerce_features(frame, schema, source=source)
-    _check_empty_columns(out, schema, rules, source, raw)
+    arrays = _feature_arrays(frame, schema, source)
+    _check_empty_columns(arrays, len(frame), schema, rules, source, raw)
     ids = None
     if id_column is not None:
         ids = normalize_ids(frame[id_column])
@@ -657,34 +692,43 @@ def check_batch(
         target = frame[schema.target]
     else:
         target = pd.Series([None] * len(frame), dtype=object)
-    labelled = target.notna().to_numpy()
+    labelled = ~pd.isna(target.to_numpy())
     if not labelled.any() and not late:
         raise DataValidationError(
             f"{source}: target column {schema.target!r} has no values in any of its "
             f"{len(frame)} row(s); rows without a label cannot be learned from",
             reason_code="no_target",
         )
+    numbers: dict[str, pd.Series | np.ndarray[Any, Any]] = {c: arrays[c] for c in schema.numeric}
     if schema.task == "regression":
         labels = _check_regression_target(target, labelled, schema, source)
-        numbers = {**{c: out[c] for c in schema.numeric}, schema.target: labels}
+        numbers[schema.target] = labels
     else:
         labels = _classes_of(target, labelled, schema, source)
         schema = _check_classes(labels, labelled, schema, rules, source)
-        numbers = {c: out[c] for c in schema.numeric}
     bad, code, message = _bad_values(numbers, rules, source)
-    bad_rows = frame.iloc[0:0].assign(row=pd.Series(dtype="int64"))
+    bad_rows = frame.iloc[0:0].assign(row=np.empty(0, dtype=np.int64))
     if bad.any():
         if rules.bad_values == "reject_file" or bad.all():
             raise DataValidationError(message, reason_code=code)
         bad_rows = frame.loc[bad].assign(row=np.flatnonzero(bad))
     keep = ~bad if late else labelled & ~bad
-    out[schema.target] = labels
+    if keep.all() and labels.dtype == "Int64" and not labels.isna().any():
+        labels = labels.astype("int64")  # what the end of this function makes of it
+    # One frame built at once: features, then the target (setting a column costs more).
+    target_values = (
+        labels.array
+        if isinstance(labels.dtype, pd.api.extensions.ExtensionDtype)
+        else labels.to_numpy()
+    )
+    out = pd.DataFrame({**arrays, schema.target: target_values}, index=frame.index, copy=True)
     if ids is not None and id_column is not None:
         out[id_column] = ids
         for name in kept:
             if name in frame.columns:
                 out[name] = frame[name]
-    out = out.loc[keep].reset_index(drop=True)
+    if not keep.all():
+        out = out.loc[keep].reset_index(drop=True)
     target_out = out[schema.target]
     if target_out.dtype == "Int64" and not target_out.isna().any():
         out[schema.target] = target_out.astype("int64")

@@ -19,6 +19,7 @@ from automl.drift._evidently import (
 from automl.drift._hysteresis import DriftState, Hysteresis, HysteresisDecision
 from automl.drift._importance import sensitivity_weights
 from automl.drift._policy import adjust_pvalues, performance_drift
+from automl.drift._reference import REFERENCE_CACHE, ReferenceCache, ReferenceProfile
 from automl.drift._report import ColumnDrift, DriftLevel, DriftReport, DriftSignal, SchemaChange
 from automl.drift._state_store import DriftStateStore
 from automl.vocab import CORRECTIONS, POLICIES, TEST_CHOICES, Correction, Policy, TestChoice
@@ -27,6 +28,7 @@ __all__ = [
     "CORRECTIONS",
     "ESTIMATED_METRICS",
     "POLICIES",
+    "REFERENCE_CACHE",
     "TEST_CHOICES",
     "ColumnDrift",
     "ColumnTest",
@@ -42,6 +44,8 @@ __all__ = [
     "HysteresisDecision",
     "PerformanceEstimate",
     "Policy",
+    "ReferenceCache",
+    "ReferenceProfile",
     "SchemaChange",
     "TestChoice",
     "adjust_pvalues",

@@ -12,7 +12,7 @@ The HTML report is rendered separately (:func:`render_drift_html`), only when so
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +23,11 @@ import pandas as pd
 
 from automl.config import ColumnDriftSpec, DriftSpec, argument_errors, build_section
 from automl.drift._policy import adjust_pvalues, normalize_weights
+from automl.drift._reference import REFERENCE_CACHE, ReferenceCache, ReferenceProfile, infer_kind
 from automl.drift._report import ColumnDrift, DriftLevel, DriftReport, DriftSignal, SchemaChange
 from automl.drift._stats import (
     AUTOML_METHODS,
+    FAST_METHODS,
     Sample,
     StatOutcome,
     check_method,
@@ -77,8 +79,8 @@ class _Measured:
     all_missing: str | None  # None, "both" or "one"
 
 
-def _kind_label(ref: Sample, cur: Sample, series: pd.Series) -> str:
-    if pd.api.types.is_bool_dtype(series):
+def _kind_label(ref: Sample, cur: Sample, is_bool: bool) -> str:
+    if is_bool:
         return "boolean"
     if union_distinct(ref, cur, cap=2) == 2:
         return "binary"
@@ -250,13 +252,14 @@ class EvidentlyDriftDetector:
         self,
         column: str,
         kind: ColumnKind,
-        reference: pd.Series,
+        ref: Sample,
         current: pd.Series,
         *,
+        ref_is_bool: bool,
         override_key: str | None = None,
     ) -> _Measured:
-        ref, cur = Sample(reference, kind), Sample(current, kind)
-        label = _kind_label(ref, cur, reference)
+        cur = Sample(current, kind)
+        label = _kind_label(ref, cur, ref_is_bool)
         missing_p = two_proportion_pvalue(
             ref.n_total - ref.n, ref.n_total, cur.n_total - cur.n, cur.n_total
         )
@@ -295,10 +298,62 @@ class EvidentlyDriftDetector:
             all_missing=all_missing,
         )
 
+    # -- the reference, prepared once -------------------------------------------------------
+    @property
+    def needs_order(self) -> bool:
+        """Whether this detector reads a reference column's original order (calibration
+        resamples, or a method evidently computes itself), so profiles must keep it."""
+        methods = [self.spec.method, *(c.method for c in self.per_column.values())]
+        delegated = any(
+            m is not None and m not in FAST_METHODS and m not in AUTOML_METHODS for m in methods
+        )
+        return delegated or self.spec.calibration_resamples > 0
+
+    def profile(
+        self,
+        reference: pd.DataFrame,
+        *,
+        numeric: Sequence[str],
+        categorical: Sequence[str],
+        target: str | None = None,
+        target_kind: ColumnKind | None = None,
+    ) -> ReferenceProfile:
+        """Prepare ``reference`` once for repeated :meth:`detect` calls with these columns.
+
+        Args:
+            reference: The reference rows.
+            numeric: Numeric columns the checks will name.
+            categorical: Categorical columns the checks will name.
+            target: Label column of the target-drift signal, if the checks pass one.
+            target_kind: The label's kind; None infers it.
+
+        Returns:
+            A profile :meth:`detect` takes in place of the frame, with the same results.
+
+        Raises:
+            DriftCheckError: A column is absent from ``reference`` or not numeric as named.
+        """
+        absent = [c for c in [*numeric, *categorical] if c not in reference.columns]
+        if absent:
+            raise DriftCheckError(
+                f"reference data lacks columns {absent}; it has {list(reference.columns)}"
+            )
+        try:
+            return ReferenceProfile(
+                reference,
+                numeric=numeric,
+                categorical=categorical,
+                target=target,
+                target_kind=target_kind,
+                keep_order=self.needs_order,
+            )
+        except ValueError as exc:
+            raise DriftCheckError(f"cannot prepare the reference: {exc}") from exc
+
     # -- the check ----------------------------------------------------------------------
     def detect(
         self,
-        reference: pd.DataFrame,
+        reference: pd.DataFrame | ReferenceProfile,
         current: pd.DataFrame,
         *,
         numeric: Sequence[str],
@@ -311,11 +366,14 @@ class EvidentlyDriftDetector:
         ]
         | None = None,
         signals: Sequence[DriftSignal] = (),
+        reference_key: Hashable | None = None,
+        cache: ReferenceCache | None = None,
     ) -> DriftReport:
         """Compare ``current`` with ``reference`` column by column and decide.
 
         Args:
-            reference: The data the serving model was trained on.
+            reference: The data the serving model was trained on, or its profile
+                (:meth:`profile`, prepared once for many checks).
             current: The new rows.
             numeric: Numeric columns to check.
             categorical: Categorical columns to check.
@@ -327,17 +385,27 @@ class EvidentlyDriftDetector:
             predictions: ``(on reference, on current)``: the champion's predictions (class
                 probabilities or values); their drift is a signal.
             signals: Further signals decided elsewhere (e.g. :func:`performance_drift`).
+            reference_key: When given, the reference frame is prepared once and kept in
+                ``cache`` under this key (with the columns, target and whether the order is
+                kept); later checks with the same key reuse it, so the caller must change the
+                key whenever the reference's rows change (e.g. champion version and file).
+            cache: Where profiles are kept (default: the process-wide ``REFERENCE_CACHE``).
 
         Returns:
-            The decision, its signals and per-column evidence.
+            The decision, its signals and per-column evidence (the same with or without a
+            profile or key).
 
         Raises:
             DriftCheckError: A frame is empty, no column is given, the reference lacks a
-                column, an override names an unchecked column, or a test fails or is unknown.
+                column, an override names an unchecked column, a profile lacks what the check
+                needs, or a test fails or is unknown.
         """
-        if reference.empty or current.empty:
+        n_reference = (
+            reference.n_rows if isinstance(reference, ReferenceProfile) else len(reference)
+        )
+        if n_reference == 0 or current.empty:
             raise DriftCheckError(
-                f"cannot check drift on an empty frame (reference rows: {len(reference)}, "
+                f"cannot check drift on an empty frame (reference rows: {n_reference}, "
                 f"current rows: {len(current)})"
             )
         columns: list[tuple[str, ColumnKind]] = [(c, "numeric") for c in numeric] + [
@@ -345,10 +413,11 @@ class EvidentlyDriftDetector:
         ]
         if not columns:
             raise DriftCheckError("no columns to check for drift")
-        absent = [c for c, _ in columns if c not in reference.columns]
+        reference_columns = list(reference.columns)
+        absent = [c for c, _ in columns if c not in reference_columns]
         if absent:
             raise DriftCheckError(
-                f"reference data lacks columns {absent}; it has {list(reference.columns)}"
+                f"reference data lacks columns {absent}; it has {reference_columns}"
             )
         names = [c for c, _ in columns]
         stray = sorted(set(self.per_column) - set(names) - {target})
@@ -357,11 +426,25 @@ class EvidentlyDriftDetector:
                 f"per-column drift settings name columns that are not checked: {stray}; "
                 f"checked: {names}"
             )
-        changes, measurable = self._schema(reference, current, columns, target=target)
-        measured = self._measure_all(reference, current, measurable)
+        if reference_key is not None and isinstance(reference, pd.DataFrame):
+            frame = reference
+            key = (reference_key, tuple(numeric), tuple(categorical), target, target_kind)
+            reference = (cache if cache is not None else REFERENCE_CACHE).get_or_build(
+                (*key, self.needs_order),
+                lambda: self.profile(
+                    frame,
+                    numeric=numeric,
+                    categorical=categorical,
+                    target=target,
+                    target_kind=target_kind,
+                ),
+            )
+        ref = _Reference(reference, needs_order=self.needs_order)
+        changes, measurable = self._schema(reference_columns, current, columns, target=target)
+        measured = self._measure_all(ref, current, measurable)
         results = self._decide_columns(measured, changes, columns)
         return self._report(
-            reference,
+            ref,
             current,
             results,
             changes,
@@ -374,7 +457,7 @@ class EvidentlyDriftDetector:
 
     def _schema(
         self,
-        reference: pd.DataFrame,
+        reference_columns: Sequence[str],
         current: pd.DataFrame,
         columns: list[tuple[str, ColumnKind]],
         *,
@@ -402,7 +485,7 @@ class EvidentlyDriftDetector:
             measurable.append((name, kind))
         checked = {c for c, _ in columns} | {target}
         for name in current.columns:
-            if name not in reference.columns and name not in checked:
+            if name not in reference_columns and name not in checked:
                 changes[str(name)] = SchemaChange(
                     str(name), "new_column", "absent from the reference"
                 )
@@ -410,7 +493,7 @@ class EvidentlyDriftDetector:
 
     def _measure_all(
         self,
-        reference: pd.DataFrame,
+        reference: _Reference,
         current: pd.DataFrame,
         columns: list[tuple[str, ColumnKind]],
     ) -> dict[str, _Measured]:
@@ -420,14 +503,15 @@ class EvidentlyDriftDetector:
             if kind == "numeric" and not pd.api.types.is_numeric_dtype(cur):
                 cur = pd.to_numeric(cur, errors="coerce")
             try:
-                return self._measure(name, kind, reference[name], cur)
+                ref, is_bool = reference.sample(name, kind)
+                return self._measure(name, kind, ref, cur, ref_is_bool=is_bool)
             except Exception as exc:  # evidently and scipy raise bare ValueErrors
                 method = self._test_for(name)[0]
                 raise DriftCheckError(
                     f"drift test {method or 'default'!r} failed on column {name!r}: {exc}"
                 ) from exc
 
-        rows = max(len(reference), len(current))
+        rows = max(reference.n_rows, len(current))
         if self.max_workers > 1 and len(columns) > 1 and rows >= _PARALLEL_MIN_ROWS:
             # One column per thread at a time: memory stays at a few columns' worth.
             with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
@@ -531,9 +615,15 @@ class EvidentlyDriftDetector:
         return results
 
     def _signal_for(
-        self, name: str, column: str, kind: ColumnKind, reference: pd.Series, current: pd.Series
+        self,
+        name: str,
+        column: str,
+        kind: ColumnKind,
+        reference: tuple[Sample, bool],
+        current: pd.Series,
     ) -> DriftSignal:
-        measured = self._measure(name, kind, reference, current, override_key=column)
+        ref, is_bool = reference
+        measured = self._measure(name, kind, ref, current, ref_is_bool=is_bool, override_key=column)
         out = measured.outcome
         if out is None:
             return DriftSignal(name, "all-missing", 1.0, 0.0, measured.all_missing == "one")
@@ -552,7 +642,7 @@ class EvidentlyDriftDetector:
 
     def _report(
         self,
-        reference: pd.DataFrame,
+        reference: _Reference,
         current: pd.DataFrame,
         results: list[ColumnDrift],
         changes: dict[str, SchemaChange],
@@ -589,15 +679,22 @@ class EvidentlyDriftDetector:
         ]
         try:
             if target is not None and target in reference.columns and target in current.columns:
-                kind = target_kind or _infer_kind(reference[target])
+                kind = reference.target_kind(target, target_kind)
                 all_signals.append(
-                    self._signal_for("target", target, kind, reference[target], current[target])
+                    self._signal_for(
+                        "target", target, kind, reference.sample(target, kind), current[target]
+                    )
                 )
             if predictions is not None:
                 ref_pred, cur_pred = (pd.Series(np.asarray(p)) for p in predictions)
+                pred_kind = infer_kind(ref_pred)
                 all_signals.append(
                     self._signal_for(
-                        "prediction", "prediction", _infer_kind(ref_pred), ref_pred, cur_pred
+                        "prediction",
+                        "prediction",
+                        pred_kind,
+                        (Sample(ref_pred, pred_kind), False),
+                        cur_pred,
                     )
                 )
         except DriftCheckError:
@@ -620,7 +717,7 @@ class EvidentlyDriftDetector:
             share_drifted=share,
             drift_share=self.spec.drift_share,
             columns=tuple(results),
-            n_reference=len(reference),
+            n_reference=reference.n_rows,
             n_current=len(current),
             score=score,
             policy=self.spec.policy,
@@ -633,11 +730,51 @@ class EvidentlyDriftDetector:
         )
 
 
-def _infer_kind(series: pd.Series) -> ColumnKind:
-    """Numeric for non-boolean numbers with more than two values, else categorical."""
-    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
-        return "categorical"
-    return "numeric" if series.nunique() > 2 else "categorical"
+class _Reference:
+    """The reference side of one check: a frame (columns cleaned as they are read) or a
+    profile (prepared before)."""
+
+    def __init__(self, source: pd.DataFrame | ReferenceProfile, *, needs_order: bool) -> None:
+        self.source = source
+        if isinstance(source, ReferenceProfile):
+            if needs_order and not source.keep_order:
+                raise DriftCheckError(
+                    "the reference profile was prepared without the values' order, which this "
+                    "detector's calibration or evidently-computed methods need; prepare it with "
+                    "this detector's profile()"
+                )
+            self.n_rows = source.n_rows
+            self.columns: Sequence[str] = source.columns
+        else:
+            self.n_rows = len(source)
+            self.columns = [str(c) for c in source.columns]
+
+    def sample(self, column: str, kind: ColumnKind) -> tuple[Sample, bool]:
+        """``column``'s sample and whether its dtype was boolean."""
+        if isinstance(self.source, ReferenceProfile):
+            if not self.source.has(column, kind):
+                raise DriftCheckError(
+                    f"the reference profile was not prepared for {kind} column {column!r}; "
+                    "prepare it with the columns (and target) the check names"
+                )
+            return self.source.sample(column, kind), self.source.is_bool(column)
+        series = self.source[column]
+        return Sample(series, kind), bool(pd.api.types.is_bool_dtype(series))
+
+    def target_kind(self, target: str, given: ColumnKind | None) -> ColumnKind:
+        """The label's kind: ``given``, else inferred (by the profile when it was built)."""
+        if isinstance(self.source, ReferenceProfile):
+            if self.source.target != target or (
+                given is not None and given != self.source.target_kind
+            ):
+                raise DriftCheckError(
+                    f"the reference profile was not prepared for target {target!r}"
+                    + (f" as {given}" if given else "")
+                    + "; prepare it with the check's target and target_kind"
+                )
+            assert self.source.target_kind is not None
+            return self.source.target_kind
+        return given or infer_kind(self.source[target])
 
 
 def infer_column_kinds(

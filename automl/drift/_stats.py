@@ -21,7 +21,11 @@ method           statistic (as evidently defines it)                        drif
 Any other evidently method (``anderson``, ``mannw``, ``t_test``, ``hellinger``, ...) is run by
 evidently itself, once, on the cleaned column. The Wasserstein distance is computed from the two
 quantile functions (one sort per side, no merged sort of both samples); the K-S statistic from
-the two sorted samples with one ``searchsorted`` each way; both are exact, not approximations.
+the reference's grid of bins (:class:`KsGrid`: the current side is binned, not sorted) or, for
+small samples and columns with few distinct values, from the two sorted samples with one
+``searchsorted`` each way; both are exact, not approximations, and give the same float. A
+reference prepared once (:meth:`Sample.prepare`, ``automl.drift._reference``) is reused by every
+check against it.
 
 Two choices of the default test per column (:func:`default_method`):
 
@@ -105,6 +109,10 @@ _KS_EXACT_MAX_N = 10_000
 _FEW_VALUES = 5
 #: Cells of a contingency table with a smaller expected count are pooled into one.
 _MIN_EXPECTED = 5.0
+#: Current samples above this size get their K-S statistic from the reference's grid.
+_GRID_MIN_ROWS = 10_000
+#: The grid's exactness argument (integer numerators, float order) holds while n * m <= this.
+_GRID_MAX_PRODUCT = 2**49
 
 
 class StatTestError(ValueError):
@@ -195,6 +203,56 @@ class Sample:
         self._counts: dict[Any, int] | None = None
         self._n_distinct: int | None = None
         self._std: float | None = None
+        self._grid: KsGrid | bool | None = None  # False: computed, does not apply
+
+    def prepare(self, *, keep_order: bool = True) -> Sample:
+        """Compute now what later checks read (sorted values, distinct values, std, counts, the
+        K-S grid), so a cached reference costs nothing more per check.
+
+        Args:
+            keep_order: Keep the values in their original order. Only the reference
+                resampling (``calibration_resamples``) and the methods evidently computes
+                itself read that order; without it a numeric sample keeps only its sorted copy
+                (half the memory). Every statistic computed here gives the same result either
+                way (the standard deviation is taken before the order is dropped).
+
+        Returns:
+            This sample.
+        """
+        if self.kind == "numeric":
+            _ = self.std, self.n_distinct
+            self.ks_grid()
+            if not keep_order:
+                self.values = self.sorted
+        else:
+            _ = self.counts, self.n_distinct
+            if not keep_order:
+                assert isinstance(self.values, pd.Series)
+                self.values = self.values.iloc[:0]  # the counts say everything the tests read
+        return self
+
+    @property
+    def nbytes(self) -> int:
+        """Approximate memory held by the sample's arrays."""
+        size = 0
+        if isinstance(self.values, np.ndarray):
+            size += self.values.nbytes
+        else:
+            size += int(self.values.memory_usage(deep=len(self.values) <= 100_000))
+        if self._sorted is not None and self._sorted is not self.values:
+            size += self._sorted.nbytes
+        if isinstance(self._grid, KsGrid):
+            size += self._grid.nbytes
+        return size
+
+    def ks_grid(self) -> KsGrid | None:
+        """The K-S grid of this (reference) sample, built once; None when it does not apply."""
+        if self._grid is None:
+            # With fewer distinct values than bins, ties fill whole bins and every bin would be
+            # resolved point by point; sorting such a sample is fast anyway (few distinct keys).
+            grid = KsGrid.build(self.sorted)
+            self._grid = grid if grid is not None and self.n_distinct > grid.bins else False
+        return self._grid if isinstance(self._grid, KsGrid) else None
 
     @property
     def missing_rate(self) -> float:
@@ -250,6 +308,108 @@ class Sample:
         return pd.Series(self.values)
 
 
+class KsGrid:
+    """A reference sample's counts on a fixed grid of bins, for the K-S statistic without
+    sorting the other sample.
+
+    The bins are ``(x - lo) * scale`` clipped to ``[-1, bins]`` and truncated, over the
+    reference's 0.1%-99.9% range: a monotone map (whatever the rounding, the same for both
+    samples), so every bin is an interval and the two empirical CDFs at
+    each bin's end come from two ``bincount`` calls. Inside a bin holding values of both samples
+    the gap between the CDFs moves by at most that bin's counts, which bounds it; only the bins
+    whose bound reaches the largest gap at the bins' ends are resolved point by point (their
+    current values sorted, a few thousand at most on smooth data). The gaps are compared as
+    integers ``a * m - b * n`` and the supremum returned as the same float ``a / n - b / m``
+    that :func:`ks_statistic_sorted` computes at the same point, so both give the same number
+    (while ``n * m <= 2**49``, where distinct integer gaps stay distinct as floats).
+
+    Args:
+        sorted_values: The reference's finite values, sorted.
+        lo: Left end of the grid.
+        scale: Bins per unit.
+        bins: Interior bins.
+    """
+
+    def __init__(self, sorted_values: FloatArray, lo: float, scale: float, bins: int) -> None:
+        self.u = sorted_values
+        self.n = len(sorted_values)
+        self.lo, self.scale, self.bins = lo, scale, bins
+        counts = np.bincount(self.bin_of(sorted_values), minlength=bins + 2)
+        self.counts: IntArray = counts.astype(np.int64)
+        self.cum: IntArray = np.cumsum(self.counts)
+
+    @classmethod
+    def build(cls, sorted_values: FloatArray) -> KsGrid | None:
+        """The grid of a sorted sample; None when its central range is a single value."""
+        n = len(sorted_values)
+        if n < 2:
+            return None
+        cut = n // 1000
+        lo, hi = float(sorted_values[cut]), float(sorted_values[n - 1 - cut])
+        bins = int(min(2**16, max(16, n // 32)))
+        scale = bins / (hi - lo) if hi > lo else math.inf
+        if not math.isfinite(scale):
+            return None
+        return cls(sorted_values, lo, scale, bins)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of the grid's own arrays (the sorted values belong to the sample)."""
+        return int(self.counts.nbytes + self.cum.nbytes)
+
+    def applies_to(self, m: int) -> bool:
+        """Whether a current sample of ``m`` values can be compared exactly on this grid."""
+        return m > 0 and self.n * m <= _GRID_MAX_PRODUCT
+
+    def bin_of(self, x: FloatArray) -> IntArray:
+        """Bin of each value, 0 (below the grid) to ``bins + 1`` (above); monotone in ``x``."""
+        t = x - self.lo
+        t *= self.scale
+        np.clip(t, -1.0, float(self.bins), out=t)  # in float: no int overflow, monotone
+        b: IntArray = t.astype(np.int64)
+        b += 1
+        return b
+
+    def statistic(self, v: FloatArray) -> float:
+        """sup |F_ref - F_cur| against the (unsorted, finite) current values ``v``."""
+        n, m = self.n, len(v)
+        b = self.bin_of(v)
+        c = np.bincount(b, minlength=self.bins + 2).astype(np.int64)
+        cum_c = np.cumsum(c)
+        r, cum_r = self.counts, self.cum
+        ends = cum_r * m - cum_c * n  # n*m times F_ref - F_cur at each bin's end
+        floor = int(np.max(np.abs(ends)))
+        starts = ends - (r * m - c * n)
+        bound = np.maximum(np.abs(starts + r * m), np.abs(starts - c * n))
+        # Bins holding one sample only move the gap monotonically: their ends bound them.
+        candidates = np.flatnonzero((r > 0) & (c > 0) & (bound >= floor))
+        gaps = [cum_r / n - cum_c / m]
+        if len(candidates):
+            pick = np.zeros(self.bins + 2, dtype=bool)
+            pick[candidates] = True
+            sel = np.sort(v[pick[b]])
+            offset = np.zeros(self.bins + 2, dtype=np.int64)
+            offset[candidates] = np.cumsum(c[candidates]) - c[candidates]
+            first_c = cum_c - c
+            lengths = r[candidates]
+            first_r = cum_r[candidates] - lengths
+            idx = np.repeat(first_r - (np.cumsum(lengths) - lengths), lengths) + np.arange(
+                int(lengths.sum())
+            )
+            # Each side's points are sorted; the gap changes only at the last copy of a value.
+            ref_points = self.u[idx]
+            ref_where = np.repeat(candidates, lengths)
+            keep_r = np.append(ref_points[1:] != ref_points[:-1], True)
+            keep_c = np.append(sel[1:] != sel[:-1], True)
+            cur_points = sel[keep_c]
+            points = np.concatenate((cur_points, ref_points[keep_r]))
+            where = np.concatenate((self.bin_of(cur_points), ref_where[keep_r]))
+            a = np.searchsorted(self.u, points, side="right")
+            below = first_c[where] + np.searchsorted(sel, points, side="right") - offset[where]
+            gaps.append(a / n - below / m)
+        return float(max(np.max(np.abs(g)) for g in gaps))
+
+
 def union_distinct(ref: Sample, cur: Sample, *, cap: int = 5) -> int:
     """Distinct values of both samples together, exact up to ``cap`` (more means ``cap + 1``).
 
@@ -299,7 +459,19 @@ def wasserstein_norm(ref: Sample, cur: Sample) -> float:
 
 
 def ks_statistic(ref: Sample, cur: Sample) -> float:
-    """The two-sample K-S statistic sup |F_ref - F_cur| (scipy's ``ks_2samp`` statistic)."""
+    """The two-sample K-S statistic sup |F_ref - F_cur| (scipy's ``ks_2samp`` statistic).
+
+    Large samples go through the reference's :class:`KsGrid` (no sort of the current side);
+    the result is the same float as the two-sort computation (:func:`ks_statistic_sorted`).
+    """
+    grid = ref.ks_grid() if cur.n > _GRID_MIN_ROWS and cur._sorted is None else None
+    if grid is not None and grid.applies_to(cur.n):
+        return grid.statistic(np.asarray(cur.values, dtype=np.float64))
+    return ks_statistic_sorted(ref, cur)
+
+
+def ks_statistic_sorted(ref: Sample, cur: Sample) -> float:
+    """The K-S statistic from both sorted samples (one ``searchsorted`` each way)."""
     u, v = ref.sorted, cur.sorted
     n, m = len(u), len(v)
     # Both CDFs are right-continuous steps, so the supremum sits at the last copy of a value.

@@ -13,7 +13,7 @@ import math
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -240,6 +240,7 @@ def detect_drift(
     signals: Sequence[DriftSignal] = (),
     html_path: Path | None = None,
     html_report: Literal["on_drift", "always", "never"] = "always",
+    reference_key: Hashable | None = None,
 ) -> tuple[DriftReport, Path | None]:
     """Compare ``current`` with ``reference`` as the spec's ``drift`` section says.
 
@@ -254,6 +255,9 @@ def detect_drift(
         signals: Signals computed elsewhere (e.g. performance drift).
         html_path: Where to write evidently's HTML report.
         html_report: When to write it: ``always``, ``on_drift`` or ``never``.
+        reference_key: Identity of ``reference``'s rows: when given, the reference is
+            prepared once and reused by later checks with the same key (see
+            :meth:`automl.drift.EvidentlyDriftDetector.detect`).
 
     Returns:
         The report, and the HTML report's path when one was written.
@@ -270,6 +274,7 @@ def detect_drift(
         target_kind="categorical" if columns.is_classification else "numeric",
         predictions=predictions,
         signals=list(signals),
+        reference_key=reference_key,
     )
     html = None
     if html_path is not None and (
@@ -309,6 +314,8 @@ def check_drift(
     """
     spec = ws.spec
     drift = spec.drift
+    # Before the read: a file that appears meanwhile is not taken for the rows read without it.
+    reference_key = reference_identity(ws, champion)
     reference = champion_reference(ws, champion, pending)
     weights, predictions, signals = champion_evidence(ws, schema, champion, reference, current)
     signals = [*signals, *extra_signals]
@@ -328,6 +335,7 @@ def check_drift(
         signals=signals,
         html_path=report_dir / "drift.html",
         html_report=drift.html_report,
+        reference_key=reference_key,
     )
     # The check is evidence; the pipeline's state decides whether to re-tune.
     hysteresis = Hysteresis.from_spec(drift.hysteresis)
@@ -377,6 +385,18 @@ def champion_reference(
     accepted = ws.ledger.records(ws.name, status="accepted")
     earlier = [r for r in accepted if r.id not in pending_ids]
     return load_batches(earlier).tail(ws.spec.training.max_rows)
+
+
+def reference_identity(ws: Workspace, champion: ModelVersionInfo) -> Hashable | None:
+    """What identifies the champion's reference file's rows (for the drift cache): pipeline,
+    version and the file's path, size and modification time; None when there is no file (the
+    fallback window changes with every batch)."""
+    path = ws.paths.reference / f"v{champion.version}.parquet"
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return ("champion", ws.name, champion.version, str(path), stat.st_size, stat.st_mtime_ns)
 
 
 def champion_evidence(

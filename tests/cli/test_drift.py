@@ -117,3 +117,65 @@ def test_table_output_and_errors(files: dict[str, Path], tmp_path: Path) -> None
     )
     assert missing.exit_code == 1 and "nope.csv: file not found" in missing.output
     assert "drift" in runner.invoke(app, ["--help"]).output
+
+
+def test_named_columns_are_the_only_ones_read(files: dict[str, Path], tmp_path: Path) -> None:
+    from automl.config import DriftSpec
+    from automl.data import read_table
+    from automl.service import CheckedColumns, detect_drift
+
+    spec = tmp_path / "churn.yaml"
+    drift = {"columns": ["age", "contract"], "target_drift": True}
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "churn",
+                "data": {"landing_dir": "landing", "target": "churned"},
+                "drift": drift,
+            }
+        )
+    )
+    current = tmp_path / "current.parquet"
+    frame = make_churn_frame(400, seed=3, drift=1.0)
+    frame["promo_code"] = "none"  # not in the reference: a schema change, so it is read
+    frame.to_parquet(current)  # with its index stored
+    out = _json(
+        "--reference", str(files["reference"]), "--current", str(current), "--pipeline", str(spec)
+    )
+    assert list(out["columns"]) == ["age", "contract"]
+    assert [c["column"] for c in out["schema_changes"]] == ["promo_code"]
+    # The same report as a check on the whole frames.
+    whole = read_table(files["reference"])
+    report, _ = detect_drift(
+        DriftSpec(**drift),
+        whole,
+        read_table(current),
+        CheckedColumns.select(
+            DriftSpec(**drift), numeric=["age"], categorical=["contract"], target="churned"
+        ),
+        seed=0,
+    )
+    expected = report.to_dict()
+    assert out["columns"] == json.loads(json.dumps(expected["columns"]))
+    assert out["signals"] == json.loads(json.dumps(expected["signals"]))
+
+
+def test_table_columns_reads_only_the_header(tmp_path: Path) -> None:
+    from automl.data import read_table, table_columns
+    from automl.errors import DataValidationError
+
+    frame = make_churn_frame(50, seed=0)
+    frame.to_csv(tmp_path / "a.csv", index=False)
+    frame.set_index("contract").to_parquet(tmp_path / "b.parquet")  # a stored index
+    assert table_columns(tmp_path / "a.csv") == list(frame.columns)
+    stored = table_columns(tmp_path / "b.parquet")
+    assert stored == list(read_table(tmp_path / "b.parquet").columns) and "contract" not in stored
+    assert list(read_table(tmp_path / "a.csv", columns=["age", "churned"]).columns) == [
+        "age",
+        "churned",
+    ]
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataValidationError, match=r"bad\.parquet: cannot be parsed as parquet"):
+        table_columns(tmp_path / "bad.parquet")
+    with pytest.raises(DataValidationError, match="cannot be parsed as csv"):
+        read_table(tmp_path / "a.csv", columns=["nope"])

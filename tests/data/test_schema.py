@@ -262,3 +262,18 @@ def test_a_schema_stored_before_raw_types_gives_canonical_dtypes() -> None:
     assert old.raw_types == ()
     rows = pd.DataFrame({"age": [30.0, 41.0], "plan": ["basic", "pro"]})
     assert as_received(rows, old).dtypes.astype(str).tolist() == ["float64", "object"]
+
+
+def test_integer_labels_take_the_short_path_to_the_same_result(schema: Schema) -> None:
+    ints = pd.DataFrame({"age": [50, 60, 70], "plan": ["pro", "basic", None], "churned": [1, 0, 1]})
+    floats = ints.assign(churned=[1.0, 0.0, 1.0])  # the general path
+    a, b = check_batch(ints, schema, source="i.csv"), check_batch(floats, schema, source="f.csv")
+    pd.testing.assert_frame_equal(a.frame, b.frame)
+    assert a.frame["churned"].dtype == np.int64 and a.schema == b.schema
+    assert list(a.bad_rows.columns) == [*ints.columns, "row"] and len(a.bad_rows) == 0
+    assert a.bad_rows["row"].dtype == np.int64
+    # Whole numbers beyond 2**53 are no class labels, on either path.
+    huge = ints.assign(churned=np.array([2**60, 0, 1], dtype=np.int64))
+    with pytest.raises(DataValidationError, match="not whole numbers") as caught:
+        check_batch(huge, schema, source="h.csv")
+    assert caught.value.reason_code == "label_type"

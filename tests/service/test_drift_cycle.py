@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 
 from automl.config import PipelineSpec
 from automl.data import BatchLedger
-from automl.drift import DriftState, DriftStateStore
+from automl.drift import REFERENCE_CACHE, DriftState, DriftStateStore
 from automl.service import CycleHistory, run_cycle
 from tests.conftest import land
 
@@ -55,6 +55,7 @@ def test_confirmation_window_start_and_rebase_after_promotion(
     assert store.load("churn").reference_version == "1"
 
     land(spec, "a.csv", churn(300, seed=2, drift=1.0))
+    misses, hits = REFERENCE_CACHE.misses, REFERENCE_CACHE.hits
     first = run_cycle(spec)
     assert (first.status, first.drift_verdict, first.model_version) == ("no_drift", "warning", None)
     report = _drift_json(spec, first.cycle_id)
@@ -65,6 +66,8 @@ def test_confirmation_window_start_and_rebase_after_promotion(
     land(spec, "b.csv", churn(300, seed=3, drift=1.0))
     second = run_cycle(spec)
     assert (second.status, second.drift_verdict, second.is_promoted) == ("retuned", "drift", True)
+    # The champion's reference was prepared once for both checks.
+    assert (REFERENCE_CACHE.misses - misses, REFERENCE_CACHE.hits - hits) == (1, 1)
     # The training window starts at the first drifted batch (a.csv), not at b.csv.
     version = MlflowClient(spec.tracking_uri).get_model_version("churn", second.model_version)
     assert version.tags["automl.window"].startswith(f"{int(600 * 0.75)} rows received ")
@@ -75,6 +78,7 @@ def test_confirmation_window_start_and_rebase_after_promotion(
     land(spec, "c.csv", churn(300, seed=4, drift=1.0))
     third = run_cycle(spec)
     assert (third.status, third.drift_verdict) == ("no_drift", "ok")
+    assert REFERENCE_CACHE.misses - misses == 2  # the new champion's reference
     assert CycleHistory(spec.state_url).last("churn", checked=True).drift_verdict == "ok"  # type: ignore[union-attr]
     assert BatchLedger(spec.state_url).pending("churn") == []
 
