@@ -127,7 +127,7 @@ def ingest_batch_delivery(
     """
     sha = delivery.sha256
     name = delivery.name
-    known = ingester.ledger.get(ingester.pipeline, sha)
+    known, stored = ingester.ledger.lookup(ingester.pipeline, sha)
     if known is not None:
         what = f"accepted as batch {known.id}" if known.status == "accepted" else "rejected"
         return _known(name, sha, known.file_name, known.id, known.status, known.received_at, what)
@@ -135,7 +135,7 @@ def ingest_batch_delivery(
         frame = (
             delivery.frame if delivery.frame is not None else parse_table(delivery.data, name=name)
         )
-        checked = ingester.check(frame, delivery.data, name)
+        checked = ingester.check(frame, delivery.data, name, stored=stored)
         record = ingester.store(name, sha, checked)
     except DataValidationError as exc:
         reason = f"{exc.reason_code}: {exc}"
