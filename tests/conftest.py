@@ -223,3 +223,36 @@ def run_python(
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
+
+
+def run_cycle_process(
+    spec_file: Path | str, *, env: dict[str, str] | None = None, timeout_s: float = 300
+) -> dict[str, Any]:
+    """Run one cycle of ``spec_file`` in a new process (``automl run --json``), as a restarted
+    service would; fail the test with its stderr unless it exits 0.
+
+    Args:
+        spec_file: The pipeline's spec file.
+        env: The process's environment (default: this one, with the repository importable).
+        timeout_s: How long the cycle may take.
+
+    Returns:
+        The cycle's result as ``--json`` prints it.
+    """
+    import json
+    import subprocess
+    import sys
+
+    if env is None:
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-m", "automl", "run", str(spec_file), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result

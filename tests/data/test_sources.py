@@ -30,7 +30,12 @@ from automl.data import (
 )
 from automl.errors import DataSourceError
 from automl.state import open_state, source_objects_table
-from tests.conftest import fresh_postgres_database, postgres_unavailable, small_spec_dict
+from tests.conftest import (
+    fresh_postgres_database,
+    postgres_unavailable,
+    run_cycle_process,
+    small_spec_dict,
+)
 from tests.data.sources_harness import (
     AWS_ENV,
     DirectoryHarness,
@@ -225,15 +230,7 @@ def test_every_delivery_is_ingested_exactly_once_across_a_kill_and_a_restart(
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    done = subprocess.run(
-        [sys.executable, "-m", "automl", "run", str(spec.source_file), "--json"],
-        env=env,
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    run_cycle_process(str(spec.source_file), env=env)
     _, ledger = stores(spec)
     records = ledger.records("churn")
     assert [r.status for r in records] == ["accepted"] * (1 if is_sql else 3)

@@ -32,7 +32,7 @@ from automl.service._late import EstimateStore, ingest_label_files, watch_labels
 from automl.service._observe import ServiceMetrics
 from automl.service._steps import _served_predictions
 from automl.service._workspace import open_workspace
-from tests.conftest import _merged, land, small_spec_dict
+from tests.conftest import _merged, land, run_cycle_process, small_spec_dict
 
 ID = "customer_id"
 
@@ -418,16 +418,7 @@ def test_labels_join_exactly_once_across_a_kill_and_restart_of_automl_run(
     # The same labels land again (a re-delivery with one more row), then a restart.
     again = pd.concat([labels_of(history), labels_of(rows(1, seed=2, start=300))])
     land_labels(spec, "labels_again.csv", again)
-    done = subprocess.run(
-        [sys.executable, "-m", "automl", "run", str(fast_path), "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result = run_cycle_process(fast_path, env=env, timeout_s=600)
     assert (result["status"], result["model_version"]) == ("retuned", "1")
     assert result["labels_joined"] == 0  # the first file's labels were joined before the kill
     store = LabelStore(spec.state_url)

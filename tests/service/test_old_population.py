@@ -4,9 +4,6 @@ the population the champion serves worse (issue 11)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +16,7 @@ from automl.service._record import HOLDOUT_STORED
 from automl.service._steps import champion_holdout
 from automl.tracking import CHAMPION, PromotionLog, promote_version
 from automl.tuning import build_model
-from tests.conftest import CATEGORICAL, NUMERIC, land
+from tests.conftest import CATEGORICAL, NUMERIC, land, run_cycle_process
 
 Churn = Callable[..., pd.DataFrame]
 #: The gate on the new holdout passes any improvement (no margin, no significance test), so
@@ -68,16 +65,7 @@ def test_a_challenger_tuned_on_a_shifted_batch_that_serves_the_old_population_wo
 
     # The next cycle runs in another process: all it knows of v1's holdout is in MLflow.
     land(spec, "shifted.csv", churn(600, seed=3, drift=1.0))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    done = subprocess.run(
-        [sys.executable, "-m", "automl", "run", str(tmp_path / "churn.yaml"), "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        timeout=300,
-    )
-    shifted = json.loads(done.stdout)
+    shifted = run_cycle_process(tmp_path / "churn.yaml")
     assert (shifted["status"], shifted["drift_verdict"]) == ("retuned", "drift")
     # It won on the newest rows (trained on the shifted batch alone) ...
     assert shifted["challenger_score"] > shifted["champion_score"]

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +22,7 @@ from automl.tracking import (
     promote_version,
 )
 from automl.tuning import build_model
-from tests.conftest import CATEGORICAL, NUMERIC, land
+from tests.conftest import CATEGORICAL, NUMERIC, land, run_cycle_process
 
 Churn = Callable[..., pd.DataFrame]
 WEAK = {"n_estimators": 2, "max_depth": 1}
@@ -104,16 +100,7 @@ def test_a_better_challenger_is_promoted_after_its_shadow_batches_across_a_resta
 
     # A new process (the service restarted) carries the shadow on from the state database.
     land(spec, "batch_2.csv", churn(400, seed=4))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    done = subprocess.run(
-        [sys.executable, "-m", "automl", "run", str(tmp_path / "churn.yaml"), "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        timeout=300,
-    )
-    second = json.loads(done.stdout)
+    second = run_cycle_process(tmp_path / "churn.yaml")
     assert (second["shadow_outcome"], second["shadow_batches"]) == ("promoted", 2)
     assert tracker.get_alias(spec.model_name, CHAMPION).version == waiting  # type: ignore[union-attr]
     assert tracker.get_alias(spec.model_name, CHALLENGER) is None

@@ -4,9 +4,6 @@ shadow started, as their labels come, on real files, a real SQLite state databas
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +25,7 @@ from automl.tracking import (
     ShadowStore,
     promote_version,
 )
-from tests.conftest import _merged, land, small_spec_dict
+from tests.conftest import _merged, land, run_cycle_process, small_spec_dict
 from tests.service.test_shadow import GOOD, WEAK, _register
 
 ID = "customer_id"
@@ -172,16 +169,7 @@ def test_a_shadow_waits_for_the_labels_of_its_batches_then_is_promoted_across_a_
     # A new process (the service restarted) finds the shadow in the state database; the
     # labels of the second batch come and the gate passes over both batches together.
     land_labels(spec, "batch_2", second)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    done = subprocess.run(
-        [sys.executable, "-m", "automl", "run", str(tmp_path / "churn.yaml"), "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        timeout=300,
-    )
-    last = json.loads(done.stdout)
+    last = run_cycle_process(tmp_path / "churn.yaml")
     assert (last["shadow_outcome"], last["shadow_batches"]) == ("promoted", 2)
     assert tracker.get_alias(spec.model_name, CHAMPION).version == challenger  # type: ignore[union-attr]
     assert tracker.get_alias(spec.model_name, CHALLENGER) is None
