@@ -57,6 +57,14 @@ class Delivery:
         """Hex SHA-256 of ``data``."""
         return hashlib.sha256(self.data).hexdigest()
 
+    def table(self) -> pd.DataFrame:
+        """The rows: ``frame``, or ``data`` parsed by ``name``'s suffix.
+
+        Raises:
+            DataValidationError: ``data`` is not a readable table.
+        """
+        return self.frame if self.frame is not None else parse_table(self.data, name=self.name)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -117,6 +125,18 @@ def _known(
     return Outcome("duplicate", sha, record_id, reason)
 
 
+def _rejected(
+    name: str,
+    sha: str,
+    record_id: int,
+    reason: str,
+    exc: DataValidationError,
+    where: Path | str | None,
+) -> Outcome:
+    rejection = RejectedFile(name, sha, exc.reason_code, str(exc), where)
+    return Outcome("rejected", sha, record_id, reason, rejected=rejection)
+
+
 def ingest_batch_delivery(
     ingester: _Ingester, delivery: Delivery, *, quarantine: Quarantine = _kept
 ) -> Outcome:
@@ -132,10 +152,7 @@ def ingest_batch_delivery(
         what = f"accepted as batch {known.id}" if known.status == "accepted" else "rejected"
         return _known(name, sha, known.file_name, known.id, known.status, known.received_at, what)
     try:
-        frame = (
-            delivery.frame if delivery.frame is not None else parse_table(delivery.data, name=name)
-        )
-        checked = ingester.check(frame, delivery.data, name, stored=stored)
+        checked = ingester.check(delivery.table(), delivery.data, name, stored=stored)
         record = ingester.store(name, sha, checked)
     except DataValidationError as exc:
         reason = f"{exc.reason_code}: {exc}"
@@ -148,13 +165,7 @@ def ingest_batch_delivery(
         )
         where = quarantine(exc.reason_code, str(exc))
         log.warning("%s: rejected (%s)%s", name, exc, f"; quarantined at {where}" if where else "")
-        return Outcome(
-            "rejected",
-            sha,
-            rejected.id,
-            reason,
-            rejected=RejectedFile(name, sha, exc.reason_code, str(exc), where),
-        )
+        return _rejected(name, sha, rejected.id, reason, exc, where)
     log.info("%s: accepted %d rows as batch %d", name, record.n_rows, record.id)
     return Outcome("accepted", sha, record.id, accepted=record)
 
@@ -185,11 +196,7 @@ class LabelDeliverer:
             )
         schema = self.store.ledger.get_schema(self.pipeline) or self.schema
         try:
-            frame = (
-                delivery.frame
-                if delivery.frame is not None
-                else parse_table(delivery.data, name=name)
-            )
+            frame = delivery.table()
             parsed = _parse_labels(frame, schema, self.policy, self.rules, name)
         except DataValidationError as exc:
             reason = f"{exc.reason_code}: {exc}"
@@ -198,13 +205,7 @@ class LabelDeliverer:
             )
             where = quarantine(exc.reason_code, str(exc))
             log.warning("%s: label delivery rejected (%s)", name, exc)
-            return Outcome(
-                "rejected",
-                sha,
-                record.id,
-                reason,
-                rejected=RejectedFile(name, sha, exc.reason_code, str(exc), where),
-            )
+            return _rejected(name, sha, record.id, reason, exc, where)
         if parsed.schema != schema:
             log.warning(
                 "[%s] %s: learned class(es) from labels; classes now %s",
