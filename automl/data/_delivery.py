@@ -20,11 +20,11 @@ import pandas as pd
 
 from automl.data._ingest import RejectedFile, _Ingester
 from automl.data._io import parse_table, write_table
-from automl.data._label_files import _parse_labels
+from automl.data._label_files import _LabelRecorder, _parse_labels
 from automl.data._labels import LabelCounts, LabelFileRecord, LabelPolicy, LabelStore
 from automl.data._layout import PipelinePaths
 from automl.data._ledger import BatchLedger, BatchRecord
-from automl.data._schema import Schema, ValidationRules
+from automl.data._schema import ValidationRules
 from automl.errors import DataValidationError
 from automl.vocab import Task
 
@@ -171,16 +171,8 @@ def ingest_batch_delivery(
 
 
 @dataclass(frozen=True)
-class LabelDeliverer:
+class LabelDeliverer(_LabelRecorder):
     """Validates label deliveries against the pipeline's schema and joins their labels."""
-
-    pipeline: str
-    paths: PipelinePaths
-    store: LabelStore
-    schema: Schema
-    policy: LabelPolicy
-    rules: ValidationRules
-    now: float
 
     def ingest(self, delivery: Delivery, *, quarantine: Quarantine = _kept) -> Outcome:
         """Validate and record one label delivery exactly once (see :class:`Outcome`)."""
@@ -194,7 +186,7 @@ class LabelDeliverer:
             return _known(
                 name, sha, known.file_name, known.id, known.status, known.received_at, what
             )
-        schema = self.store.ledger.get_schema(self.pipeline) or self.schema
+        schema = self.current_schema()
         try:
             frame = delivery.table()
             parsed = _parse_labels(frame, schema, self.policy, self.rules, name)
@@ -206,14 +198,7 @@ class LabelDeliverer:
             where = quarantine(exc.reason_code, str(exc))
             log.warning("%s: label delivery rejected (%s)", name, exc)
             return _rejected(name, sha, record.id, reason, exc, where)
-        if parsed.schema != schema:
-            log.warning(
-                "[%s] %s: learned class(es) from labels; classes now %s",
-                self.pipeline,
-                name,
-                parsed.schema.classes,
-            )
-            self.store.ledger.replace_schema(self.pipeline, parsed.schema)
+        self.learn(name, parsed, schema)
         note: str | None = None
         if len(parsed.invalid):
             rows = self.paths.label_quarantine / f"{sha[:12]}.rows.csv"
@@ -223,16 +208,6 @@ class LabelDeliverer:
                 + (parsed.invalid_reason.partition(": ")[2])
             )
             log.warning("%s: %s", name, note)
-        record, counts = self.store.add_label_file(
-            pipeline=self.pipeline,
-            sha256=sha,
-            file_name=name,
-            labels=parsed.labels,
-            n_rows=len(frame),
-            n_invalid=len(parsed.invalid),
-            reason=note,
-            policy=self.policy,
-            now=self.now,
-        )
+        record, counts = self.add(name, sha, frame, parsed, note)
         log.info("%s: label file %d: %s", name, record.id, counts)
         return Outcome("accepted", sha, record.id, label_file=record, counts=counts)

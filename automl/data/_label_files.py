@@ -221,7 +221,10 @@ _Outcome = LabelFileRecord | RejectedFile | Literal["duplicate", "waiting"]
 
 
 @dataclass(frozen=True)
-class _Labeller:
+class _LabelRecorder:
+    """Checks label deliveries against the pipeline's schema and records their labels: the
+    steps a label file and a source's label delivery share."""
+
     pipeline: str
     paths: PipelinePaths
     store: LabelStore
@@ -230,6 +233,40 @@ class _Labeller:
     rules: ValidationRules
     now: float
 
+    def current_schema(self) -> Schema:
+        """The ledger's schema now (labels may have taught it classes), or the pass's."""
+        return self.store.ledger.get_schema(self.pipeline) or self.schema
+
+    def learn(self, name: str, parsed: _ParsedLabels, schema: Schema) -> None:
+        """Store the classes the labels of ``name`` taught the schema, if any."""
+        if parsed.schema != schema:
+            log.warning(
+                "[%s] %s: learned class(es) from labels; classes now %s",
+                self.pipeline,
+                name,
+                parsed.schema.classes,
+            )
+            self.store.ledger.replace_schema(self.pipeline, parsed.schema)
+
+    def add(
+        self, name: str, sha: str, frame: pd.DataFrame, parsed: _ParsedLabels, reason: str | None
+    ) -> tuple[LabelFileRecord, LabelCounts]:
+        """Record the delivery and join its labels to their rows."""
+        return self.store.add_label_file(
+            pipeline=self.pipeline,
+            sha256=sha,
+            file_name=name,
+            labels=parsed.labels,
+            n_rows=len(frame),
+            n_invalid=len(parsed.invalid),
+            reason=reason,
+            policy=self.policy,
+            now=self.now,
+        )
+
+
+@dataclass(frozen=True)
+class _Labeller(_LabelRecorder):
     def reject(self, file: Path, sha: str, exc: DataValidationError) -> RejectedFile:
         reason = str(exc)
         self.store.reject_label_file(
@@ -280,7 +317,7 @@ class _Labeller:
         if known is not None:
             self.known(file, sha, known)
             return "duplicate", LabelCounts()
-        schema = self.store.ledger.get_schema(self.pipeline) or self.schema
+        schema = self.current_schema()
         try:
             frame = parse_table(data, name=file.name)
             parsed = _parse_labels(frame, schema, self.policy, self.rules, file.name)
@@ -291,14 +328,7 @@ class _Labeller:
         if _look(file) != look:
             log.info("%s: changed while being checked; left for the next pass", file.name)
             return "waiting", LabelCounts()
-        if parsed.schema != schema:
-            log.warning(
-                "[%s] %s: learned class(es) from labels; classes now %s",
-                self.pipeline,
-                file.name,
-                parsed.schema.classes,
-            )
-            self.store.ledger.replace_schema(self.pipeline, parsed.schema)
+        self.learn(file.name, parsed, schema)
         reason = None
         if len(parsed.invalid):
             # Written before the labels are recorded: a crash in between rewrites it.
@@ -308,17 +338,7 @@ class _Labeller:
             _write_reason(rows, file_name=file.name, sha256=sha, code=code, reason=text)
             reason = f"{len(parsed.invalid)} row(s) quarantined to {rows.name}: {text}"
             log.warning("%s: %s", file.name, reason)
-        record, counts = self.store.add_label_file(
-            pipeline=self.pipeline,
-            sha256=sha,
-            file_name=file.name,
-            labels=parsed.labels,
-            n_rows=len(frame),
-            n_invalid=len(parsed.invalid),
-            reason=reason,
-            policy=self.policy,
-            now=self.now,
-        )
+        record, counts = self.add(file.name, sha, frame, parsed, reason)
         _move(file, self.paths.label_archive, sha)
         log.info("%s: label file %d: %s", file.name, record.id, counts)
         return record, counts
