@@ -7,16 +7,13 @@ next cycle.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -190,25 +187,6 @@ def test_kill_9_around_the_promotion_never_leaves_two_aliases_on_one_version(
 
 
 # -- poison ----------------------------------------------------------------------------------
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            return None  # keep the test output quiet
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/hook", received
-    server.shutdown()
-
-
 def _accept_as_is(spec: PipelineSpec, name: str, frame: pd.DataFrame) -> None:
     """Put a batch in the ledger as accepted, the way a validation gap would let it in."""
     ledger = BatchLedger(spec.state_url)

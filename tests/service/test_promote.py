@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pandas as pd
@@ -321,27 +319,6 @@ def test_predict_scores_a_file_with_the_champion(
     fresh.drop(columns="age").to_csv(tmp_path / "bad.csv", index=False)
     bad = runner.invoke(app, ["predict", spec_file, str(tmp_path / "bad.csv")])
     assert bad.exit_code == 1 and "missing columns ['age']" in bad.output
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append(json.loads(body))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            del args  # keep test output quiet
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
 
 
 def test_webhook_is_called_on_promotion_rejection_and_failure(
