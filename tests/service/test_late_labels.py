@@ -52,6 +52,15 @@ def labels_of(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[[ID, "churned"]]
 
 
+def champion_proba(spec: PipelineSpec, frame: pd.DataFrame) -> Any:
+    """The serving champion's probability of churn for these rows (read from the registry)."""
+    tracker = open_workspace(spec).tracker
+    model = tracker.get_alias("churn", "champion")
+    assert model is not None
+    champion = tracker.load_model(model)
+    return champion.predict_proba(features(frame).drop(columns=[ID]))[:, 1]
+
+
 def late_spec_dict(name: str = "churn", **overrides: Any) -> dict[str, Any]:
     late: dict[str, Any] = {
         "data": {"id_column": ID, "labels": {"landing_dir": f"labels/{name}"}},
@@ -195,12 +204,8 @@ def test_the_estimate_follows_a_covariate_shift_better_than_the_naive_one(
     assert run_cycle(spec).model_version == "1"
     # A shift of the inputs alone (selected on x, P(y | x) unchanged): rows where the
     # champion is unsure, near its decision boundary.
-    ws = open_workspace(spec)
-    model = ws.tracker.get_alias("churn", "champion")
-    assert model is not None
-    champion = ws.tracker.load_model(model)
     shifted = rows(4000, seed=12, start=10_000)
-    p = champion.predict_proba(features(shifted).drop(columns=[ID]))[:, 1]
+    p = champion_proba(spec, shifted)
     middle = shifted[(p > 0.3) & (p < 0.7)].head(400)
     assert len(middle) == 400
     land(spec, "shifted.csv", features(middle))
@@ -459,15 +464,9 @@ def test_prediction_drift_uses_the_served_predictions_when_the_batch_has_them(
     )
     land(spec, "history.csv", rows(600, seed=1, start=0))  # labelled on arrival
     assert run_cycle(spec).model_version == "1"
-    ws = open_workspace(spec)
-    version = ws.tracker.get_alias("churn", "champion")
-    assert version is not None
-    champion = ws.tracker.load_model(version)
 
     calm = rows(400, seed=2, start=5000)
-    honest = features(calm).assign(
-        served=champion.predict_proba(features(calm).drop(columns=[ID]))[:, 1]
-    )
+    honest = features(calm).assign(served=champion_proba(spec, calm))
     land(spec, "honest.csv", honest)
     checked = run_cycle(spec)
     run = MlflowClient(spec.tracking_uri).get_run(checked.run_id)  # type: ignore[arg-type]
