@@ -233,6 +233,14 @@ class _LabelRecorder:
     rules: ValidationRules
     now: float
 
+    def expire_waiting(self) -> LabelCounts:
+        """Expire the labels waiting longer than the policy allows (a pass's first step)."""
+        return LabelCounts(
+            expired=self.store.expire_waiting(
+                self.pipeline, max_label_wait_s=self.policy.max_label_wait_s, now=self.now
+            )
+        )
+
     def current_schema(self) -> Schema:
         """The ledger's schema now (labels may have taught it classes), or the pass's."""
         return self.store.ledger.get_schema(self.pipeline) or self.schema
@@ -419,9 +427,7 @@ def ingest_labels(
             )
         return LabelIngestResult((), (), (), tuple(f.name for f in files), ignored)
     labeller = _Labeller(pipeline, paths, store, schema, policy, rules or ValidationRules(), now)
-    counts = LabelCounts(
-        expired=store.expire_waiting(pipeline, max_label_wait_s=policy.max_label_wait_s, now=now)
-    )
+    counts = labeller.expire_waiting()
     dangling = [p for p in visible if _is_settled_dangling_link(p, settle_s)]
     rejected: list[RejectedFile] = [labeller.dangling(link) for link in sorted(dangling)]
     accepted: list[LabelFileRecord] = []

@@ -41,7 +41,7 @@ from automl.data._delivery import (
 )
 from automl.data._ingest import IngestResult, RejectedFile
 from automl.data._label_files import LabelIngestResult
-from automl.data._labels import LabelCounts, LabelFileRecord, LabelPolicy, LabelStore
+from automl.data._labels import LabelFileRecord, LabelPolicy, LabelStore
 from automl.data._layout import PipelinePaths
 from automl.data._ledger import BatchLedger, BatchRecord
 from automl.data._retry import call_with_retries
@@ -417,11 +417,7 @@ def ingest_object_labels(
     deliverer = LabelDeliverer(
         pipeline, paths, label_store, schema, policy, rules or ValidationRules(), now
     )
-    counts = LabelCounts(
-        expired=label_store.expire_waiting(
-            pipeline, max_label_wait_s=policy.max_label_wait_s, now=now
-        )
-    )
+    counts = deliverer.expire_waiting()
     accepted: list[LabelFileRecord] = []
     rejected: list[RejectedFile] = []
     duplicates: list[str] = []

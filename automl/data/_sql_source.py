@@ -58,7 +58,7 @@ from automl.data._delivery import (
 from automl.data._ingest import IngestResult, RejectedFile
 from automl.data._io import write_table
 from automl.data._label_files import LabelIngestResult
-from automl.data._labels import LabelCounts, LabelPolicy, LabelStore
+from automl.data._labels import LabelPolicy, LabelStore
 from automl.data._layout import PipelinePaths
 from automl.data._ledger import BatchLedger
 from automl.data._retry import call_with_retries
@@ -599,9 +599,7 @@ def ingest_sql_labels(
     deliverer = LabelDeliverer(
         pipeline, paths, store, schema, policy, rules or ValidationRules(), now
     )
-    counts = LabelCounts(
-        expired=store.expire_waiting(pipeline, max_label_wait_s=policy.max_label_wait_s, now=now)
-    )
+    counts = deliverer.expire_waiting()
     marks = Watermarks(ledger.url, pipeline, "labels")
 
     def record(delivery: Delivery) -> Outcome:
