@@ -13,6 +13,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -52,7 +53,7 @@ class Delivery:
     data: bytes
     frame: pd.DataFrame | None = None
 
-    @property
+    @cached_property  # asked for by the source, the quarantine and the ledger: hashed once
     def sha256(self) -> str:
         """Hex SHA-256 of ``data``."""
         return hashlib.sha256(self.data).hexdigest()
