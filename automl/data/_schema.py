@@ -453,28 +453,25 @@ def _bad_values(
     parts: list[str] = []
     code = "out_of_range"
     for name, column in columns.items():
-        values = column if isinstance(column, pd.Series) else None  # a Series only to quote
         if isinstance(column, np.ndarray) and column.dtype == np.float64:
             data = column
         else:
-            values = pd.Series(column) if values is None else values
-            data = values.to_numpy(dtype="float64", na_value=np.nan)
+            data = pd.Series(column).to_numpy(dtype="float64", na_value=np.nan)
         infinite = np.isinf(data)
         huge = np.zeros(n, dtype=bool)
         if rules.max_abs_value is not None:
             with np.errstate(invalid="ignore"):
                 huge = np.isfinite(data) & (np.abs(data) > rules.max_abs_value)
-        if (infinite.any() or huge.any()) and values is None:
-            values = pd.Series(column)
+        if not (infinite.any() or huge.any()):
+            continue
+        values = column if isinstance(column, pd.Series) else pd.Series(column)  # to quote
         if infinite.any():
-            assert values is not None
             code = "non_finite"
             parts.append(
                 f"column {name!r}: {int(infinite.sum())} non-finite value(s) "
                 f"{_examples(values, infinite)} at {_rows(infinite)}"
             )
         if huge.any():
-            assert values is not None
             parts.append(
                 f"column {name!r}: {int(huge.sum())} value(s) beyond "
                 f"+-{rules.max_abs_value:g} (data.max_abs_value) {_examples(values, huge)} "
