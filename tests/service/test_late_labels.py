@@ -162,7 +162,11 @@ def test_feature_only_batches_wait_for_labels_then_train_and_retune_once_labels_
     assert DriftStateStore(spec.state_url).load("churn").waiting_since is None
     version = MlflowClient(spec.tracking_uri).get_model_version("churn", "2")
     assert version.tags["automl.trigger"] == "drift"
-    assert int(version.tags["automl.window_rows"]) + int(version.tags["automl.holdout_rows"]) == 700
+    path = MlflowClient(spec.tracking_uri).download_artifacts(
+        version.run_id, "lineage.json", str(spec.workspace_dir)
+    )
+    lineage = json.loads(Path(path).read_text(encoding="utf-8"))
+    assert lineage["train_rows"] + lineage["holdout_rows"] == 700
 
     # Every drifted row is labelled now: the estimate is compared with the realized AUC.
     estimates = EstimateStore(spec.state_url).list("churn")

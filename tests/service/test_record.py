@@ -245,6 +245,7 @@ def test_cycle_runs_are_named_and_described_by_their_outcome(
         "automl.window",
         "automl.score",
         "automl.decision",
+        "automl.holdout_stored",  # its holdout rows are kept with it (the guardrail's evidence)
     }
     assert (v1.tags["automl.decision"], v2.tags["automl.decision"]) == ("promoted", "rejected")
     assert (v1.tags["automl.trigger"], v2.tags["automl.trigger"]) == ("no_champion", "drift")
