@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import sqlalchemy as sa
 
-from automl.data._schema import Schema
 from automl.errors import DataValidationError
 from automl.state import batches_table, insert_once, open_state, schemas_table, utcnow
+
+if TYPE_CHECKING:  # the schema module needs pandas; commands that only count batches do not
+    from automl.data._schema import Schema
 
 BatchStatus = Literal["accepted", "rejected"]
 
@@ -170,6 +172,8 @@ class BatchLedger:
         t = schemas_table
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(t.c.schema_json).where(t.c.pipeline == pipeline)).first()
+        from automl.data._schema import Schema
+
         return Schema.from_json(row[0]) if row else None
 
     def save_schema(self, pipeline: str, schema: Schema) -> Schema:

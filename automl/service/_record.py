@@ -18,12 +18,13 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from automl.data import BatchRecord
-from automl.drift import DriftReport, HysteresisDecision
-from automl.tracking import MlflowTracker, PromotionDecision, RunSummary, ShadowState
-from automl.tuning import TrialResult, TuningResult, write_tuning_report
+if TYPE_CHECKING:  # annotations only: `automl promote` needs the tag names, not these libraries
+    from automl.data import BatchRecord
+    from automl.drift import DriftReport, HysteresisDecision
+    from automl.tracking import MlflowTracker, PromotionDecision, RunSummary, ShadowState
+    from automl.tuning import TrialResult, TuningResult
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +280,8 @@ def log_tuning_result(
     )
     tracker.set_tags(run_id, {TUNING_STOP_REASON: result.stop_reason})
     tracker.log_table(run_id, result.trials, "trials.csv")
+    from automl.tuning import write_tuning_report
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = report_dir or Path(tmp)
         for path in write_tuning_report(result, folder, title=title):

@@ -9,11 +9,9 @@ import sqlalchemy as sa
 
 from automl.config import PipelineSpec
 from automl.data import BatchLedger
+from automl.service._champion import serving_champion
 from automl.service._history import CycleHistory
-from automl.service._record import CV_SCORE
-from automl.service._workspace import make_tracker
 from automl.state import get_engine
-from automl.tracking import CHAMPION
 
 
 def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
@@ -21,14 +19,14 @@ def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
     yet checked), waiting in the landing folder (not yet ingested) and quarantined."""
     history = CycleHistory(spec.state_url)
     ledger = BatchLedger(spec.state_url)
-    champion = make_tracker(spec).get_alias(spec.model_name, CHAMPION)
+    champion = serving_champion(spec)  # the state database answers; MLflow only if it cannot
     latest = history.last(spec.name)
     checked = history.last(spec.name, checked=True)
     return {
         "pipeline": spec.name,
         "model": spec.model_name,
         "champion_version": champion.version if champion else None,
-        "champion_cv_score": champion.tags.get(CV_SCORE) if champion else None,
+        "champion_cv_score": champion.cv_score if champion else None,
         "last_cycle": latest.cycle_id if latest else None,
         "last_status": latest.status if latest else None,
         "last_finished_at": latest.finished_at if latest else None,
@@ -65,6 +63,8 @@ def check_stores(spec: PipelineSpec) -> dict[str, str]:
     except Exception as exc:
         failing[f"{spec.name}:state_db"] = str(exc)[:300]
     try:
+        from automl.service._workspace import make_tracker
+
         make_tracker(spec).client.search_experiments(max_results=1)
     except Exception as exc:
         failing[f"{spec.name}:mlflow"] = str(exc)[:300]

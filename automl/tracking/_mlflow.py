@@ -20,11 +20,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from automl.errors import TrackingError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -536,6 +537,32 @@ class MlflowTracker:
                 f"could not load model {model_uri} with mlflow.pyfunc: {exc}"
             ) from exc
         return model, size / 1e6
+
+    def download_model(self, model_name: str, version: str, dst_dir: str | Path) -> Path:
+        """Copy a registered version's artifacts into ``dst_dir`` (made whole or not at all).
+
+        The copy is written beside ``dst_dir`` and renamed into place, so a reader never sees
+        a half-written model and two processes downloading at once both end with one copy.
+
+        Raises:
+            TrackingError: The version or its artifacts cannot be read.
+        """
+        import mlflow.artifacts
+
+        dst = Path(dst_dir)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        uri = f"models:/{model_name}/{version}"
+        with tempfile.TemporaryDirectory(dir=dst.parent, prefix=f".{dst.name}.") as tmp:
+            try:
+                with _global_uri(self.tracking_uri):
+                    local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+            except Exception as exc:
+                raise TrackingError(f"could not download model {uri}: {exc}") from exc
+            with contextlib.suppress(OSError):  # another process put its copy first: keep it
+                Path(local).rename(dst)
+        if not (dst / "MLmodel").is_file():
+            raise TrackingError(f"model {uri} downloaded to {dst} has no MLmodel file")
+        return dst
 
     def find_versions(self, model_name: str, *, tag: str, value: str) -> list[ModelVersionInfo]:
         """Versions of ``model_name`` whose tag ``tag`` equals ``value``, newest first."""
