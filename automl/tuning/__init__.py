@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from automl.tuning._holdout import metric_from_predictions
     from automl.tuning._metrics import score_model
     from automl.tuning._report import write_tuning_report
+    from automl.tuning._result import TrialResult, TuningResult
     from automl.tuning._search_config import SearchConfig
     from automl.tuning._space import (
         XGBOOST_DEFAULTS,
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
         open_storage,
     )
     from automl.tuning._strategies import check_strategy, make_sampler
-    from automl.tuning._tuner import TrialResult, TuningResult, trials_table, tune
+    from automl.tuning._tuner import trials_table, tune
     from automl.tuning._warmstart import latest_study
 
 #: Where each name is defined: imported on first use, so importing the package stays light.
@@ -68,8 +69,8 @@ _LAZY = {
     "FamilySpace": "automl.tuning._space",
     "LabelEncodedClassifier": "automl.tuning._estimators",
     "SearchConfig": "automl.tuning._search_config",
-    "TrialResult": "automl.tuning._tuner",
-    "TuningResult": "automl.tuning._tuner",
+    "TrialResult": "automl.tuning._result",
+    "TuningResult": "automl.tuning._result",
     "XGBOOST_DEFAULTS": "automl.tuning._space",
     "build_model": "automl.tuning._estimators",
     "check_strategy": "automl.tuning._strategies",
