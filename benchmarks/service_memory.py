@@ -20,6 +20,7 @@ start and idle, < 300 MB after a re-tune.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -51,11 +52,15 @@ def _rss_mb(pid: int) -> float:
 
 
 def _children(pid: int) -> list[int]:
+    """Every descendant (children of every thread: a cycle's thread starts the re-tune)."""
+    found: list[int] = []
     try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return []
-    found = [int(p) for p in text.split()]
+    for task in tasks:
+        with contextlib.suppress(OSError):  # the thread ended meanwhile
+            found += [int(p) for p in (task / "children").read_text().split()]
     return found + [g for c in found for g in _children(c)]
 
 

@@ -92,8 +92,18 @@ def champion_model(spec: PipelineSpec, version: str) -> Any:
     from automl.tracking._model_format import load_model_dir
 
     folder = model_copy_dir(spec, version)
-    if not (folder / "MLmodel").is_file():
-        from automl.service._workspace import make_tracker
+    if (folder / "MLmodel").is_file():
+        return load_model_dir(folder)
+    from automl.service._workspace import make_tracker
 
-        make_tracker(spec).download_model(spec.model_name, version, folder)
+    tracker = make_tracker(spec)
+    try:
+        tracker.download_model(spec.model_name, version, folder)
+    except OSError:  # a workspace this user cannot write: score from a temporary copy
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            return load_model_dir(
+                tracker.download_model(spec.model_name, version, Path(tmp) / "model")
+            )
     return load_model_dir(folder)
