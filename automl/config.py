@@ -181,6 +181,13 @@ class LabelsSpec(_Strict):
         description="A later batch may repeat known ids with the target filled to deliver "
         "their labels; false: a batch that repeats a known id is rejected.",
     )
+    alert_after_s: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="Send the webhook event labels_late once when no label has arrived for "
+        "this long (counted from the newest label, or from the first row while none has "
+        "come); None: no alert.",
+    )
 
 
 class DataSpec(_Strict):
@@ -462,6 +469,13 @@ class DriftSpec(_Strict):
         description="Drift when the champion's metric on the new labelled rows is worse than "
         "its validation (CV) score by more than this; None: off.",
     )
+    estimated_performance_tolerance: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="Late labels, classification (roc_auc or accuracy): drift when the "
+        "champion's label-free estimate (CBPE) on the new rows is worse than its score on its "
+        "holdout by more than this; None: the estimate is logged, not a signal.",
+    )
     hysteresis: HysteresisSpec = HysteresisSpec()
     html_report: Literal["on_drift", "always", "never"] = Field(
         default="on_drift", description="When the evidently HTML report is rendered."
@@ -689,8 +703,11 @@ class NotifySpec(_Strict):
 
     webhook_url: str | None = Field(default=None, pattern=r"^https?://")
     events: tuple[
-        Literal["drift", "promotion", "rejection", "failure", "approval", "quarantine"], ...
-    ] = ("drift", "promotion", "rejection", "failure", "approval", "quarantine")
+        Literal[
+            "drift", "promotion", "rejection", "failure", "approval", "quarantine", "labels_late"
+        ],
+        ...,
+    ] = ("drift", "promotion", "rejection", "failure", "approval", "quarantine", "labels_late")
     timeout_s: float = Field(default=5.0, gt=0.0, le=60.0)
 
 

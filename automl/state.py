@@ -16,7 +16,8 @@ Schema versions:
     recording version 1. ``MIGRATIONS[n]`` brings a database from version ``n`` to ``n + 1``,
     so a new version is one function appended to :data:`MIGRATIONS` (version 2 added
     ``automl_shadow``, version 3 the late-label tables ``automl_label_files``, ``automl_rows``
-    and ``automl_label_events``). A migration changes tables that exist (and checks before it
+    and ``automl_label_events``, version 4 ``automl_estimates`` and ``automl_label_watch`` and
+    a wider cycle status). A migration changes tables that exist (and checks before it
     changes: a column may already be there); tables a database lacks are created afterwards in
     their newest layout by ``create_all``. A new database gets every table and the current
     version without running any migration.
@@ -60,10 +61,12 @@ __all__ = [
     "batches_table",
     "cycles_table",
     "drift_state_table",
+    "estimates_table",
     "get_engine",
     "insert_once",
     "label_events_table",
     "label_files_table",
+    "label_watch_table",
     "load_pipeline_value",
     "metadata",
     "open_state",
@@ -173,7 +176,8 @@ cycles_table = sa.Table(
     metadata,
     sa.Column("cycle_id", sa.String(64), primary_key=True),
     sa.Column("pipeline", sa.String(64), nullable=False, index=True),
-    sa.Column("status", sa.String(16), nullable=False),
+    # 32 since version 4 (``waiting_for_labels``); 16 before.
+    sa.Column("status", sa.String(32), nullable=False),
     sa.Column("started_at", sa.String(40), nullable=False),
     sa.Column("finished_at", sa.String(40), nullable=False),
     sa.Column("result_json", sa.Text, nullable=False),
@@ -270,6 +274,38 @@ label_events_table = sa.Table(
     sa.Index("ix_automl_label_events_pipeline_row", "pipeline", "row_id"),
 )
 
+#: Late labels (version 4): the label-free performance estimate of each drift check, and the
+#: realized metric once the checked rows' labels arrived (times in seconds since the epoch).
+estimates_table = sa.Table(
+    "automl_estimates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("pipeline", sa.String(64), nullable=False),
+    sa.Column("cycle_id", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("champion_version", sa.String(32), nullable=False),
+    sa.Column("batch_ids", sa.Text, nullable=False),
+    sa.Column("metric", sa.String(32), nullable=False),
+    sa.Column("estimate", sa.Float, nullable=False),
+    sa.Column("reference_value", sa.Float, nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("checked_s", sa.Float, nullable=False),
+    sa.Column("realized", sa.Float, nullable=True),
+    sa.Column("n_labelled", sa.Integer, nullable=True),
+    sa.Column("realized_s", sa.Float, nullable=True),
+    sa.Index("ix_automl_estimates_pipeline_realized", "pipeline", "realized_s"),
+)
+
+#: Late labels (version 4): per pipeline, whether labels have stopped arriving and whether the
+#: ``labels_late`` webhook went out for this outage.
+label_watch_table = sa.Table(
+    "automl_label_watch",
+    metadata,
+    sa.Column("pipeline", sa.String(64), primary_key=True),
+    sa.Column("state_json", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
 #: The layout version of the database: one row (``id`` 1).
 schema_version_table = sa.Table(
     "automl_schema_version",
@@ -314,8 +350,25 @@ def _to_v3(conn: sa.Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+#: The tables version 4 added.
+_V4_TABLES = (estimates_table, label_watch_table)
+
+
+def _to_v4(conn: sa.Connection) -> None:
+    """Version 3 -> 4: the performance estimates of drift checks and the label watch (the
+    ``labels_late`` alert's state); a cycle's status takes up to 32 characters
+    (``waiting_for_labels``).
+
+    SQLite does not enforce a ``VARCHAR`` length, so only PostgreSQL's column is widened.
+    """
+    for table in _V4_TABLES:
+        table.create(conn, checkfirst=True)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE automl_cycles ALTER COLUMN status TYPE VARCHAR(32)")
+
+
 #: ``MIGRATIONS[n]`` upgrades version ``n`` to ``n + 1``; append one function per new version.
-MIGRATIONS: tuple[Migration, ...] = (_to_v1, _to_v2, _to_v3)
+MIGRATIONS: tuple[Migration, ...] = (_to_v1, _to_v2, _to_v3, _to_v4)
 #: The layout this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -35,6 +35,16 @@ batches, the mean paired difference with ``static`` and its standard error, re-t
 promotions after the first champion, trials (first champion included) and compute (CPU
 seconds of the process, and wall seconds). The goals of issue 11 are checked for ``automl``.
 
+Label-lag mode (``--label-lag L``, issue 12): the same streams, with policies ``static``,
+``automl`` (labels on arrival, as above) and ``lagged``: the default spec with late labels
+(``data.id_column``), where each batch lands without its labels and its labels land as a label
+file ``L`` batches later; the cycle re-tunes on labelled rows only and waits for labels after
+a confirmed drift. It reports the realized AUC of ``lagged`` against ``automl`` on the same
+batches, and for every checked batch the champion's label-free estimate (CBPE, calibrated on
+its holdout) against the AUC the batch realized: the mean absolute error of the estimate, of
+the naive estimate (the champion's CV score, the reference) and of the champion's holdout AUC
+(the estimator's own reference). Results go to ``stream_label_lag[_quick].json``.
+
 Run: ``.venv/bin/python benchmarks/stream.py --quick`` (flights and churn, 10 batches, 6
 trials: about 330 CPU seconds, some 5 minutes on 2 idle cores) or without ``--quick`` for the
 full table (3 streams, 16 batches, 8 trials: about 920 CPU seconds, some 10 minutes on 2 idle
@@ -301,8 +311,17 @@ def _window_rows(client: Any, run_id: str | None) -> int | None:
     return int(value) if value is not None else None
 
 
-def run_service(stream: Stream, budget: Budget, *, policy: str, workdir: Path) -> dict[str, Any]:
-    """A policy that runs the real ``run_cycle``: static, every_batch, automl[:overrides]."""
+def _with_ids(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    out = frame.copy()
+    out.insert(0, "row_id", [f"{prefix}-{i}" for i in range(len(out))])
+    return out
+
+
+def run_service(
+    stream: Stream, budget: Budget, *, policy: str, workdir: Path, label_lag: int = 0
+) -> dict[str, Any]:
+    """A policy that runs the real ``run_cycle``: static, every_batch, automl[:overrides], and
+    ``lagged`` (late labels, landing ``label_lag`` batches after their rows)."""
     import mlflow
 
     from automl.config import PipelineSpec
@@ -319,8 +338,13 @@ def run_service(stream: Stream, budget: Budget, *, policy: str, workdir: Path) -
         # Reporting only (decisions do not depend on it): the HTML drift report costs seconds.
         "drift": {"html_report": "never"},
     }
+    lagged = name == "lagged"
+    if lagged:
+        raw["data"] |= {"id_column": "row_id", "labels": {"landing_dir": "labels"}}
     spec = PipelineSpec.model_validate(_merge(raw, _parse_overrides(overrides)))
     spec = spec.with_base_dir(workdir)
+    if spec.labels_landing_path is not None:
+        spec.labels_landing_path.mkdir(parents=True, exist_ok=True)
     tracker = make_tracker(spec)
     client = mlflow.MlflowClient(spec.tracking_uri)
     cpu = wall = 0.0
@@ -348,23 +372,43 @@ def run_service(stream: Stream, budget: Budget, *, policy: str, workdir: Path) -
                 "promoted": result.is_promoted,
                 "champion": result.champion_version,
                 "seconds": time.perf_counter() - w0,
+                "labelled_rows": result.labelled_rows,
+                "labels_needed": result.labels_needed,
+                "estimate": result.estimated_score,
+                "estimate_reference": result.estimated_reference,
             }
         )
 
-    land_and_run(stream.history, "000_history", force=False)
+    if lagged:  # the history comes with its labels: the first champion as in the others
+        land_and_run(_with_ids(stream.history, "h"), "000_history", force=False)
+    else:
+        land_and_run(stream.history, "000_history", force=False)
     scores: list[float] = []
     serving: list[str | None] = []
+    serving_cv: list[float | None] = []
     for i, batch in enumerate(stream.batches):
         champion = tracker.get_alias(spec.model_name, CHAMPION)
         assert champion is not None, f"{policy}: no champion after the history cycle"
         scores.append(_auc(tracker.load_model(champion), batch, stream.target))
         serving.append(champion.version)
+        cv = champion.tags.get("automl.cv_score")
+        serving_cv.append(float(cv) if cv else None)
         if name == "static" or i == len(stream.batches) - 1:
             continue  # static never learns; the last batch has no next batch to serve
-        land_and_run(batch, f"{i + 1:03d}", force=name == "every_batch")
+        if lagged:  # rows now, labels label_lag batches later (label files by id)
+            late = i - label_lag
+            if late >= 0:
+                labels = _with_ids(stream.batches[late], f"b{late}")[["row_id", stream.target]]
+                assert spec.labels_landing_path is not None
+                write_table(labels, spec.labels_landing_path / f"{late + 1:03d}.parquet")
+            rows = _with_ids(batch, f"b{i}").drop(columns=[stream.target])
+            land_and_run(rows, f"{i + 1:03d}", force=False)
+        else:
+            land_and_run(batch, f"{i + 1:03d}", force=name == "every_batch")
     return {
         "scores": scores,
         "serving": serving,
+        "serving_cv": serving_cv,
         "cycles": cycles,
         "trials": sum(c["n_trials"] for c in cycles),
         "cpu_s": cpu,
@@ -372,9 +416,9 @@ def run_service(stream: Stream, budget: Budget, *, policy: str, workdir: Path) -
     }
 
 
-def run_policy(job: tuple[str, str, str, Budget]) -> dict[str, Any]:
+def run_policy(job: tuple[str, str, str, Budget, int]) -> dict[str, Any]:
     """One (stream, policy) of the table, in its own fresh workspace."""
-    stream_name, policy, wheels, budget = job
+    stream_name, policy, wheels, budget, label_lag = job
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     stream = load_stream(stream_name, wheels, budget)
@@ -383,10 +427,11 @@ def run_policy(job: tuple[str, str, str, Budget]) -> dict[str, Any]:
         out = run_periodic(stream, budget)
     else:
         with tempfile.TemporaryDirectory(prefix=f"stream-{stream_name}-") as tmp:
-            out = run_service(stream, budget, policy=policy, workdir=Path(tmp))
+            out = run_service(stream, budget, policy=policy, workdir=Path(tmp), label_lag=label_lag)
     out |= {
         "stream": stream_name,
         "policy": policy,
+        "label_lag": label_lag,
         "budget": budget.__dict__,
         "elapsed_s": time.perf_counter() - t0,
     }
@@ -424,6 +469,90 @@ def summarize_stream(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     rows = {p: summarize(r, results["static"]["scores"]) for p, r in results.items()}
     goals = {p: check_goals(rows, results, p) for p in results if p.startswith("automl")}
     return {"policies": rows, "goals": goals, "runs": results}
+
+
+def summarize_lag(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Label-lag mode: each policy's realized AUC against ``automl`` (labels on arrival), and
+    the estimate's error per checked batch of ``lagged`` against the naive estimates."""
+    base = np.asarray(results["automl"]["scores"], dtype=float)
+    rows: dict[str, Any] = {}
+    for policy, run in results.items():
+        scores = np.asarray(run["scores"], dtype=float)
+        diff = scores - base
+        later = run["cycles"][1:]
+        rows[policy] = {
+            "mean": float(scores.mean()),
+            "worst": float(scores.min()),
+            "vs_on_arrival": float(diff.mean()),
+            "vs_on_arrival_se": _se(diff),
+            "retunes": sum(c["status"] == "retuned" for c in later),
+            "waiting": sum(c["status"] == "waiting_for_labels" for c in later),
+            "promotions": sum(bool(c["promoted"]) for c in later),
+            "trials": run["trials"],
+            "cpu_s": run["cpu_s"],
+        }
+    lagged = results["lagged"]
+    errors: dict[str, list[float]] = {"cbpe": [], "naive_cv": [], "naive_holdout": []}
+    per_batch = []
+    # Cycle k + 1 checked batch k (scored by the champion that served it, before any re-tune).
+    for k, cycle in enumerate(lagged["cycles"][1:]):
+        realized, cv = lagged["scores"][k], lagged["serving_cv"][k]
+        if cycle["estimate"] is None or cv is None:
+            continue
+        errors["cbpe"].append(abs(cycle["estimate"] - realized))
+        errors["naive_cv"].append(abs(cv - realized))
+        errors["naive_holdout"].append(abs(cycle["estimate_reference"] - realized))
+        per_batch.append(
+            {
+                "batch": k + 1,
+                "realized": realized,
+                "cbpe": cycle["estimate"],
+                "naive_cv": cv,
+                "naive_holdout": cycle["estimate_reference"],
+            }
+        )
+    estimate = {
+        name: {"mae": float(np.mean(v)) if v else None, "se": _se(np.asarray(v)), "n": len(v)}
+        for name, v in errors.items()
+    }
+    return {"policies": rows, "estimate": estimate, "per_batch": per_batch, "runs": results}
+
+
+def print_lag_table(report: dict[str, Any]) -> None:
+    lag = report["label_lag"]
+    print(f"\nLabel lag {lag} batch(es): realized AUC against labels on arrival (automl)")
+    print(
+        "\n| stream | policy | mean AUC | worst | vs on arrival (paired SE) | re-tunes "
+        "| waiting_for_labels | promotions | trials | CPU s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for stream, block in report["streams"].items():
+        for policy, r in block["policies"].items():
+            print(
+                f"| {stream} | {policy} | {r['mean']:.4f} | {r['worst']:.4f} "
+                f"| {r['vs_on_arrival']:+.4f} ({r['vs_on_arrival_se']:.4f}) | {r['retunes']} "
+                f"| {r['waiting']} | {r['promotions']} | {r['trials']} | {r['cpu_s']:.0f} |"
+            )
+    print(
+        "\nEstimate of the serving champion's AUC per checked batch, before its labels, "
+        "against the realized AUC: mean absolute error (SE, batches)"
+    )
+    print("\n| stream | CBPE (holdout-calibrated) | naive: CV score | naive: holdout AUC |")
+    print("|---|---|---|---|")
+    for stream, block in report["streams"].items():
+        e = block["estimate"]
+        cells = [
+            "-" if e[n]["mae"] is None else f"{e[n]['mae']:.4f} ({e[n]['se']:.4f}, {e[n]['n']})"
+            for n in ("cbpe", "naive_cv", "naive_holdout")
+        ]
+        print(f"| {stream} | {' | '.join(cells)} |")
+    for stream, block in report["streams"].items():
+        print(f"\n{stream} per batch (realized / CBPE / CV / holdout):")
+        for b in block["per_batch"]:
+            print(
+                f"  {b['batch']:2d}: {b['realized']:.3f} / {b['cbpe']:.3f} / "
+                f"{b['naive_cv']:.3f} / {b['naive_holdout']:.3f}"
+            )
 
 
 def check_goals(
@@ -514,9 +643,22 @@ def main() -> None:
         "--resume", action="store_true", help="keep the finished jobs of a stopped run"
     )
     parser.add_argument("--show", type=Path, default=None, help="print a saved results file")
+    parser.add_argument(
+        "--label-lag",
+        type=int,
+        default=0,
+        help="labels land this many batches after their rows: policies static, automl "
+        "(labels on arrival) and lagged (late labels); reports realized AUC and the "
+        "performance estimate's error",
+    )
     args = parser.parse_args()
     if args.show:
         report = json.loads(args.show.read_text(encoding="utf-8"))
+        if report.get("label_lag"):
+            for block in report["streams"].values():
+                block.update(summarize_lag(block["runs"]))
+            print_lag_table(report)
+            return
         for block in report["streams"].values():
             block.update(summarize_stream(block["runs"]))
         print_table(report)
@@ -532,15 +674,18 @@ def main() -> None:
     default_streams = "flights,churn" if args.quick else ",".join(STREAMS)
     streams = (args.streams or default_streams).split(",")
     policies = [*BASE_POLICIES, *(args.policy or VARIANTS["quick" if args.quick else "full"])]
+    if args.label_lag:
+        policies = ["static", "automl", "lagged"]
     for name in streams:  # fetch wheels once, before the workers start
         load_stream(name, str(args.wheels), budget)
-    jobs = [(s, p, str(args.wheels), budget) for s in streams for p in policies]
+    jobs = [(s, p, str(args.wheels), budget, args.label_lag) for s in streams for p in policies]
     # The baselines first, so a stopped run still has them; then the default policy.
-    order = {"static": 0, "periodic": 1, "automl": 2, "every_batch": 3}
+    order = {"static": 0, "periodic": 1, "automl": 2, "lagged": 2, "every_batch": 3}
     jobs.sort(key=lambda j: (order.get(j[1], 4), STREAMS.index(j[0])))
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
-    file = out / (args.out or ("stream_quick.json" if args.quick else "stream.json"))
+    default_name = "stream_label_lag" if args.label_lag else "stream"
+    file = out / (args.out or f"{default_name}{'_quick' if args.quick else ''}.json")
     partial = file.with_suffix(".partial.json")  # finished jobs, should the run be stopped
     done: list[dict[str, Any]] = []
     if args.resume and partial.exists():
@@ -548,7 +693,9 @@ def main() -> None:
         done = [
             r
             for r in json.loads(partial.read_text(encoding="utf-8"))
-            if r.get("budget") == budget.__dict__ and (r["stream"], r["policy"]) in wanted
+            if r.get("budget") == budget.__dict__
+            and r.get("label_lag", 0) == args.label_lag
+            and (r["stream"], r["policy"]) in wanted
         ]
         finished = {(r["stream"], r["policy"]) for r in done}
         jobs = [j for j in jobs if (j[0], j[1]) not in finished]
@@ -561,7 +708,12 @@ def main() -> None:
             partial.write_text(json.dumps(done, default=str), encoding="utf-8")
     by = {(r["stream"], r["policy"]): r for r in done}
 
-    report: dict[str, Any] = {"budget": budget.__dict__, "streams": {}}
+    report: dict[str, Any] = {
+        "budget": budget.__dict__,
+        "label_lag": args.label_lag,
+        "streams": {},
+    }
+    summary = summarize_lag if args.label_lag else summarize_stream
     for name in streams:
         stream = load_stream(name, str(args.wheels), budget)
         report["streams"][name] = {
@@ -569,10 +721,13 @@ def main() -> None:
             "history_rows": len(stream.history),
             "batch_rows": [len(b) for b in stream.batches],
             "drift_batch": None if stream.drift_batch is None else stream.drift_batch + 1,
-            **summarize_stream({p: by[name, p] for p in policies}),
+            **summary({p: by[name, p] for p in policies}),
         }
     report["elapsed_s"] = time.perf_counter() - t0  # this invocation only (see --resume)
-    print_table(report)
+    if args.label_lag:
+        print_lag_table(report)
+    else:
+        print_table(report)
     print(f"\nelapsed {report['elapsed_s']:.0f} s")
     file.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     partial.unlink()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -67,16 +68,31 @@ def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def write_spec_file(folder: Path, name: str = "churn", **overrides: Any) -> Path:
+    """Write the small spec of pipeline ``name`` (with ``overrides``) as ``folder/name.yaml``."""
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(small_spec_dict(name, **overrides)), encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def write_spec(tmp_path: Path) -> Callable[..., PipelineSpec]:
     """Write a small spec YAML into tmp_path and load it."""
 
     def _write(name: str = "churn", **overrides: Any) -> PipelineSpec:
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(small_spec_dict(name, **overrides)), encoding="utf-8")
-        return load_spec(path)
+        return load_spec(write_spec_file(tmp_path, name, **overrides))
 
     return _write
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``predicate`` every 0.1 s; fail the test naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
 
 
 def land(spec: PipelineSpec, file_name: str, frame: pd.DataFrame) -> Path:

@@ -41,9 +41,15 @@ V1_TABLES = sorted(
 #: Tables added since version 0: the version row (1) and each later version's new tables.
 #: Version 3 (late labels): its tables.
 V3_TABLES = {t.name for t in state._V3_TABLES}
-ADDED_TABLES = {"automl_schema_version", "automl_shadow", *V3_TABLES}
+#: Version 4 (late labels in the cycle): the estimates and the label watch.
+V4_TABLES = {t.name for t in state._V4_TABLES}
+ADDED_TABLES = {"automl_schema_version", "automl_shadow", *V3_TABLES, *V4_TABLES}
+#: Version 4 widened the cycle status (``waiting_for_labels``).
+CYCLE_STATUS_V0, CYCLE_STATUS_V4 = "status VARCHAR(16) NOT NULL", "status VARCHAR(32) NOT NULL"
 #: Everything added as SQLite names it: the tables and their indexes.
-ADDED_NAMES = ADDED_TABLES | {str(ix.name) for t in state._V3_TABLES for ix in t.indexes}
+ADDED_NAMES = ADDED_TABLES | {
+    str(ix.name) for t in (*state._V3_TABLES, *state._V4_TABLES) for ix in t.indexes
+}
 
 
 def _v0_copy(tmp_path: Path) -> str:
@@ -131,7 +137,7 @@ def test_a_workspace_from_before_versions_upgrades_in_place(tmp_path: Path) -> N
 
     _assert_v0_rows_read_back(url)
 
-    assert schema_version(open_state(url)) == SCHEMA_VERSION == 3
+    assert schema_version(open_state(url)) == SCHEMA_VERSION == 4
     after = _sqlite_layout(tmp_path / "automl.db")
     assert set(after) - set(before) == ADDED_NAMES
     assert {name: after[name] for name in before} == before  # old tables untouched
@@ -168,14 +174,16 @@ def _v2_copy(tmp_path: Path) -> str:
     return url
 
 
-def test_a_version_2_workspace_upgrades_to_3_with_the_late_label_tables(tmp_path: Path) -> None:
+def test_a_version_2_workspace_upgrades_to_the_newest_with_the_late_label_tables(
+    tmp_path: Path,
+) -> None:
     url = _v2_copy(tmp_path)
     assert schema_version(sa.create_engine(url)) == 2
     before = _sqlite_layout(tmp_path / "automl.db")
-    new_names = ADDED_NAMES - ADDED_TABLES | V3_TABLES
+    new_names = ADDED_NAMES - ADDED_TABLES | V3_TABLES | V4_TABLES
     assert not new_names & before.keys()
 
-    assert schema_version(open_state(url)) == SCHEMA_VERSION == 3
+    assert schema_version(open_state(url)) == SCHEMA_VERSION == 4
     after = _sqlite_layout(tmp_path / "automl.db")
     assert set(after) - set(before) == new_names
     assert {name: after[name] for name in before} == before  # version-2 tables untouched
@@ -206,7 +214,7 @@ def test_the_version_3_migration_keeps_late_label_tables_that_exist(tmp_path: Pa
             )
         )
     state._upgrade(engine, state.MIGRATIONS)
-    assert schema_version(engine) == 3
+    assert schema_version(engine) == SCHEMA_VERSION
     assert _sqlite_layout(tmp_path / "automl.db").keys() >= ADDED_NAMES
     with engine.connect() as conn:
         assert conn.execute(sa.select(state.rows_table.c.row_id)).scalars().all() == ["a"]
@@ -227,8 +235,11 @@ def test_a_new_database_gets_every_table_in_todays_layout_and_the_current_versio
             == 1
         )
     layout = _sqlite_layout(path)
-    # Byte for byte what the stores created before versions: old and new code share a database.
-    assert {k: v for k, v in layout.items() if k not in ADDED_NAMES} == _sqlite_layout(V0_DB)
+    # Byte for byte what the stores created before versions (old and new code share a
+    # database), but for the cycle status widened by version 4 (SQLite ignores the length).
+    old = _sqlite_layout(V0_DB)
+    old["automl_cycles"] = old["automl_cycles"].replace(CYCLE_STATUS_V0, CYCLE_STATUS_V4)
+    assert {k: v for k, v in layout.items() if k not in ADDED_NAMES} == old
 
 
 def test_the_postgresql_layout_is_the_one_written_before_versions() -> None:
@@ -240,7 +251,12 @@ def test_the_postgresql_layout_is_the_one_written_before_versions() -> None:
     )
     tables = [t for t in state.metadata.sorted_tables if t.name not in ADDED_TABLES]
     state.metadata.create_all(engine, tables=tables, checkfirst=False)
-    old = [s for s in V0_POSTGRESQL_DDL.read_text(encoding="utf-8").split(";\n") if s.strip()]
+    ddl = V0_POSTGRESQL_DDL.read_text(encoding="utf-8")
+    old = [
+        s.replace(CYCLE_STATUS_V0, CYCLE_STATUS_V4) if "TABLE automl_cycles" in s else s
+        for s in ddl.split(";\n")
+        if s.strip()
+    ]  # version 4 widened the cycle status
     assert sorted(statements) == sorted(old)
 
 
@@ -376,7 +392,14 @@ def test_a_postgresql_workspace_from_before_versions_upgrades_in_place(postgres_
         try:
             _assert_v0_rows_read_back(url)
             assert schema_version(open_state(url)) == SCHEMA_VERSION
-            assert _postgres_layout(old) == before
+            after = _postgres_layout(old)
+            assert ("status", "VARCHAR(32)", False) in after["automl_cycles"][0]  # version 4
+            widened = [
+                ("status", "VARCHAR(16)", False) if c[0] == "status" else c
+                for c in after["automl_cycles"][0]
+            ]
+            after["automl_cycles"] = (widened, *after["automl_cycles"][1:])
+            assert after == before
             _assert_v0_rows_accept_writes(url)
         finally:
             state.get_engine(url).dispose()  # let the database be dropped

@@ -67,6 +67,18 @@ def init(
     console.print(f"  automl run {written['spec']}          # one cycle: trains the first champion")
     console.print(f"  cp {written['samples']}/batch_03_drifted.csv {written['landing']}/")
     console.print(f"  automl serve {directory}              # every pipeline on its schedule")
+    console.print(f"Late labels: {written['late_spec']} scores rows whose labels come later:")
+    console.print(
+        f"  automl run {written['late_spec']}     # history rows + their labels: a champion"
+    )
+    console.print(
+        f"  cp {written['late_samples']}/scored_02_drifted.csv {written['late_landing']}/"
+    )
+    console.print(
+        f"  automl run {written['late_spec']}     # drift, but no labels: waiting_for_labels"
+    )
+    console.print(f"  cp {written['late_samples']}/outcomes_02.csv {written['late_labels']}/")
+    console.print(f"  automl run {written['late_spec']}     # the labels came: re-tuned")
 
 
 @command
@@ -226,7 +238,42 @@ def status(
         table.add_row("batches pending", str(r["pending_batches"]))
         table.add_row("files in landing", str(r.get("landing_files", 0)))
         table.add_row("quarantined", str(r["quarantined_files"]))
+        if r.get("labels"):
+            _label_rows(table, r["state"], r["labels"])
         console.print(table)
+
+
+def _label_rows(table: Table, state: str, labels: dict[str, Any]) -> None:
+    """Late labels in ``automl status``: the state, labelled share, rows waiting, label lag."""
+    table.add_row("state", state)
+    if "labels_needed" in labels:
+        table.add_row(
+            "labelled since drift", f"{labels['labelled_since_drift']} of {labels['labels_needed']}"
+        )
+    table.add_row(
+        "labelled",
+        f"{labels['labelled_share']:.0%} ({labels['labelled_rows']} of {labels['rows']} rows; "
+        f"{labels['rows_waiting']} waiting)",
+    )
+    lag = "none yet"
+    if labels["lag_p50_s"] is not None:
+        lag = f"p50 {_duration(labels['lag_p50_s'])}, p95 {_duration(labels['lag_p95_s'])}"
+    table.add_row("label lag", lag)
+    if labels["labels_late"]:
+        table.add_row("labels late", "no label for longer than data.labels.alert_after_s")
+    if labels.get("realized") is not None:
+        table.add_row(
+            "last estimate",
+            f"{labels['estimate_metric']} {labels['estimate']:.3f} estimated, "
+            f"{labels['realized']:.3f} realized",
+        )
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 @command

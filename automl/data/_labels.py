@@ -711,6 +711,10 @@ class LabelStore:
         with self._engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
+    def labelled_per_batch(self, pipeline: str) -> dict[int, int]:
+        """``{batch id: rows of it with a label}`` (batches without a labelled row left out)."""
+        return self._labelled_per_batch(pipeline)
+
     def _labelled_per_batch(self, pipeline: str) -> dict[int, int]:
         t = rows_table
         query = (

@@ -35,6 +35,9 @@ class DriftState:
         checks_since_retune: Checks since the last re-tune; None before the first one.
         last_retune_at: Time of the last re-tune (seconds, the caller's clock); None before.
         streak_since: First batch of the current run of consecutive drifted checks.
+        waiting_since: Late labels: a confirmed drift whose re-tune waits for labels, by the
+            first batch of its evidence; None when no re-tune waits. It survives calm checks
+            (the drift was confirmed) and is cleared by a re-tune or a new champion.
     """
 
     reference_version: str | None = None
@@ -44,6 +47,7 @@ class DriftState:
     checks_since_retune: int | None = None
     last_retune_at: float | None = None
     streak_since: int | None = None
+    waiting_since: int | None = None
 
     def to_json(self) -> str:
         """Serialize to a JSON string."""
@@ -56,6 +60,7 @@ class DriftState:
                 "checks_since_retune": self.checks_since_retune,
                 "last_retune_at": self.last_retune_at,
                 "streak_since": self.streak_since,
+                "waiting_since": self.waiting_since,
             }
         )
 
@@ -73,6 +78,7 @@ class DriftState:
             checks_since_retune=raw.get("checks_since_retune"),
             last_retune_at=raw.get("last_retune_at"),
             streak_since=raw.get("streak_since"),
+            waiting_since=raw.get("waiting_since"),
         )
 
 
@@ -168,7 +174,12 @@ class Hysteresis:
         if state.reference_version == reference_version:
             return state
         return replace(
-            state, reference_version=reference_version, recent=(), level="ok", streak_since=None
+            state,
+            reference_version=reference_version,
+            recent=(),
+            level="ok",
+            streak_since=None,
+            waiting_since=None,
         )
 
     def _cooling(self, state: DriftState, now: float) -> str | None:
@@ -253,6 +264,15 @@ class Hysteresis:
             since_batch_id=since if level == "drift" else None,
         )
 
+    def wait_for_labels(self, state: DriftState, since_batch_id: int) -> DriftState:
+        """Keep a confirmed drift whose re-tune waits for labels (late labels): the next
+        cycle re-tunes from ``since_batch_id`` once enough rows after it are labelled, without
+        a fresh confirmation. An earlier waiting drift keeps its start."""
+        since = since_batch_id
+        if state.waiting_since is not None:
+            since = min(state.waiting_since, since_batch_id)
+        return replace(state, waiting_since=since)
+
     def after_retune(
         self, state: DriftState, *, now: float, promoted_version: str | None = None
     ) -> DriftState:
@@ -268,6 +288,7 @@ class Hysteresis:
             reference_version=promoted_version or state.reference_version,
             recent=(),
             streak_since=None,
+            waiting_since=None,
             level="ok",
             checks_since_retune=0,
             last_retune_at=now,

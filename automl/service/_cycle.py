@@ -17,10 +17,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from automl.config import PipelineSpec
-from automl.data import IngestResult, load_batches
+from automl.data import IngestResult, LabelIngestResult, LabelStats, load_batches
+from automl.drift import PerformanceEstimate
 from automl.errors import AutomlError
 from automl.service import _record as record
 from automl.service._history import CycleResult
+from automl.service._late import (
+    WAITING_FOR_LABELS,
+    LabelWait,
+    estimate_check,
+    estimate_signals,
+    ingest_label_files,
+    keep_holdout,
+    labels_for_retune,
+    realize_estimates,
+    record_estimate,
+    waiting_drift,
+    watch_labels,
+)
 from automl.service._lock import pipeline_lock
 from automl.service._logging import cycle_context
 from automl.service._notify import notify
@@ -40,6 +54,7 @@ from automl.service._steps import (
     promote,
     save_drift_state,
     score_shadow,
+    shadow_has_news,
     start_shadow,
     training_window,
 )
@@ -64,6 +79,10 @@ class _Trail:
     metric: str
     started_at: str = field(default_factory=utcnow)
     ingested: IngestResult | None = None
+    labelled: LabelIngestResult | None = None
+    waiting: LabelWait | None = None
+    estimate: PerformanceEstimate | None = None
+    stats: LabelStats | None = None
     n_rows: int = 0
     run_id: str | None = None
     verdict: str | None = None
@@ -75,6 +94,8 @@ class _Trail:
 
     def result(self, *, status: str | None = None, error: str | None = None) -> CycleResult:
         """The cycle's result: ``status`` given, else what the steps that ran say."""
+        if status is None and self.waiting is not None:
+            status = WAITING_FOR_LABELS
         if status is None:
             status = "retuned" if self.registered else ("no_drift" if self.run_id else "no_data")
         report = self.drift.report if self.drift else None
@@ -114,6 +135,16 @@ class _Trail:
             shadow_version=self.shadow.version if self.shadow else None,
             shadow_outcome=self.shadow.decision.outcome if self.shadow else None,
             shadow_batches=self.shadow.n_batches if self.shadow else 0,
+            labels_joined=self.labelled.counts.joined if self.labelled else 0,
+            labelled_rows=self.waiting.n_labelled if self.waiting else None,
+            labels_needed=self.waiting.needed if self.waiting else None,
+            estimated_metric=self.estimate.metric if self.estimate else None,
+            estimated_score=self.estimate.value if self.estimate else None,
+            estimated_reference=self.estimate.reference_value if self.estimate else None,
+            labelled_share=self.stats.labelled_share if self.stats else None,
+            rows_waiting_label=self.stats.n_waiting_rows if self.stats else None,
+            label_lag_p50_s=self.stats.lag_p50_s if self.stats else None,
+            label_lag_p95_s=self.stats.lag_p95_s if self.stats else None,
         )
 
 
@@ -124,16 +155,36 @@ def _cycle(
     """Ingest -> drift -> tune -> register -> judge -> promote -> record, for one pipeline."""
     spec, tracker = ws.spec, ws.tracker
     trail.ingested = ingest(ws)
+    trail.labelled = ingest_label_files(ws)  # late labels: join label files to their rows
     reconcile(spec, tracker, ws.promotions)  # close alias moves a crash left half-done
     if recover_interrupted(ws, trail.cycle_id):  # runs a crash left open: failed cycles
         quarantine_poison(ws, cycle_id=trail.cycle_id)
+    realize_estimates(ws)  # late labels: estimates of earlier checks whose labels came
+    watch_labels(ws)  # late labels: one webhook when labels stop coming
     pending = ws.ledger.pending(ws.name)
     schema = ws.ledger.get_schema(ws.name)
     champion = tracker.get_alias(spec.model_name, CHAMPION)
     trail.champion_version = champion.version if champion else None
     has_data = bool(ws.ledger.records(ws.name, status="accepted"))
-    if schema is None or not has_data or (not pending and champion and not force_retune):
+    waited_since = waiting_drift(ws, champion)  # a confirmed drift waiting for labels
+    if schema is None or not has_data:
+        return
+    if not pending and champion and not force_retune and shadow_has_news(ws):
+        # Late labels came for the rows a challenger in shadow waits on (or its wait is over):
+        # judge it, nothing else; a re-tune that waits for labels goes on next cycle.
+        run_id = trail.run_id = record.start_cycle_run(tracker, ws.name, trail.cycle_id, pending)
+        trail.shadow = score_shadow(ws, run_id, trail.cycle_id, schema, champion, load_batches([]))
+        final = tracker.get_alias(spec.model_name, CHAMPION)
+        trail.champion_version = final.version if final else None
+        record.end_cycle_run(tracker, run_id, "FINISHED")
+        return
+    if not pending and champion and not force_retune and waited_since is None:
         return  # nothing new to look at
+    if not pending and (champion is None or waited_since is not None) and not force_retune:
+        wait = labels_for_retune(ws, since_id=waited_since)
+        if wait is not None and not wait.is_ready:  # still waiting: no run until labels come
+            trail.waiting = wait
+            return
     current = load_batches(pending)
     trail.n_rows = len(current)
     run_id = trail.run_id = record.start_cycle_run(tracker, ws.name, trail.cycle_id, pending)
@@ -142,6 +193,10 @@ def _cycle(
     if champion is None:
         trail.verdict = "no_champion"
         record.record_verdict(tracker, run_id, trail.verdict)
+    elif not pending and waited_since is not None:  # the labels a waiting drift needed came
+        trail.verdict = "drift"
+        record.record_verdict(tracker, run_id, trail.verdict)
+        since_id = waited_since
     elif not pending:  # a scheduled re-tune with nothing new: tune on the newest rows
         trail.verdict = "scheduled"
         record.record_verdict(tracker, run_id, trail.verdict)
@@ -149,7 +204,19 @@ def _cycle(
         if ws.spec.registry.shadow_batches:  # evidence first: the challenger may now serve
             trail.shadow = score_shadow(ws, run_id, trail.cycle_id, schema, champion, current)
             champion = tracker.get_alias(spec.model_name, CHAMPION) or champion
-        drift = check_drift(ws, run_id, trail.cycle_id, schema, champion, pending, current)
+        trail.estimate = estimate_check(ws, schema, champion, current)
+        drift = check_drift(
+            ws,
+            run_id,
+            trail.cycle_id,
+            schema,
+            champion,
+            pending,
+            current,
+            extra_signals=estimate_signals(ws, trail.estimate),
+        )
+        if trail.estimate is not None:
+            record_estimate(ws, run_id, trail.cycle_id, champion, pending, trail.estimate)
         trail.drift = drift
         trail.verdict = drift.decision.level
         if drift.decision.level == "drift":  # "warning" (unconfirmed, cool-down) does not
@@ -157,8 +224,19 @@ def _cycle(
                 spec, "drift", {"cycle_id": trail.cycle_id, "run_id": run_id, **drift_event(drift)}
             )
             since_id = drift.decision.since_batch_id or pending[0].id
+        waited_since = waiting_drift(ws, champion)  # a promotion in shadow clears it
+        if waited_since is not None:  # confirmed before, still waiting: re-tune from there
+            since_id = waited_since if since_id is None else min(since_id, waited_since)
+            trail.verdict = "drift"
     is_retune = champion is None or not pending or since_id is not None or force_retune
 
+    if is_retune:  # late labels: a re-tune needs its labelled rows
+        wait = labels_for_retune(ws, since_id=since_id)
+        if wait is not None and not wait.is_ready:
+            trail.waiting = wait
+            record.record_waiting(tracker, run_id, wait.n_labelled, wait.needed, wait.reason())
+            log.info("[%s %s] %s", ws.name, trail.cycle_id, wait.reason())
+            is_retune = False
     if is_retune:
         window = training_window(ws, since_id=since_id)
         registered = find_registered(ws, run_id, window)
@@ -173,6 +251,7 @@ def _cycle(
                 drift=trail.drift,
                 stop=stop,
             )
+        keep_holdout(ws, registered.version.version, window.holdout)
         trail.registered = registered
         if champion is None or registered.version.version != champion.version:
             decision = judge(ws, schema, registered.version, champion, window.holdout)
@@ -182,11 +261,18 @@ def _cycle(
             promote(ws, decision, trail.cycle_id)
             record.record_decision(tracker, run_id, decision)
 
-    if pending:  # a scheduled re-tune on old rows leaves the hysteresis as it is
+    waits = trail.waiting is not None and since_id is not None and champion is not None
+    if pending or trail.registered is not None or waits:
+        # A scheduled re-tune on old rows leaves the hysteresis as it is; a drift whose
+        # re-tune waits for labels is kept confirmed.
         result = trail.result()
         promoted = result.model_version if result.is_promoted else None
         save_drift_state(
-            ws, trail.drift, is_retuned=trail.registered is not None, promoted=promoted
+            ws,
+            trail.drift,
+            is_retuned=trail.registered is not None and (bool(pending) or since_id is not None),
+            promoted=promoted,
+            waiting_since=since_id if waits else None,
         )
     ws.ledger.mark_checked(ws.name, [r.id for r in pending], trail.cycle_id)  # last: a crash
     final = tracker.get_alias(spec.model_name, CHAMPION)  # leaves the batches pending
@@ -249,6 +335,8 @@ def run_cycle(
     try:
         with cycle_context(spec.name, cycle_id):
             _cycle(ws, trail, force_retune=force_retune, stop=stop)
+            if ws.labels is not None:
+                trail.stats = ws.labels.label_stats(ws.name)
             result = trail.result()
             log.info(
                 "cycle %s: %d new file(s), %d quarantined, drift %s, champion v%s",

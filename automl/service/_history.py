@@ -10,7 +10,9 @@ import sqlalchemy as sa
 
 from automl.state import cycles_table, open_state
 
-CycleStatus = Literal["no_data", "no_drift", "retuned", "failed", "interrupted", "skipped"]
+CycleStatus = Literal[
+    "no_data", "no_drift", "retuned", "waiting_for_labels", "failed", "interrupted", "skipped"
+]
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,8 @@ class CycleResult:
         pipeline: Pipeline name.
         cycle_id: Unique id (also tagged on the MLflow run).
         status: ``no_data`` (nothing new), ``no_drift`` (checked, champion kept), ``retuned``
-            (a model was tuned, registered and judged), ``failed``, ``interrupted`` (the
+            (a model was tuned, registered and judged), ``waiting_for_labels`` (late labels: a
+            re-tune is due but too few rows have labels yet), ``failed``, ``interrupted`` (the
             service was stopping; batches stay pending) or ``skipped`` (another instance holds
             the pipeline's lock; not recorded in the history).
         started_at: ISO time.
@@ -48,6 +51,16 @@ class CycleResult:
         shadow_outcome: What its evidence decided: ``shadow`` (still waiting), ``promoted``
             or ``rejected`` (dropped).
         shadow_batches: Cycles of new rows it has been scored on, this one included.
+        labels_joined: Late labels: labels that joined their rows in this cycle's ingest.
+        labelled_rows: Late labels, a re-tune due: labelled rows it counted (from the drift on).
+        labels_needed: ... and how many it needs (``training.min_labelled_rows``).
+        labelled_share: Late labels: share of the pipeline's rows with a label after the cycle.
+        rows_waiting_label: ... rows still without one.
+        label_lag_p50_s: ... median label lag (label arrival - row arrival), seconds.
+        label_lag_p95_s: ... its 95th percentile.
+        estimated_metric: Late labels, classification: the metric the check estimated.
+        estimated_score: ... the champion's label-free (CBPE) estimate on the new rows.
+        estimated_reference: ... the same metric on the champion's holdout (naive estimate).
     """
 
     pipeline: str
@@ -75,6 +88,16 @@ class CycleResult:
     shadow_version: str | None = None
     shadow_outcome: str | None = None
     shadow_batches: int = 0
+    labels_joined: int = 0
+    labelled_rows: int | None = None
+    labels_needed: int | None = None
+    labelled_share: float | None = None
+    rows_waiting_label: int | None = None
+    label_lag_p50_s: float | None = None
+    label_lag_p95_s: float | None = None
+    estimated_metric: str | None = None
+    estimated_score: float | None = None
+    estimated_reference: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

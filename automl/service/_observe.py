@@ -62,6 +62,25 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+        def gauge(name: str, documentation: str) -> Gauge:
+            return Gauge(name, documentation, ["pipeline"], registry=self.registry)
+
+        # Late labels (pipelines with data.id_column), as of the pipeline's last cycle.
+        self.labelled_share = gauge("automl_labelled_share", "Share of rows with a label.")
+        self.rows_waiting_label = gauge(
+            "automl_rows_waiting_for_label", "Rows still waiting for their label."
+        )
+        self.label_lag_p50 = gauge(
+            "automl_label_lag_p50_seconds", "Median label lag (label arrival - row arrival)."
+        )
+        self.label_lag_p95 = gauge(
+            "automl_label_lag_p95_seconds", "95th percentile of the label lag."
+        )
+        self.waiting_for_labels = gauge(
+            "automl_waiting_for_labels",
+            "1 when the pipeline's last cycle ended waiting for labels before a re-tune.",
+        )
+
     def observe(self, result: CycleResult, duration_s: float) -> None:
         """Account one finished cycle."""
         p = result.pipeline
@@ -77,6 +96,14 @@ class ServiceMetrics:
             self.trials.labels(p).inc(result.n_trials)
         if result.is_promoted is not None:
             self.promotions.labels(p, "promoted" if result.is_promoted else "not_promoted").inc()
+        if result.labelled_share is not None:  # late labels
+            self.labelled_share.labels(p).set(result.labelled_share)
+            self.rows_waiting_label.labels(p).set(result.rows_waiting_label or 0)
+            if result.label_lag_p50_s is not None and result.label_lag_p95_s is not None:
+                self.label_lag_p50.labels(p).set(result.label_lag_p50_s)
+                self.label_lag_p95.labels(p).set(result.label_lag_p95_s)
+        if result.status not in ("failed", "skipped", "interrupted"):
+            self.waiting_for_labels.labels(p).set(result.status == "waiting_for_labels")
 
     def render(self) -> bytes:
         """The metrics in the Prometheus text format."""

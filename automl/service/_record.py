@@ -40,6 +40,8 @@ DRIFT_CHECK = "automl.drift_check"
 DRIFT_REASON = "automl.drift_reason"
 DRIFT_SIGNALS = "automl.drift_signals"
 DRIFTED_COLUMNS = "automl.drifted_columns"
+#: Late labels: why the cycle's re-tune waits for labels.
+WAITING_FOR_LABELS = "automl.waiting_for_labels"
 #: The re-tune on the cycle run.
 DISTRIBUTED = "automl.distributed"
 REUSED_VERSION = "automl.reused_version"
@@ -187,6 +189,14 @@ def record_drift(
             DRIFTED_COLUMNS: ",".join(report.drifted_columns),
         },
     )
+
+
+def record_waiting(
+    tracker: MlflowTracker, run_id: str, n_labelled: int, needed: int, reason: str
+) -> None:
+    """Late labels: the re-tune waits; the labelled rows it counted and needs, and why."""
+    tracker.log_metrics(run_id, {"labelled_rows": n_labelled, "labels_needed": needed})
+    tracker.set_tags(run_id, {WAITING_FOR_LABELS: reason[:5000]})
 
 
 # -- tuning ----------------------------------------------------------------------------------

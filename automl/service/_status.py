@@ -16,7 +16,8 @@ from automl.state import get_engine
 
 def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
     """Champion, last cycle, last drift check, and counts of its batches: pending (accepted, not
-    yet checked), waiting in the landing folder (not yet ingested) and quarantined."""
+    yet checked), waiting in the landing folder (not yet ingested) and quarantined; with late
+    labels also ``state`` and ``labels`` (labelled share, label lag, rows waiting)."""
     history = CycleHistory(spec.state_url)
     ledger = BatchLedger(spec.state_url)
     champion = serving_champion(spec)  # the state database answers; MLflow only if it cannot
@@ -36,7 +37,21 @@ def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
         "pending_batches": len(ledger.pending(spec.name)),
         "landing_files": len(waiting_files(spec)),
         "quarantined_files": len(ledger.records(spec.name, status="rejected")),
+        **_labels(spec, latest.status if latest else None),
     }
+
+
+def _labels(spec: PipelineSpec, last_status: str | None) -> dict[str, Any]:
+    """Late labels: the pipeline's ``state`` (``waiting_for_labels`` while a re-tune waits)
+    and its ``labels`` (see :func:`automl.service._late.label_status`)."""
+    if spec.data.id_column is None:
+        return {}
+    from automl.service._late import label_status
+    from automl.service._workspace import open_workspace
+
+    labels = label_status(open_workspace(spec), last_status=last_status)
+    waiting = labels is not None and labels["waiting_for_labels"]
+    return {"state": "waiting_for_labels" if waiting else "ok", "labels": labels}
 
 
 def waiting_files(spec: PipelineSpec) -> list[Path]:

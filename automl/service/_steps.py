@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -170,6 +171,7 @@ def ingest(ws: Workspace) -> IngestResult:
         patterns=data.file_patterns,
         rules=ValidationRules.from_spec(data),
         settle_s=data.settle_s,
+        labels=ws.label_policy,
     )
 
 
@@ -307,23 +309,31 @@ def check_drift(
     champion: ModelVersionInfo,
     pending: Sequence[BatchRecord],
     current: pd.DataFrame,
+    *,
+    extra_signals: Sequence[DriftSignal] = (),
 ) -> DriftOutcome:
     """Compare the new rows with the champion's training rows, then apply the hysteresis.
 
     Writes ``reports/<pipeline>/<cycle>/drift.json`` (and the HTML report when the spec asks
-    for it) and logs both to the cycle's run.
+    for it) and logs both to the cycle's run. ``extra_signals`` join the check (the late-label
+    pipeline's estimated performance). With late labels the new rows may have no labels: label
+    drift is not checked, and the performance signal scores the labelled rows among them.
     """
     spec = ws.spec
     drift = spec.drift
     reference = champion_reference(ws, champion, pending)
     weights, predictions, signals = champion_evidence(ws, schema, champion, reference, current)
+    signals = [*signals, *extra_signals]
+    columns = CheckedColumns.of_schema(drift, schema)
+    if ws.labels is not None:  # rows come before their labels: no label drift to check
+        columns = replace(columns, target=None)
     report_dir = ws.paths.reports / cycle_id
     report_dir.mkdir(parents=True, exist_ok=True)
     report, html = detect_drift(
         drift,
         reference,
         current,
-        CheckedColumns.of_schema(drift, schema),
+        columns,
         seed=spec.tuning.seed,
         weights=weights,
         predictions=predictions,
@@ -409,17 +419,36 @@ def champion_evidence(
     if needs_weights:
         weights = sensitivity_weights(predict, reference, features, seed=spec.tuning.seed)
     predictions = None
-    if drift.prediction_drift:
-        ref_out, cur_out = predict(reference), predict(current)
+    served = _served_predictions(spec.data.prediction_column, current, schema)
+    # Late labels keep the champion's holdout: its predictions there are out of sample, as
+    # served ones are (on its training rows they are more confident than anywhere else).
+    holdout = ws.paths.reference / f"v{champion.version}.holdout.parquet"
+    predicted = pd.read_parquet(holdout) if ws.labels is not None and holdout.exists() else None
+    if predicted is None:
+        predicted = reference
+    if drift.prediction_drift and served is not None:
+        # What the model actually served, against what the champion predicts on its reference
+        # (classes against classes, scores against the positive-class probability).
+        if served.dtype == object:  # classes
+            reference_classes = model.predict(predicted[features]).astype(str)
+            predictions = (reference_classes, served.to_numpy())
+        elif classify:  # the positive-class score
+            predictions = (predict(predicted)[:, 1], served.to_numpy(dtype=float))
+        else:
+            predictions = (model.predict(predicted[features]), served.to_numpy(dtype=float))
+    elif drift.prediction_drift:
+        ref_out, cur_out = predict(predicted), predict(current)
         if classify and ref_out.shape[1] == 2:  # binary: the positive-class probability
             predictions = (ref_out[:, 1], cur_out[:, 1])
         elif classify:  # multiclass: the predicted class
-            predictions = (model.predict(reference[features]), model.predict(current[features]))
+            predictions = (model.predict(predicted[features]), model.predict(current[features]))
         else:
             predictions = (ref_out, cur_out)
     signals: list[DriftSignal] = []
     validation = champion.tags.get(record.CV_SCORE)
-    if drift.performance_tolerance is not None and validation and target in current.columns:
+    if target in current.columns:  # late labels: only the rows that came with their label
+        current = current[current[target].notna()]
+    if drift.performance_tolerance is not None and validation and len(current):
         metric = spec.metric
         try:
             now_score = score_model(model, current, target=target, metric=metric)
@@ -438,15 +467,48 @@ def champion_evidence(
     return weights, predictions, signals
 
 
+def _served_predictions(
+    column: str | None, current: pd.DataFrame, schema: Schema
+) -> pd.Series[Any] | None:
+    """The predictions served on the new rows (``data.prediction_column``) when every row has
+    one, else None (the champion's own predictions are used).
+
+    A binary classifier's float column is its positive-class score; any other classification
+    column holds classes (compared as text); a regression column holds numbers.
+    """
+    if column is None or column not in current.columns:
+        return None
+    values = current[column]
+    if not len(values) or values.isna().any():
+        return None
+    if schema.task == "classification":
+        is_binary = schema.classes is not None and len(schema.classes) == 2
+        if is_binary and pd.api.types.is_float_dtype(values):
+            return values.astype(float)
+        return values.astype(str).astype(object)
+    numbers = pd.to_numeric(values, errors="coerce")
+    return None if numbers.isna().any() else numbers.astype(float)
+
+
 def save_drift_state(
-    ws: Workspace, drift: DriftOutcome | None, *, is_retuned: bool, promoted: str | None
+    ws: Workspace,
+    drift: DriftOutcome | None,
+    *,
+    is_retuned: bool,
+    promoted: str | None,
+    waiting_since: int | None = None,
 ) -> None:
-    """Store the hysteresis state; a re-tune starts the cool-down, a promotion rebases."""
+    """Store the hysteresis state; a re-tune starts the cool-down, a promotion rebases.
+
+    ``waiting_since`` (late labels): a confirmed drift whose re-tune waits for labels, kept
+    until a re-tune (see :meth:`~automl.drift.Hysteresis.wait_for_labels`).
+    """
     state = drift.decision.state if drift else ws.drift_states.load(ws.name)
+    hysteresis = Hysteresis.from_spec(ws.spec.drift.hysteresis)
     if is_retuned:
-        state = Hysteresis.from_spec(ws.spec.drift.hysteresis).after_retune(
-            state, now=time.time(), promoted_version=promoted
-        )
+        state = hysteresis.after_retune(state, now=time.time(), promoted_version=promoted)
+    elif waiting_since is not None:
+        state = hysteresis.wait_for_labels(state, waiting_since)
     ws.drift_states.save(ws.name, state)
 
 
@@ -466,6 +528,7 @@ def training_window(ws: Workspace, *, since_id: int | None) -> Window:
         min_rows=training.min_rows,
         max_rows=training.max_rows,
         policy=training.window,
+        labels=ws.labels,  # late labels: labelled rows only
     )
     train, holdout = split_holdout(rows, fraction=training.holdout_fraction)
     data_from, data_to = window_time_range(
@@ -846,6 +909,11 @@ def promote(ws: Workspace, decision: PromotionDecision, cycle_id: str) -> None:
 
 
 # -- shadow mode -----------------------------------------------------------------------------
+#: Late labels: a batch that arrived in shadow counts toward ``registry.shadow_batches`` once
+#: at least this share of its rows is labelled (its labelled rows are evidence before that).
+SHADOW_LABELLED_SHARE = 0.5
+
+
 def start_shadow(ws: Workspace, decision: PromotionDecision, cycle_id: str) -> PromotionDecision:
     """Hold back a challenger that passed the holdout gate: it waits as ``@challenger`` for
     the evidence of the next batches (a challenger already in shadow is superseded)."""
@@ -854,12 +922,14 @@ def start_shadow(ws: Workspace, decision: PromotionDecision, cycle_id: str) -> P
     if previous is not None and previous.version != decision.challenger_version:
         _drop_shadow(ws, previous, f"superseded by v{decision.challenger_version}", cycle_id)
     assert decision.champion_version is not None
+    accepted = ws.ledger.records(ws.name, status="accepted")
     ws.shadows.save(
         ws.name,
         ShadowState(
             version=decision.challenger_version,
             champion_version=decision.champion_version,
             started_cycle=cycle_id,
+            since_batch_id=max((r.id for r in accepted), default=0),
         ),
     )
     need = spec.registry.shadow_batches
@@ -881,7 +951,13 @@ def score_shadow(
     current: pd.DataFrame,
 ) -> Shadowed | None:
     """Score the challenger in shadow and the champion on the new rows, then decide on all
-    rows scored in shadow so far: promote, keep waiting, or drop."""
+    rows scored in shadow so far: promote, keep waiting, or drop.
+
+    With late labels (``data.id_column``) ``current`` is not used: the evidence is every row
+    of the batches that arrived after the shadow started that has a label now, scored again
+    whenever new labels came for them (:func:`_score_shadow_late`). None when nothing was
+    scored (no shadow, no new labelled row, or the shadow ended because the champion moved).
+    """
     spec, tracker, registry = ws.spec, ws.tracker, ws.spec.registry
     state = ws.shadows.load(ws.name)
     if state is None:
@@ -891,6 +967,8 @@ def score_shadow(
             ws, state, f"@champion moved to v{champion.version} while it was in shadow", cycle_id
         )
         return None
+    if ws.labels is not None:
+        return _score_shadow_late(ws, run_id, cycle_id, schema, champion, state)
     rows = current[current[schema.target].notna()]
     if rows.empty:
         return None
@@ -913,6 +991,146 @@ def score_shadow(
     decision = judge(ws, schema, version, champion, evidence)
     n = len(state.batches)
     shown = f"over {n} batch(es) in shadow ({len(evidence)} rows)"
+    decision = _settle_shadow(
+        ws, state, decision, cycle_id, n=n, is_over=n >= registry.shadow_max_batches, shown=shown
+    )
+    return Shadowed(state.version, decision, n)
+
+
+@dataclass(frozen=True)
+class _LateShadow:
+    """Where a late-label shadow stands: the batches that arrived since it started and their
+    labels now."""
+
+    state: ShadowState
+    arrived: list[BatchRecord]
+    labelled: dict[int, int]
+    n_labelled_batches: int
+    is_overdue: bool
+
+    @property
+    def has_news(self) -> bool:
+        """New labels came since the last evaluation, or the wait for them is over."""
+        return self.labelled != dict(self.state.labelled) or self.is_overdue
+
+
+def _late_shadow(ws: Workspace, state: ShadowState) -> _LateShadow:
+    """The late-label evidence of ``state``.
+
+    The wait is over (``is_overdue``) once ``registry.shadow_max_batches`` batches arrived
+    since the start and ``data.max_label_wait_s`` passed since the last of them came: labels
+    that could decide the shadow are not coming any more.
+    """
+    assert ws.labels is not None
+    accepted = ws.ledger.records(ws.name, status="accepted")
+    if state.since_batch_id is None:  # saved before the start was kept: from what was checked
+        pending = {r.id for r in ws.ledger.pending(ws.name)}
+        since = max((r.id for r in accepted if r.id not in pending), default=0)
+        state = replace(state, since_batch_id=since)
+    arrived = [r for r in accepted if r.id > (state.since_batch_id or 0)]
+    per_batch = ws.labels.labelled_per_batch(ws.name)
+    labelled = {r.id: per_batch[r.id] for r in arrived if per_batch.get(r.id)}
+    n_labelled_batches = sum(
+        1 for r in arrived if r.n_rows and labelled.get(r.id, 0) >= SHADOW_LABELLED_SHARE * r.n_rows
+    )
+    most = ws.spec.registry.shadow_max_batches
+    is_overdue = False
+    if len(arrived) >= most:
+        came = datetime.fromisoformat(arrived[most - 1].received_at)
+        waited_s = (datetime.now(UTC) - came).total_seconds()
+        is_overdue = waited_s >= ws.spec.data.max_label_wait_s
+    return _LateShadow(state, arrived, labelled, n_labelled_batches, is_overdue)
+
+
+def shadow_has_news(ws: Workspace) -> bool:
+    """Late labels: whether the challenger in shadow has something new to be judged on in a
+    cycle without new batches (labels came for its rows, or its wait for them is over).
+
+    False without shadow mode, without late labels, or without a challenger in shadow.
+    """
+    if ws.labels is None or not ws.spec.registry.shadow_batches:
+        return False
+    state = ws.shadows.load(ws.name)
+    return state is not None and _late_shadow(ws, state).has_news
+
+
+def _score_shadow_late(
+    ws: Workspace,
+    run_id: str,
+    cycle_id: str,
+    schema: Schema,
+    champion: ModelVersionInfo,
+    state: ShadowState,
+) -> Shadowed | None:
+    """:func:`score_shadow` with late labels.
+
+    Each cycle in which new labels came for rows of batches that arrived after the shadow
+    started, every labelled row of those batches is scored by both models (paired) and the
+    gate runs over all of them. A batch counts toward ``registry.shadow_batches`` once
+    :data:`SHADOW_LABELLED_SHARE` of its rows is labelled. The challenger is promoted when the
+    gate passes with enough such batches; it is dropped when ``shadow_max_batches`` batches
+    are labelled without a pass, or when ``shadow_max_batches`` batches arrived and
+    ``data.max_label_wait_s`` passed since the last of them without a pass.
+    """
+    spec, tracker, registry = ws.spec, ws.tracker, ws.spec.registry
+    late = _late_shadow(ws, state)
+    if not late.has_news:
+        if late.state != state:  # keep the start found for a state saved without one
+            ws.shadows.save(ws.name, late.state)
+        return None
+    state = late.state
+    version = tracker.get_version(spec.model_name, state.version)
+    records = [r for r in late.arrived if r.id in late.labelled]
+    evidence = ws.labels.load_labelled(records) if ws.labels is not None else pd.DataFrame()
+    n = late.n_labelled_batches
+    shown = (
+        f"over {n} labelled batch(es) of {len(late.arrived)} in shadow "
+        f"({len(evidence)} labelled rows)"
+    )
+    if evidence.empty:  # overdue without a single label: nothing to judge on
+        _drop_shadow(ws, state, f"no labels came for its rows {shown}", cycle_id)
+        tracker.delete_alias(spec.model_name, CHALLENGER)
+        tracker.set_version_tags(
+            spec.model_name,
+            state.version,
+            {record.DECISION: "rejected", record.REASON: f"no labels came in shadow {shown}"},
+        )
+        return None
+    decision = judge(ws, schema, version, champion, evidence)
+    previous = dict(state.labelled)
+    if late.labelled != previous:
+        state = replace(
+            state.with_batch(
+                ShadowBatch(
+                    batch_ids=tuple(b for b, k in late.labelled.items() if previous.get(b) != k),
+                    n_rows=len(evidence),
+                    challenger_score=decision.challenger_score,
+                    champion_score=(
+                        decision.champion_score if decision.champion_score is not None else math.nan
+                    ),
+                )
+            ),
+            labelled=tuple(sorted(late.labelled.items())),
+        )
+        record.record_shadow(tracker, run_id, state, decision)
+    is_over = n >= registry.shadow_max_batches or late.is_overdue
+    decision = _settle_shadow(ws, state, decision, cycle_id, n=n, is_over=is_over, shown=shown)
+    return Shadowed(state.version, decision, n)
+
+
+def _settle_shadow(
+    ws: Workspace,
+    state: ShadowState,
+    decision: PromotionDecision,
+    cycle_id: str,
+    *,
+    n: int,
+    is_over: bool,
+    shown: str,
+) -> PromotionDecision:
+    """Act on the gate over the shadow's evidence: promote (or hand to a person) once ``n``
+    batches reach ``registry.shadow_batches``, drop when ``is_over``, else keep waiting."""
+    spec, tracker, registry = ws.spec, ws.tracker, ws.spec.registry
     if decision.is_promoted and n >= registry.shadow_batches:
         ws.shadows.clear(ws.name)
         decision = replace(decision, reason=f"{decision.reason} {shown}")
@@ -920,7 +1138,7 @@ def score_shadow(
     elif decision.awaiting_approval and n >= registry.shadow_batches:
         ws.shadows.clear(ws.name)
         promote(ws, decision, cycle_id)
-    elif n >= registry.shadow_max_batches:
+    elif is_over:
         decision = replace(
             decision,
             is_promoted=False,
@@ -935,7 +1153,7 @@ def score_shadow(
         decision = replace(
             decision, is_promoted=False, in_shadow=True, reason=f"in shadow: {decision.reason}"
         )
-    return Shadowed(state.version, decision, n)
+    return decision
 
 
 def _drop_shadow(ws: Workspace, state: ShadowState, why: str, cycle_id: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from automl.config import PipelineSpec
-from automl.data import BatchLedger, PipelinePaths
+from automl.data import BatchLedger, LabelPolicy, LabelStore, PipelinePaths
 from automl.drift import DriftStateStore
 from automl.service._history import CycleHistory
 from automl.tracking import MlflowTracker, PromotionLog, ShadowStore
@@ -34,6 +34,8 @@ class Workspace:
         promotions: The promotion log (state database).
         shadows: The challenger in shadow, if any (state database).
         tracker: MLflow runs and the model registry.
+        labels: Late labels (``data.id_column`` set): the rows by id and their labels; None
+            when every batch carries its labels.
     """
 
     spec: PipelineSpec
@@ -44,11 +46,17 @@ class Workspace:
     promotions: PromotionLog
     shadows: ShadowStore
     tracker: MlflowTracker
+    labels: LabelStore | None = None
 
     @property
     def name(self) -> str:
         """The pipeline's name."""
         return self.spec.name
+
+    @property
+    def label_policy(self) -> LabelPolicy | None:
+        """How rows and late labels are joined; None without ``data.id_column``."""
+        return LabelPolicy.from_spec(self.spec.data)
 
 
 def open_workspace(spec: PipelineSpec) -> Workspace:
@@ -63,4 +71,5 @@ def open_workspace(spec: PipelineSpec) -> Workspace:
         promotions=PromotionLog(url),
         shadows=ShadowStore(url),
         tracker=make_tracker(spec),
+        labels=LabelStore(url) if spec.data.id_column is not None else None,
     )

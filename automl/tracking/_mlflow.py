@@ -193,8 +193,6 @@ class MlflowTracker:
     def __init__(
         self, tracking_uri: str, experiment: str, *, artifact_location: str | None = None
     ) -> None:
-        from mlflow import MlflowClient
-
         # Progress bars on every model download would flood service logs.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         # With a tracking server MLflow prints a "View run" link to stdout at every run's end,
@@ -208,9 +206,23 @@ class MlflowTracker:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.artifact_location = artifact_location
-        seed_sqlite_store(tracking_uri)
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self._client: Any = None
+        self._client_lock = threading.Lock()
         self._experiment_id: str | None = None
+
+    @property
+    def client(self) -> Any:
+        """The ``MlflowClient``, made on first use: importing MLflow takes about a second, and
+        a workspace opened for its state database alone (``automl status``) never needs it."""
+        with self._client_lock:
+            if self._client is None:
+                from mlflow import MlflowClient
+
+                seed_sqlite_store(self.tracking_uri)
+                self._client = MlflowClient(
+                    tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
+                )
+            return self._client
 
     # -- runs --------------------------------------------------------------------------
     @property

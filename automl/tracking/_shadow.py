@@ -6,6 +6,12 @@ the holdout gate is not promoted at once: it waits as ``@challenger`` while both
 every new labelled batch (the same rows, paired), and is promoted once the evidence over those
 batches passes the gate, or dropped after ``registry.shadow_max_batches`` batches without it.
 This module keeps that evidence between cycles and across restarts (table ``automl_shadow``).
+
+With late labels (``data.id_column``) a batch arrives without its labels, so the evidence is
+not "the next batches" but the rows of the batches that arrived after the shadow started
+(ledger ids above :attr:`ShadowState.since_batch_id`) that have a label by now; the state
+keeps how many rows of each such batch were labelled when it was last scored
+(:attr:`ShadowState.labelled`), so a cycle knows whether new labels came.
 """
 
 from __future__ import annotations
@@ -26,9 +32,13 @@ from automl.state import (
 class ShadowBatch:
     """The new rows of one cycle, scored in shadow.
 
+    With late labels, one evaluation: the cycle in which new labels came for rows that arrived
+    after the shadow started; every labelled row of those batches is scored again together.
+
     Attributes:
-        batch_ids: Ledger ids of the batches those rows came in.
-        n_rows: Labelled rows scored.
+        batch_ids: Ledger ids of the batches those rows came in (late labels: the batches
+            that got new labels since the previous evaluation).
+        n_rows: Labelled rows scored (late labels: every labelled row in shadow so far).
         challenger_score: The challenger's score on them.
         champion_score: The champion's score on the same rows.
     """
@@ -49,6 +59,11 @@ class ShadowState:
         started_cycle: The cycle that registered it.
         started_at: When.
         batches: What was scored so far, one entry per cycle, oldest first.
+        since_batch_id: The newest accepted ledger batch when the shadow started (None in a
+            state saved before it was kept). Late labels: the evidence comes from later
+            batches.
+        labelled: Late labels: ``(batch id, labelled rows)`` of the batches after
+            ``since_batch_id`` as of the last evaluation (batches without a label left out).
     """
 
     version: str
@@ -56,6 +71,8 @@ class ShadowState:
     started_cycle: str
     started_at: str = field(default_factory=utcnow)
     batches: tuple[ShadowBatch, ...] = ()
+    since_batch_id: int | None = None
+    labelled: tuple[tuple[int, int], ...] = ()
 
     @property
     def batch_ids(self) -> list[int]:
@@ -77,6 +94,7 @@ class ShadowState:
         raw["batches"] = tuple(
             ShadowBatch(**{**b, "batch_ids": tuple(b["batch_ids"])}) for b in raw.get("batches", ())
         )
+        raw["labelled"] = tuple((int(b), int(n)) for b, n in raw.get("labelled", ()))
         return cls(**raw)
 
 

@@ -88,8 +88,11 @@ def test_init_then_run_then_status(tmp_path: Path) -> None:
 
     result = runner.invoke(app, ["status", str(ws), "--json"])
     assert result.exit_code == 0, result.output
-    (row,) = json.loads(result.output)
+    rows = {r["pipeline"]: r for r in json.loads(result.output)}
+    assert set(rows) == {"churn", "churn_late"}  # init's second pipeline: late labels
+    row = rows["churn"]
     assert row["champion_version"] == "1" and row["quarantined_files"] == 1
+    assert rows["churn_late"]["labels"]["rows"] == 0 and rows["churn_late"]["state"] == "ok"
     assert row["last_status"] == "no_data" and row["last_drift_verdict"] is None
     table = runner.invoke(app, ["status", str(spec_path)])
     assert "churn v1" in table.output

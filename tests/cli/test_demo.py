@@ -66,3 +66,14 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     quarantine = ws / "quarantine" / "churn"
     assert (quarantine / "batch_02b_broken.csv").exists()
     assert "schema change" in (quarantine / "batch_02b_broken.csv.reason.txt").read_text()
+
+    # The second pipeline: labels land two batches after their rows; a confirmed drift waits
+    # for them (waiting_for_labels), then re-tunes on labelled rows.
+    assert "waiting_for_labels" in proc.stdout
+    late = client.get_experiment_by_name("automl/churn_late")
+    late_runs = client.search_runs([late.experiment_id], max_results=500)
+    waited = [r for r in late_runs if "automl.waiting_for_labels" in r.data.tags]
+    assert waited and all(r.data.tags["automl.drift_verdict"] == "drift" for r in waited)
+    assert all("estimated_roc_auc" in r.data.metrics for r in waited)
+    retune = client.get_model_version("churn_late", "2")
+    assert retune.tags["automl.trigger"] == "drift"

@@ -11,12 +11,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from automl.cli import app
@@ -24,24 +22,9 @@ from automl.config import load_spec
 from automl.data import make_churn_frame, write_table
 from automl.service import AutomlService, CycleHistory, CycleResult
 from automl.service._scheduler import stale_after_s
-from tests.conftest import small_spec_dict
+from tests.conftest import wait_until, write_spec_file
 
 runner = CliRunner()
-
-
-def _write(folder: Path, name: str, **overrides: Any) -> Path:
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(small_spec_dict(name, **overrides)), encoding="utf-8")
-    return path
-
-
-def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
 
 
 def _get(url: str) -> tuple[int, dict[str, Any]]:
@@ -53,9 +36,13 @@ def _get(url: str) -> tuple[int, dict[str, Any]]:
 
 
 def test_stale_bound_is_three_intervals_plus_the_tuning_timeout(tmp_path: Path) -> None:
-    spec = load_spec(_write(tmp_path, "a", schedule={"interval_s": 60}, tuning={"timeout_s": 30}))
+    spec = load_spec(
+        write_spec_file(tmp_path, "a", schedule={"interval_s": 60}, tuning={"timeout_s": 30})
+    )
     assert stale_after_s(spec) == 3 * 60 + 30
-    spec = load_spec(_write(tmp_path, "b", schedule={"interval_s": None, "cron": "*/5 * * * *"}))
+    spec = load_spec(
+        write_spec_file(tmp_path, "b", schedule={"interval_s": None, "cron": "*/5 * * * *"})
+    )
     assert stale_after_s(spec) == 3 * 300 + 120
 
 
@@ -66,7 +53,7 @@ def test_a_job_store_that_cannot_be_written_kills_the_scheduler_readyz_says_so_a
 ) -> None:
     folder = tmp_path / "pipes"
     folder.mkdir()
-    _write(folder, "alpha", schedule={"interval_s": 0.5})
+    write_spec_file(folder, "alpha", schedule={"interval_s": 0.5})
     db = tmp_path / "jobs.db"
     results: list[CycleResult] = []
     service = AutomlService(
@@ -81,27 +68,27 @@ def test_a_job_store_that_cannot_be_written_kills_the_scheduler_readyz_says_so_a
     service.start()
     base = f"http://127.0.0.1:{service.http_port}"
     try:
-        _wait(lambda: len(results) >= 2, 60, "cycles")
+        wait_until(lambda: len(results) >= 2, 60, "cycles")
         assert _get(f"{base}/readyz")[0] == 200
         # Another process takes the write lock: the job store cannot be written (as on a full
         # disk), so APScheduler's thread dies at its next update ("Exception in thread").
         blocker = sqlite3.connect(db, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
         try:
-            _wait(lambda: not service._scheduler_alive(), 30, "the scheduler thread to die")
+            wait_until(lambda: not service._scheduler_alive(), 30, "the scheduler thread to die")
             started = time.monotonic()
             code, body = _get(f"{base}/readyz")
             assert time.monotonic() - started < 2.0
             assert code == 503 and "scheduler" in body["failing"], body
-            _wait(lambda: _get(f"{base}/healthz")[0] == 503, 30, "/healthz to give up")
+            wait_until(lambda: _get(f"{base}/healthz")[0] == 503, 30, "/healthz to give up")
             assert "restart" in _get(f"{base}/healthz")[1]["failing"]["scheduler"]
             seen = len(results)
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
         # Space is back: the service restarts its scheduler by itself and cycles run again.
-        _wait(lambda: len(results) >= seen + 2, 60, "cycles after the job store recovered")
-        _wait(lambda: _get(f"{base}/readyz")[0] == 200, 30, "readiness again")
+        wait_until(lambda: len(results) >= seen + 2, 60, "cycles after the job store recovered")
+        wait_until(lambda: _get(f"{base}/readyz")[0] == 200, 30, "readiness again")
         assert _get(f"{base}/healthz")[0] == 200
     finally:
         service.stop()
@@ -109,7 +96,7 @@ def test_a_job_store_that_cannot_be_written_kills_the_scheduler_readyz_says_so_a
 
 @pytest.mark.slow
 def test_a_pipeline_without_cycles_fails_readyz_and_its_job_is_re_added(tmp_path: Path) -> None:
-    _write(tmp_path, "alpha", schedule={"interval_s": 0.5}, tuning={"timeout_s": 1})
+    write_spec_file(tmp_path, "alpha", schedule={"interval_s": 0.5}, tuning={"timeout_s": 1})
     results: list[CycleResult] = []
     service = AutomlService(
         tmp_path, http_port=0, on_cycle=results.append, reload_interval_s=600, watchdog_s=0.3
@@ -117,13 +104,15 @@ def test_a_pipeline_without_cycles_fails_readyz_and_its_job_is_re_added(tmp_path
     service.start()
     base = f"http://127.0.0.1:{service.http_port}"
     try:
-        _wait(lambda: bool(results), 60, "a first cycle")
+        wait_until(lambda: bool(results), 60, "a first cycle")
         service._scheduler.remove_job("cycle:alpha")  # the job is lost: no cycle runs any more
         seen = len(results)
-        _wait(lambda: "alpha:cycles" in _get(f"{base}/readyz")[1]["failing"], 30, "stale alpha")
-        _wait(lambda: len(results) > seen, 30, "the job re-added and run")
+        wait_until(
+            lambda: "alpha:cycles" in _get(f"{base}/readyz")[1]["failing"], 30, "stale alpha"
+        )
+        wait_until(lambda: len(results) > seen, 30, "the job re-added and run")
         assert service._scheduler.get_job("cycle:alpha") is not None
-        _wait(lambda: _get(f"{base}/readyz")[0] == 200, 30, "readiness again")
+        wait_until(lambda: _get(f"{base}/readyz")[0] == 200, 30, "readiness again")
     finally:
         service.stop()
 
@@ -133,7 +122,7 @@ def test_readyz_answers_503_within_a_second_when_mlflow_does_not_answer(tmp_path
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)
     port = silent.getsockname()[1]
-    _write(tmp_path, "alpha", mlflow={"tracking_uri": f"http://127.0.0.1:{port}"})
+    write_spec_file(tmp_path, "alpha", mlflow={"tracking_uri": f"http://127.0.0.1:{port}"})
     service = AutomlService(tmp_path, http_port=0, reload_interval_s=600)
     service.start()
     try:
@@ -149,7 +138,7 @@ def test_readyz_answers_503_within_a_second_when_mlflow_does_not_answer(tmp_path
 
 @pytest.mark.slow
 def test_an_unreachable_mlflow_fails_a_cycle_in_seconds(tmp_path: Path) -> None:
-    spec_file = _write(tmp_path, "alpha", mlflow={"tracking_uri": "http://127.0.0.1:9"})
+    spec_file = write_spec_file(tmp_path, "alpha", mlflow={"tracking_uri": "http://127.0.0.1:9"})
     spec = load_spec(spec_file)
     write_table(make_churn_frame(300, seed=1), spec.landing_path / "history.csv")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_REQUEST")}
@@ -170,26 +159,26 @@ def test_an_unreachable_mlflow_fails_a_cycle_in_seconds(tmp_path: Path) -> None:
 
 
 def test_a_restarted_service_runs_a_cycle_at_start(tmp_path: Path) -> None:
-    _write(tmp_path, "alpha", schedule={"interval_s": 3600})
+    write_spec_file(tmp_path, "alpha", schedule={"interval_s": 3600})
     store = f"sqlite:///{tmp_path / 'jobs.db'}"
     first: list[CycleResult] = []
     service = AutomlService(tmp_path, jobstore_url=store, on_cycle=first.append)
     service.start()
     try:
-        _wait(lambda: bool(first), 30, "the first cycle")
+        wait_until(lambda: bool(first), 30, "the first cycle")
     finally:
         service.stop()
     again: list[CycleResult] = []
     service = AutomlService(tmp_path, jobstore_url=store, on_cycle=again.append)
     service.start()
     try:
-        _wait(lambda: bool(again), 30, "a cycle at the restart (the store says in an hour)")
+        wait_until(lambda: bool(again), 30, "a cycle at the restart (the store says in an hour)")
     finally:
         service.stop()
 
 
 def test_serve_names_a_port_in_use_or_out_of_range_in_one_line(tmp_path: Path) -> None:
-    _write(tmp_path, "alpha")
+    write_spec_file(tmp_path, "alpha")
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen(1)

@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +24,7 @@ from mlflow import MlflowClient
 from automl.config import load_spec
 from automl.data import BatchLedger, make_churn_frame, write_table
 from automl.service import AutomlService, CycleHistory, CycleResult
-from tests.conftest import PG_URL, small_spec_dict
-
-
-def _write(folder: Path, name: str, **overrides: Any) -> Path:
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(small_spec_dict(name, **overrides)), encoding="utf-8")
-    return path
-
-
-def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+from tests.conftest import PG_URL, wait_until, write_spec_file
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -51,12 +36,12 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 def test_http_endpoints(tmp_path: Path) -> None:
-    _write(tmp_path, "alpha")
+    write_spec_file(tmp_path, "alpha")
     results: list[CycleResult] = []
     service = AutomlService(tmp_path, http_port=0, on_cycle=results.append)
     service.start()
     try:
-        _wait(lambda: bool(results), 30, "a first cycle")
+        wait_until(lambda: bool(results), 30, "a first cycle")
         base = f"http://127.0.0.1:{service.http_port}"
         assert _get(f"{base}/healthz") == (200, b'{"status": "alive"}')
         code, body = _get(f"{base}/readyz")
@@ -81,7 +66,7 @@ def test_readyz_reports_an_unreachable_store(
 ) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
-    _write(tmp_path, "alpha", mlflow={"tracking_uri": "http://127.0.0.1:9"})
+    write_spec_file(tmp_path, "alpha", mlflow={"tracking_uri": "http://127.0.0.1:9"})
     service = AutomlService(tmp_path, http_port=0)
     service.start()
     try:
@@ -92,29 +77,31 @@ def test_readyz_reports_an_unreachable_store(
 
 
 def test_folder_is_hot_reloaded(tmp_path: Path) -> None:
-    _write(tmp_path, "alpha", schedule={"interval_s": 60})
+    write_spec_file(tmp_path, "alpha", schedule={"interval_s": 60})
     service = AutomlService(tmp_path, reload_interval_s=0.3)
     service.start()
     jobs = service._scheduler
     try:
-        _wait(lambda: jobs.get_job("cycle:alpha") is not None, 10, "alpha's job")
-        _write(tmp_path, "beta", schedule={"interval_s": 60, "retune_cron": "0 3 * * 0"})
-        _wait(lambda: jobs.get_job("cycle:beta") is not None, 10, "beta's job")
+        wait_until(lambda: jobs.get_job("cycle:alpha") is not None, 10, "alpha's job")
+        write_spec_file(tmp_path, "beta", schedule={"interval_s": 60, "retune_cron": "0 3 * * 0"})
+        wait_until(lambda: jobs.get_job("cycle:beta") is not None, 10, "beta's job")
         assert "cron" in str(jobs.get_job("retune:beta").trigger)  # type: ignore[union-attr]
-        _write(tmp_path, "alpha", schedule={"interval_s": 120})
-        _wait(lambda: "0:02:00" in str(jobs.get_job("cycle:alpha").trigger), 10, "reschedule")  # type: ignore[union-attr]
+        write_spec_file(tmp_path, "alpha", schedule={"interval_s": 120})
+        wait_until(lambda: "0:02:00" in str(jobs.get_job("cycle:alpha").trigger), 10, "reschedule")  # type: ignore[union-attr]
         (tmp_path / "alpha.yaml").write_text("name: alpha\ndata: [broken", encoding="utf-8")
         time.sleep(1.0)
         assert jobs.get_job("cycle:alpha") is not None  # a typo does not unschedule it
         (tmp_path / "beta.yaml").unlink()
-        _wait(lambda: jobs.get_job("cycle:beta") is None, 10, "beta's removal")
+        wait_until(lambda: jobs.get_job("cycle:beta") is None, 10, "beta's removal")
         assert jobs.get_job("retune:beta") is None
     finally:
         service.stop()
 
 
 def test_jobs_persist_across_restart(tmp_path: Path) -> None:
-    _write(tmp_path, "alpha", schedule={"interval_s": 3600, "retune_interval_s": 7 * 86400})
+    write_spec_file(
+        tmp_path, "alpha", schedule={"interval_s": 3600, "retune_interval_s": 7 * 86400}
+    )
     store = f"sqlite:///{tmp_path / 'jobs.db'}"
     first = AutomlService(tmp_path, jobstore_url=store)
     first.start()
@@ -132,7 +119,7 @@ def test_jobs_persist_across_restart(tmp_path: Path) -> None:
 
 
 def test_burst_of_small_batches_is_ingested_exactly_once(tmp_path: Path) -> None:
-    spec = load_spec(_write(tmp_path, "alpha", training={"min_rows": 20}))
+    spec = load_spec(write_spec_file(tmp_path, "alpha", training={"min_rows": 20}))
     rng_frames = [make_churn_frame(12, seed=i) for i in range(300)]
     for i, frame in enumerate(rng_frames):
         write_table(frame, spec.landing_path / f"b{i:04d}.csv")
@@ -209,7 +196,7 @@ def long_tuning(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """A folder with one pipeline whose first cycle tunes for minutes (500 trials)."""
     folder = tmp_path / "pipes"
     folder.mkdir()
-    spec_file = _write(
+    spec_file = write_spec_file(
         folder,
         "alpha",
         tuning={"n_trials": 500, "timeout_s": 600, "cv": 2},
@@ -245,7 +232,7 @@ def test_sigterm_during_tuning_stops_after_the_trial_and_exits_0(
     folder, spec_file = long_tuning
     served = Served(folder, "--jobstore", "memory")
     try:
-        _wait(lambda: _trial_runs(spec_file) >= 2, 120, "tuning to start")
+        wait_until(lambda: _trial_runs(spec_file) >= 2, 120, "tuning to start")
         started = time.monotonic()
         assert served.stop(signal.SIGTERM) == 0
         assert time.monotonic() - started < 30
@@ -265,7 +252,7 @@ def test_kill_9_mid_tuning_then_restart_recovers(long_tuning: tuple[Path, Path])
     folder, spec_file = long_tuning
     first = Served(folder, "--jobstore", "memory")
     try:
-        _wait(lambda: _trial_runs(spec_file) >= 2, 120, "tuning to start")
+        wait_until(lambda: _trial_runs(spec_file) >= 2, 120, "tuning to start")
         first.stop(signal.SIGKILL)
     finally:
         if first.proc.poll() is None:
@@ -283,7 +270,7 @@ def test_kill_9_mid_tuning_then_restart_recovers(long_tuning: tuple[Path, Path])
     spec_file.write_text(yaml.safe_dump(raw))
     second = Served(folder, "--jobstore", "memory")
     try:
-        _wait(
+        wait_until(
             lambda: any(h.status == "retuned" for h in CycleHistory(spec.state_url).list("alpha")),
             120,
             "the retried cycle",
@@ -307,7 +294,7 @@ def test_two_instances_on_postgres_never_run_one_pipeline_at_once(
     folder = tmp_path / "pipes"
     folder.mkdir()
     name = f"pg{uuid.uuid4().hex[:8]}"
-    spec_file = _write(
+    spec_file = write_spec_file(
         folder, name, state_db=PG_URL, schedule={"interval_s": 0.5}, tuning={"n_trials": 6, "cv": 2}
     )
     spec = load_spec(spec_file)
@@ -315,12 +302,12 @@ def test_two_instances_on_postgres_never_run_one_pipeline_at_once(
     a = Served(folder, "--jobstore", "memory")
     b = Served(folder, "--jobstore", "memory")
     try:
-        _wait(
+        wait_until(
             lambda: any(h.status == "retuned" for h in CycleHistory(PG_URL).list(name)),
             180,
             "the first champion",
         )
-        _wait(
+        wait_until(
             lambda: a.saw("holds the pipeline's lock") or b.saw("holds the pipeline's lock"),
             30,
             "an instance to find the lock taken",
@@ -344,7 +331,7 @@ def test_mlflow_outage_is_retried_and_recovers(
 ) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
-    spec_file = _write(
+    spec_file = write_spec_file(
         tmp_path,
         "alpha",
         mlflow={"tracking_uri": "http://127.0.0.1:9"},
@@ -356,12 +343,14 @@ def test_mlflow_outage_is_retried_and_recovers(
     service = AutomlService(tmp_path, on_cycle=results.append, reload_interval_s=0.5)
     service.start()
     try:
-        _wait(lambda: sum(r.status == "failed" for r in results) >= 2, 60, "failed cycles retried")
+        wait_until(
+            lambda: sum(r.status == "failed" for r in results) >= 2, 60, "failed cycles retried"
+        )
         assert service._scheduler.get_job("retry:alpha") is not None  # backoff, not 30 s
         raw = yaml.safe_load(spec_file.read_text())
         raw["mlflow"] = {"tracking_uri": None}  # the server is back (here: the local store)
         spec_file.write_text(yaml.safe_dump(raw))
-        _wait(lambda: any(r.status == "retuned" for r in results), 120, "recovery")
+        wait_until(lambda: any(r.status == "retuned" for r in results), 120, "recovery")
     finally:
         service.stop()
     assert BatchLedger(spec.state_url).pending("alpha") == []
@@ -372,10 +361,12 @@ def test_served_process_endpoints_hot_reload_and_job_persistence(tmp_path: Path)
     """The same checks as above, against a real ``automl serve`` process and its restart."""
     folder = tmp_path / "pipes"
     folder.mkdir()
-    _write(folder, "alpha", schedule={"interval_s": 3600, "retune_interval_s": 7 * 86400})
+    write_spec_file(folder, "alpha", schedule={"interval_s": 3600, "retune_interval_s": 7 * 86400})
     served = Served(folder, "--port", "0", "--json-logs")
     try:
-        _wait(lambda: served.saw(r"status endpoint on http://127\.0\.0\.1:\d+"), 60, "the endpoint")
+        wait_until(
+            lambda: served.saw(r"status endpoint on http://127\.0\.0\.1:\d+"), 60, "the endpoint"
+        )
         port = next(
             m.group(1)
             for line in served.lines
@@ -383,10 +374,12 @@ def test_served_process_endpoints_hot_reload_and_job_persistence(tmp_path: Path)
         )
         base = f"http://127.0.0.1:{port}"
         assert _get(f"{base}/healthz")[0] == 200
-        _wait(lambda: _get(f"{base}/readyz")[0] == 200, 30, "readiness")
-        _wait(lambda: b"automl_cycles_total" in _get(f"{base}/metrics")[1], 30, "a first cycle")
-        _write(folder, "beta", schedule={"interval_s": 3600})
-        _wait(
+        wait_until(lambda: _get(f"{base}/readyz")[0] == 200, 30, "readiness")
+        wait_until(
+            lambda: b"automl_cycles_total" in _get(f"{base}/metrics")[1], 30, "a first cycle"
+        )
+        write_spec_file(folder, "beta", schedule={"interval_s": 3600})
+        wait_until(
             lambda: (
                 {p["pipeline"] for p in json.loads(_get(f"{base}/status")[1])["pipelines"]}
                 == {"alpha", "beta"}
@@ -395,7 +388,7 @@ def test_served_process_endpoints_hot_reload_and_job_persistence(tmp_path: Path)
             "beta to be picked up",
         )
         (folder / "beta.yaml").unlink()
-        _wait(
+        wait_until(
             lambda: (
                 [p["pipeline"] for p in json.loads(_get(f"{base}/status")[1])["pipelines"]]
                 == ["alpha"]
@@ -425,7 +418,7 @@ def test_served_process_endpoints_hot_reload_and_job_persistence(tmp_path: Path)
     assert set(before) == {"cycle:alpha", "retune:alpha"}
     again = Served(folder)
     try:
-        _wait(lambda: again.saw("service started"), 60, "the restart")
+        wait_until(lambda: again.saw("service started"), 60, "the restart")
         assert again.stop() == 0
     finally:
         if again.proc.poll() is None:

@@ -53,13 +53,23 @@ def _intent(log: PromotionLog, spec: PipelineSpec, action: str, frm: str | None,
     )
 
 
+def _promote_in_turn(
+    spec: PipelineSpec, tracker: MlflowTracker, log: PromotionLog, *versions: str
+) -> None:
+    """Promote each version in turn through a completed (logged) alias move."""
+    previous = None
+    for version in versions:
+        _move(spec, tracker, log, action="promote", to_version=version,
+              from_version=previous, reason=f"promote v{version}", actor="service")  # fmt: skip
+        previous = version
+
+
 def test_kill_right_after_champion_moved_is_finished_by_reconcile(
     registry: tuple[PipelineSpec, MlflowTracker, PromotionLog],
 ) -> None:
     spec, tracker, log = registry
     model = spec.model_name
-    _move(spec, tracker, log, action="promote", to_version="1", from_version=None,
-          reason="first", actor="service")  # fmt: skip
+    _promote_in_turn(spec, tracker, log, "1")
     # What `promote` and `move_champion` had done when the process was killed: @challenger
     # on the candidate, the intent written, @previous-champion and then @champion moved.
     tracker.set_alias(model, CHALLENGER, "2")
@@ -81,10 +91,7 @@ def test_kill_before_previous_champion_was_set_is_finished_too(
 ) -> None:
     spec, tracker, log = registry
     model = spec.model_name
-    _move(spec, tracker, log, action="promote", to_version="1", from_version=None,
-          reason="first", actor="service")  # fmt: skip
-    _move(spec, tracker, log, action="promote", to_version="2", from_version="1",
-          reason="second", actor="service")  # fmt: skip
+    _promote_in_turn(spec, tracker, log, "1", "2")
     # A manual promotion of v3 whose @champion moved while @previous-champion still said v1.
     tracker.set_alias(model, CHALLENGER, "3")
     _intent(log, spec, "manual_promote", "2", "3")
@@ -98,10 +105,7 @@ def test_kill_between_previous_champion_and_champion_is_rolled_back(
 ) -> None:
     spec, tracker, log = registry
     model = spec.model_name
-    _move(spec, tracker, log, action="promote", to_version="1", from_version=None,
-          reason="first", actor="service")  # fmt: skip
-    _move(spec, tracker, log, action="promote", to_version="2", from_version="1",
-          reason="second", actor="service")  # fmt: skip
+    _promote_in_turn(spec, tracker, log, "1", "2")
     assert _aliases(tracker, model) == {CHAMPION: "2", PREVIOUS_CHAMPION: "1"}
     tracker.set_alias(model, CHALLENGER, "3")
     intent = _intent(log, spec, "promote", "2", "3")
@@ -117,8 +121,7 @@ def test_an_aborted_first_move_leaves_no_previous_champion(
 ) -> None:
     spec, tracker, log = registry
     model = spec.model_name
-    _move(spec, tracker, log, action="promote", to_version="1", from_version=None,
-          reason="first", actor="service")  # fmt: skip
+    _promote_in_turn(spec, tracker, log, "1")
     _intent(log, spec, "promote", "1", "2")
     tracker.set_alias(model, PREVIOUS_CHAMPION, "1")
     reconcile(spec, tracker, log)
@@ -130,10 +133,7 @@ def test_a_rollback_keeps_the_challenger_where_it_was(
 ) -> None:
     spec, tracker, log = registry
     model = spec.model_name
-    _move(spec, tracker, log, action="promote", to_version="1", from_version=None,
-          reason="first", actor="service")  # fmt: skip
-    _move(spec, tracker, log, action="promote", to_version="2", from_version="1",
-          reason="second", actor="service")  # fmt: skip
+    _promote_in_turn(spec, tracker, log, "1", "2")
     tracker.set_alias(model, CHALLENGER, "3")
     _intent(log, spec, "rollback", "2", "1")
     tracker.set_alias(model, PREVIOUS_CHAMPION, "2")
