@@ -21,7 +21,6 @@ ends after its current trial, as in-process) and kills it if it has not ended wi
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import pickle
@@ -54,6 +53,19 @@ log = logging.getLogger(__name__)
 
 #: Seconds a stopping service gives the child to end its current trial before terminating it.
 STOP_GRACE_S = 5.0
+#: The child's program: first (before its imports take seconds) ask Linux to kill it when its
+#: parent dies, and end at once if the parent died already; then run :func:`child`.
+_CHILD = """import os, sys
+try:
+    import ctypes
+    ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+except Exception:
+    pass
+if os.getppid() != {parent}:
+    sys.exit(70)
+from automl.service._retune import child
+child({fd})
+"""
 
 
 def retune(
@@ -124,7 +136,7 @@ def _run_child(job: _Job, *, stop: threading.Event | None, memory_mb: int | None
     }
     try:
         child = subprocess.Popen(
-            [sys.executable, "-c", f"from automl.service._retune import child; child({write_fd})"],
+            [sys.executable, "-c", _CHILD.format(parent=os.getpid(), fd=write_fd)],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,  # logs come back through the pipe; nothing else is said
             pass_fds=(write_fd,),
@@ -220,16 +232,6 @@ class _PipeQueue:
             self._conn.send(("log", record))
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent dies (no orphan keeps tuning while
-    another instance takes the pipeline's lock); elsewhere nothing happens."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
 def _limit_memory(memory_mb: int | None) -> None:
     if memory_mb is None:
         return
@@ -242,7 +244,6 @@ def _limit_memory(memory_mb: int | None) -> None:
 def child(fd: int) -> None:  # pragma: no cover - runs in the child process (tests/service)
     """The child's entry point: read the job from stdin, tune, log and register, and send the
     version (or the error) and every log record through the pipe ``fd``."""
-    _die_with_parent()
     conn = Connection(fd, readable=False)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # the parent is stopping
