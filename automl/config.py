@@ -770,6 +770,18 @@ class TuningSpec(_Strict):
         description="Distributed: a trial without heartbeat this long is re-queued "
         "(None: 2 x heartbeat_s).",
     )
+    in_child_process: bool = Field(
+        default=True,
+        description="Run a cycle's re-tune (search, model log, registration) in a child "
+        "process: its memory goes back to the OS when it ends, and a crash or an "
+        "out-of-memory fails the cycle, not the service.",
+    )
+    memory_mb: int | None = Field(
+        default=None,
+        ge=512,
+        description="With in_child_process: the re-tune process's memory limit (its data "
+        "segment, RLIMIT_DATA); above it the cycle fails with an out-of-memory error.",
+    )
 
     @property
     def is_distributed(self) -> bool:

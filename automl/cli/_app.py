@@ -206,7 +206,7 @@ def worker(
     )
 
 
-@command
+@command(exits_at_once=True)
 def status(
     pipeline: Annotated[Path, typer.Argument(help="Pipeline spec, or a folder of specs.")] = Path(),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

@@ -16,7 +16,7 @@ from automl.errors import AutomlError
 Pipeline = Annotated[Path, typer.Argument(help="Pipeline spec (.yaml).")]
 
 
-@command
+@command(exits_at_once=True)
 def promote(
     pipeline: Pipeline,
     version: Annotated[
@@ -33,7 +33,7 @@ def promote(
     )
 
 
-@command
+@command(exits_at_once=True)
 def rollback(
     pipeline: Pipeline,
     version: Annotated[
@@ -50,7 +50,7 @@ def rollback(
     )
 
 
-@command
+@command(exits_at_once=True)
 def history(
     pipeline: Pipeline,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -84,7 +84,7 @@ def history(
     console.print(table)
 
 
-@command
+@command(exits_at_once=True)
 def predict(
     pipeline: Pipeline,
     data: Annotated[Path, typer.Argument(help="CSV or Parquet file to score.")],
@@ -93,25 +93,24 @@ def predict(
     ] = None,
 ) -> None:
     """Score a file with the @champion model; add class probabilities for classification."""
-    from automl.data import BatchLedger, coerce_features, read_table, write_table
-    from automl.service import make_tracker
-    from automl.tracking import CHAMPION, predict_frame
+    from automl.data import coerce_features, read_table, write_table
+    from automl.data._ledger import BatchLedger
+    from automl.service._champion import champion_model, serving_champion
+    from automl.tracking import predict_frame
 
     spec = load_spec(pipeline)
     if not data.is_file():
         raise AutomlError(f"{data}: file not found (expected a CSV or Parquet file to score)")
-    frame = read_table(data)
-    tracker = make_tracker(spec)
-    champion = tracker.get_alias(spec.model_name, CHAMPION)
+    champion = serving_champion(spec)
     if champion is None:
         raise AutomlError(f"model {spec.model_name!r} has no @champion yet; run a cycle first")
     schema = BatchLedger(spec.state_url).get_schema(spec.name)
     if schema is None:
         raise AutomlError(f"pipeline {spec.name!r} has no schema yet; run a cycle first")
+    frame = read_table(data)
     features = coerce_features(frame, schema, source=str(data))
-    model, _ = tracker.load_pyfunc(champion.uri)
     try:
-        raw = model.get_raw_model()
+        raw = champion_model(spec, champion.version)
         with_proba = spec.data.task == "classification" and hasattr(raw, "predict_proba")
         scored = predict_frame(raw, features, with_proba=with_proba)
         out_frame = frame.copy()

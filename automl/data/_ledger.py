@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import sqlalchemy as sa
 
-from automl.data._schema import Schema
 from automl.errors import DataValidationError
 from automl.state import batches_table, insert_once, open_state, schemas_table, utcnow
+
+if TYPE_CHECKING:  # the schema module needs pandas; commands that only count batches do not
+    from automl.data._schema import Schema
 
 BatchStatus = Literal["accepted", "rejected"]
 
@@ -200,6 +202,8 @@ class BatchLedger:
         return None if row is None else self._parse_schema(row[0])
 
     def _parse_schema(self, text: str) -> Schema:
+        from automl.data._schema import Schema
+
         last = self._last_schema
         if last is not None and last[0] == text:
             return last[1]

@@ -820,9 +820,72 @@ def render_drift_html(
     Columns absent from either frame (schema changes) are left out of the report. Methods
     evidently does not know (``chisquare_2samp``) are left to evidently's own choice.
 
+    The report is rendered in a child process: evidently, plotly and their dependencies take
+    about 100 MB that a long-running service would otherwise keep after its first report
+    (rendering takes seconds; the new process adds about one).
+
     Raises:
         DriftCheckError: evidently failed to build or save the report.
     """
+    import pickle
+    import subprocess
+    import sys
+
+    args = (reference, current, str(path))
+    options = {
+        "numeric": list(numeric),
+        "categorical": list(categorical),
+        "method": method,
+        "threshold": threshold,
+        "drift_share": drift_share,
+        "per_column": dict(per_column or {}),
+    }
+    package_root = str(Path(__file__).resolve().parents[2])  # this automl, whatever the path
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+    }
+    entry = "from automl.drift._evidently import _render_child; _render_child()"
+    done = subprocess.run(
+        [sys.executable, "-c", entry],
+        input=pickle.dumps((args, options)),
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    if done.returncode != 0:
+        lines = done.stderr.decode(errors="replace").strip().splitlines()
+        why = lines[-1] if lines else f"exit code {done.returncode}"
+        raise DriftCheckError(f"evidently could not render the drift report: {why}")
+    return Path(path)
+
+
+def _render_child() -> None:  # pragma: no cover - runs in the child (tests/drift, tests/cli)
+    """The child of :func:`render_drift_html`: arguments pickled on stdin, one error line."""
+    import pickle
+    import sys
+
+    args, options = pickle.load(sys.stdin.buffer)
+    try:
+        _render(*args, **options)
+    except DriftCheckError as exc:
+        prefix = "evidently could not render the drift report: "
+        sys.stderr.write(f"{str(exc).removeprefix(prefix)}\n")
+        sys.exit(1)
+
+
+def _render(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    path: str | Path,
+    *,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    method: str | None = None,
+    threshold: float | None = None,
+    drift_share: float = 0.5,
+    per_column: Mapping[str, ColumnDriftSpec] | None = None,
+) -> Path:
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 

@@ -39,6 +39,7 @@ from automl.service._logging import cycle_context
 from automl.service._notify import notify
 from automl.service._poison import quarantine_poison
 from automl.service._recover import recover_interrupted
+from automl.service._retune import retune
 from automl.service._steps import (
     CycleInterruptedError,
     DriftOutcome,
@@ -53,13 +54,11 @@ from automl.service._steps import (
     judge,
     keep_out,
     promote,
-    register,
     save_drift_state,
     score_shadow,
     shadow_has_news,
     start_shadow,
     training_window,
-    tune_window,
 )
 from automl.service._workspace import Workspace, open_workspace
 from automl.state import utcnow
@@ -246,17 +245,16 @@ def _cycle(
         stored = champion_holdout(ws, schema, champion)
         window = keep_out(ws, schema, training_window(ws, since_id=since_id), stored)
         registered = find_registered(ws, run_id, window)
-        if registered is None:
-            tuning = tune_window(ws, run_id, trail.cycle_id, schema, window.train, stop=stop)
-            registered = register(
+        if registered is None:  # tune, log and register: in a child process by default
+            registered = retune(
                 ws,
                 run_id,
                 trail.cycle_id,
                 schema,
                 window,
-                tuning,
                 trigger=trail.verdict,
                 drift=trail.drift,
+                stop=stop,
             )
         trail.registered = registered
         if champion is None or registered.version.version != champion.version:

@@ -27,20 +27,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from automl.data import BatchRecord, write_table
-from automl.drift import DriftReport, HysteresisDecision
-from automl.service._history import CycleResult
-from automl.tracking import (
-    MlflowTracker,
-    ModelVersionInfo,
-    PromotionDecision,
-    RunSummary,
-    ShadowState,
-)
-from automl.tuning import TrialResult, TuningResult, write_tuning_report
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: `automl promote` needs the tag names, not these libraries
     import pandas as pd
+
+    from automl.data import BatchRecord
+    from automl.drift import DriftReport, HysteresisDecision
+    from automl.service._history import CycleResult
+    from automl.tracking import (
+        MlflowTracker,
+        ModelVersionInfo,
+        PromotionDecision,
+        RunSummary,
+        ShadowState,
+    )
+    from automl.tuning import TrialResult, TuningResult
 
 log = logging.getLogger(__name__)
 
@@ -553,6 +553,8 @@ def log_tuning_result(
     )
     tracker.set_tags(run_id, {TUNING_STOP_REASON: result.stop_reason})
     tracker.log_table(run_id, result.trials, "trials.csv")
+    from automl.tuning import write_tuning_report
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = report_dir or Path(tmp)
         for path in write_tuning_report(result, folder, title=title):
@@ -779,6 +781,8 @@ def record_holdout(
 ) -> None:
     """Keep a version's holdout rows with it: ``guard/holdout.parquet`` on its run, then the
     version tag ``automl.holdout_stored`` (rows), so a tag always points to a stored file."""
+    from automl.data import write_table
+
     folder, name = HOLDOUT_ARTIFACT.rsplit("/", 1)
     with tempfile.TemporaryDirectory() as tmp:
         path = write_table(rows, Path(tmp) / name)

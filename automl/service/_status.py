@@ -9,11 +9,9 @@ import sqlalchemy as sa
 
 from automl.config import PipelineSpec
 from automl.data import BatchLedger, SeenObjects
+from automl.service._champion import serving_champion
 from automl.service._history import CycleHistory
-from automl.service._record import version_cv_score
-from automl.service._workspace import make_tracker
 from automl.state import get_engine
-from automl.tracking import CHAMPION
 
 
 def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
@@ -24,8 +22,7 @@ def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
     (labelled share, label lag, rows waiting)."""
     history = CycleHistory(spec.state_url)
     ledger = BatchLedger(spec.state_url)
-    tracker = make_tracker(spec)
-    champion = tracker.get_alias(spec.model_name, CHAMPION)
+    champion = serving_champion(spec)  # the state database answers; MLflow only if it cannot
     rejected = ledger.records(spec.name, status="rejected")
     reasons = [f"{r.file_name}: {r.reason}" for r in rejected]
     if spec.data.source.kind == "object_store":
@@ -38,7 +35,7 @@ def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
         "pipeline": spec.name,
         "model": spec.model_name,
         "champion_version": champion.version if champion else None,
-        "champion_cv_score": version_cv_score(tracker, champion, spec.metric) if champion else None,
+        "champion_cv_score": champion.cv_score if champion else None,
         "last_cycle": latest.cycle_id if latest else None,
         "last_status": latest.status if latest else None,
         "last_finished_at": latest.finished_at if latest else None,
@@ -93,6 +90,8 @@ def check_stores(spec: PipelineSpec) -> dict[str, str]:
     except Exception as exc:
         failing[f"{spec.name}:state_db"] = str(exc)[:300]
     try:
+        from automl.service._workspace import make_tracker
+
         make_tracker(spec).client.search_experiments(max_results=1)
     except Exception as exc:
         failing[f"{spec.name}:mlflow"] = str(exc)[:300]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -64,7 +64,9 @@ from automl.tracking import (
     move_logged,
     predict_frame,
 )
-from automl.tuning import SearchConfig, TrialResult, TuningResult
+
+if TYPE_CHECKING:  # the search's libraries load when a re-tune runs, not with the service
+    from automl.tuning import SearchConfig, TrialResult, TuningResult
 
 log = logging.getLogger(__name__)
 
@@ -570,6 +572,8 @@ def search_config(spec: PipelineSpec, schema: Schema) -> SearchConfig:
         TuningError: The spec's tuning section does not fit the schema (e.g. a metric of the
             other task, the target among the features).
     """
+    from automl.tuning import SearchConfig
+
     return SearchConfig.from_spec(spec.tuning, columns=schema, metric=spec.metric)
 
 

@@ -3,35 +3,83 @@ alias moves with their intent log, reconcile, rollback and the promotion history
 
 from __future__ import annotations
 
-from automl.tracking._aliases import (
-    AliasMove,
-    move_logged,
-    promote_version,
-    reconcile,
-    rollback,
-    serving_version,
-)
-from automl.tracking._gate import (
-    GateResult,
-    Guardrail,
-    GuardrailCheck,
-    Predictions,
-    PromotionGate,
-    evaluate_gate,
-)
-from automl.tracking._mlflow import MlflowTracker, ModelVersionInfo, RunSummary
-from automl.tracking._promotion import (
-    CHALLENGER,
-    CHAMPION,
-    PREVIOUS_CHAMPION,
-    PromotionDecision,
-    decide_promotion,
-    move_champion,
-)
-from automl.tracking._promotion_log import Action, LogEntry, PromotionLog, current_actor
-from automl.tracking._pyfunc import predict_frame
-from automl.tracking._shadow import ShadowBatch, ShadowState, ShadowStore
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from automl.vocab import Approval, SignificanceTest
+
+if TYPE_CHECKING:
+    from automl.tracking._aliases import (
+        AliasMove,
+        move_logged,
+        promote_version,
+        reconcile,
+        rollback,
+        serving_version,
+    )
+    from automl.tracking._gate import (
+        GateResult,
+        Guardrail,
+        GuardrailCheck,
+        Predictions,
+        PromotionGate,
+        evaluate_gate,
+    )
+    from automl.tracking._mlflow import MlflowTracker, ModelVersionInfo, RunSummary
+    from automl.tracking._promotion import (
+        CHALLENGER,
+        CHAMPION,
+        PREVIOUS_CHAMPION,
+        PromotionDecision,
+        decide_promotion,
+        move_champion,
+    )
+    from automl.tracking._promotion_log import Action, LogEntry, PromotionLog, current_actor
+    from automl.tracking._pyfunc import predict_frame
+    from automl.tracking._shadow import ShadowBatch, ShadowState, ShadowStore
+
+#: Where each name is defined: imported on first use, so importing the package stays light.
+_LAZY = {
+    "Action": "automl.tracking._promotion_log",
+    "AliasMove": "automl.tracking._aliases",
+    "CHALLENGER": "automl.tracking._promotion",
+    "CHAMPION": "automl.tracking._promotion",
+    "GateResult": "automl.tracking._gate",
+    "Guardrail": "automl.tracking._gate",
+    "GuardrailCheck": "automl.tracking._gate",
+    "LogEntry": "automl.tracking._promotion_log",
+    "MlflowTracker": "automl.tracking._mlflow",
+    "ModelVersionInfo": "automl.tracking._mlflow",
+    "PREVIOUS_CHAMPION": "automl.tracking._promotion",
+    "Predictions": "automl.tracking._gate",
+    "PromotionDecision": "automl.tracking._promotion",
+    "PromotionGate": "automl.tracking._gate",
+    "PromotionLog": "automl.tracking._promotion_log",
+    "RunSummary": "automl.tracking._mlflow",
+    "ShadowBatch": "automl.tracking._shadow",
+    "ShadowState": "automl.tracking._shadow",
+    "ShadowStore": "automl.tracking._shadow",
+    "current_actor": "automl.tracking._promotion_log",
+    "decide_promotion": "automl.tracking._promotion",
+    "evaluate_gate": "automl.tracking._gate",
+    "move_champion": "automl.tracking._promotion",
+    "move_logged": "automl.tracking._aliases",
+    "predict_frame": "automl.tracking._pyfunc",
+    "promote_version": "automl.tracking._aliases",
+    "reconcile": "automl.tracking._aliases",
+    "rollback": "automl.tracking._aliases",
+    "serving_version": "automl.tracking._aliases",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CHALLENGER",

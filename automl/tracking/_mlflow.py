@@ -20,11 +20,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from automl.errors import TrackingError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +208,6 @@ class MlflowTracker:
     def __init__(
         self, tracking_uri: str, experiment: str, *, artifact_location: str | None = None
     ) -> None:
-        from mlflow import MlflowClient
-
         # Progress bars on every model download would flood service logs.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         # With a tracking server MLflow prints a "View run" link to stdout at every run's end,
@@ -222,9 +221,23 @@ class MlflowTracker:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.artifact_location = artifact_location
-        seed_sqlite_store(tracking_uri)
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self._client: Any = None
+        self._client_lock = threading.Lock()
         self._experiment_id: str | None = None
+
+    @property
+    def client(self) -> Any:
+        """The ``MlflowClient``, made on first use: importing MLflow takes about a second, and
+        a workspace opened for its state database alone (``automl status``) never needs it."""
+        with self._client_lock:
+            if self._client is None:
+                from mlflow import MlflowClient
+
+                seed_sqlite_store(self.tracking_uri)
+                self._client = MlflowClient(
+                    tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
+                )
+            return self._client
 
     # -- runs --------------------------------------------------------------------------
     @property
@@ -584,6 +597,32 @@ class MlflowTracker:
                 f"could not load model {model_uri} with mlflow.pyfunc: {exc}"
             ) from exc
         return model, size / 1e6
+
+    def download_model(self, model_name: str, version: str, dst_dir: str | Path) -> Path:
+        """Copy a registered version's artifacts into ``dst_dir`` (made whole or not at all).
+
+        The copy is written beside ``dst_dir`` and renamed into place, so a reader never sees
+        a half-written model and two processes downloading at once both end with one copy.
+
+        Raises:
+            TrackingError: The version or its artifacts cannot be read.
+        """
+        import mlflow.artifacts
+
+        dst = Path(dst_dir)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        uri = f"models:/{model_name}/{version}"
+        with tempfile.TemporaryDirectory(dir=dst.parent, prefix=f".{dst.name}.") as tmp:
+            try:
+                with _global_uri(self.tracking_uri):
+                    local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+            except Exception as exc:
+                raise TrackingError(f"could not download model {uri}: {exc}") from exc
+            with contextlib.suppress(OSError):  # another process put its copy first: keep it
+                Path(local).rename(dst)
+        if not (dst / "MLmodel").is_file():
+            raise TrackingError(f"model {uri} downloaded to {dst} has no MLmodel file")
+        return dst
 
     def find_versions(self, model_name: str, *, tag: str, value: str) -> list[ModelVersionInfo]:
         """Versions of ``model_name`` whose tag ``tag`` equals ``value``, newest first."""

@@ -22,6 +22,8 @@ Action = Literal[
     "promote", "reject", "await_approval", "manual_promote", "rollback", "shadow", "shadow_drop"
 ]
 Status = Literal["intent", "applied", "aborted", "recorded"]
+#: The actions that move ``@champion`` (each logged as an intent, then its outcome).
+CHAMPION_MOVES: tuple[Action, ...] = ("promote", "manual_promote", "rollback")
 
 
 def current_actor() -> str:
@@ -158,6 +160,32 @@ class PromotionLog:
             )
             closed.append(intent.id)
         return closed
+
+    def champion_move(self, pipeline: str) -> LogEntry | None:
+        """The newest applied move of ``@champion``: its ``to_version`` is the champion, as far
+        as the log knows (None when no move was ever applied).
+
+        Every move automl makes goes through the log, so this answers "which version serves"
+        from the state database alone, without an MLflow client. It does not know about an
+        intent still open (check :meth:`open_intents` first: only the registry knows whether
+        that move happened) nor about an alias moved outside automl.
+        """
+        t = promotions_table
+        query = (
+            sa.select(t)
+            .where(
+                t.c.pipeline == pipeline,
+                t.c.status == "applied",
+                t.c.action.in_(CHAMPION_MOVES),
+            )
+            .order_by(t.c.id.desc())
+            .limit(1)
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return LogEntry(**{k: v for k, v in row._mapping.items() if k != "details_json"})
 
     def serving_since(self, pipeline: str, version: str) -> LogEntry | None:
         """The newest applied move that made ``version`` the champion, or None."""

@@ -21,41 +21,89 @@ Public surface:
 
 from __future__ import annotations
 
-from automl.tuning._distributed import (
-    ActiveStudy,
-    find_active_study,
-    tune_distributed,
-    work_on_study,
-)
-from automl.tuning._estimators import (
-    LabelEncodedClassifier,
-    build_model,
-    decode_labels,
-    make_preprocessor,
-)
-from automl.tuning._holdout import metric_from_predictions
-from automl.tuning._metrics import score_model
-from automl.tuning._report import write_tuning_report
-from automl.tuning._search_config import SearchConfig
-from automl.tuning._space import (
-    XGBOOST_DEFAULTS,
-    FamilySpace,
-    family_space,
-    grid_configs,
-    xgboost_space,
-)
-from automl.tuning._storage import (
-    close_storages,
-    fail_stale_trials,
-    is_server_storage,
-    open_storage,
-)
-from automl.tuning._strategies import check_strategy, make_sampler
-from automl.tuning._tuner import TrialResult, TuningResult, trials_table, tune
-from automl.tuning._warmstart import latest_study
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from automl.vocab import GREATER_IS_BETTER, MODEL_FAMILIES, PREDICTION_METRICS, STRATEGIES
 from automl.vocab import METRICS_BY_TASK as TRIAL_METRICS
 from automl.vocab import PRIMARY_METRICS as TASK_METRICS
+
+if TYPE_CHECKING:
+    from automl.tuning._distributed import (
+        ActiveStudy,
+        find_active_study,
+        tune_distributed,
+        work_on_study,
+    )
+    from automl.tuning._estimators import (
+        LabelEncodedClassifier,
+        build_model,
+        decode_labels,
+        make_preprocessor,
+    )
+    from automl.tuning._holdout import metric_from_predictions
+    from automl.tuning._metrics import score_model
+    from automl.tuning._report import write_tuning_report
+    from automl.tuning._result import TrialResult, TuningResult
+    from automl.tuning._search_config import SearchConfig
+    from automl.tuning._space import (
+        XGBOOST_DEFAULTS,
+        FamilySpace,
+        family_space,
+        grid_configs,
+        xgboost_space,
+    )
+    from automl.tuning._storage import (
+        close_storages,
+        fail_stale_trials,
+        is_server_storage,
+        open_storage,
+    )
+    from automl.tuning._strategies import check_strategy, make_sampler
+    from automl.tuning._tuner import trials_table, tune
+    from automl.tuning._warmstart import latest_study
+
+#: Where each name is defined: imported on first use, so importing the package stays light.
+_LAZY = {
+    "ActiveStudy": "automl.tuning._distributed",
+    "FamilySpace": "automl.tuning._space",
+    "LabelEncodedClassifier": "automl.tuning._estimators",
+    "SearchConfig": "automl.tuning._search_config",
+    "TrialResult": "automl.tuning._result",
+    "TuningResult": "automl.tuning._result",
+    "XGBOOST_DEFAULTS": "automl.tuning._space",
+    "build_model": "automl.tuning._estimators",
+    "check_strategy": "automl.tuning._strategies",
+    "close_storages": "automl.tuning._storage",
+    "decode_labels": "automl.tuning._estimators",
+    "fail_stale_trials": "automl.tuning._storage",
+    "family_space": "automl.tuning._space",
+    "find_active_study": "automl.tuning._distributed",
+    "grid_configs": "automl.tuning._space",
+    "is_server_storage": "automl.tuning._storage",
+    "latest_study": "automl.tuning._warmstart",
+    "make_preprocessor": "automl.tuning._estimators",
+    "make_sampler": "automl.tuning._strategies",
+    "metric_from_predictions": "automl.tuning._holdout",
+    "open_storage": "automl.tuning._storage",
+    "score_model": "automl.tuning._metrics",
+    "trials_table": "automl.tuning._tuner",
+    "tune": "automl.tuning._tuner",
+    "tune_distributed": "automl.tuning._distributed",
+    "work_on_study": "automl.tuning._distributed",
+    "write_tuning_report": "automl.tuning._report",
+    "xgboost_space": "automl.tuning._space",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "GREATER_IS_BETTER",

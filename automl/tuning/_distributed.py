@@ -40,9 +40,10 @@ from typing import Any
 import pandas as pd
 
 from automl.errors import TuningError
+from automl.tuning._result import TrialResult, TuningResult
 from automl.tuning._search_config import SearchConfig
 from automl.tuning._storage import is_server_storage, open_storage, safe_url
-from automl.tuning._tuner import Search, TrialResult, TuningResult, prepare_search
+from automl.tuning._tuner import Search, prepare_search
 from automl.tuning._warmstart import GROUP_ATTR, Configuration
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -425,6 +427,24 @@ def test_html_report_is_written(tmp_path: Path, churn: Churn) -> None:
     )
     text = out.read_text()
     assert out.exists() and len(text) > 10_000 and "<html" in text.lower()
+
+
+def test_html_report_renders_in_a_child_process_and_its_error_comes_back(tmp_path: Path) -> None:
+    code = (
+        "import sys; from automl.data import make_churn_frame as f;"
+        "from automl.drift import render_drift_html as r;"
+        f"r(f(100, seed=1), f(100, seed=2), {str(tmp_path / 'd.html')!r},"
+        " numeric=['age'], categorical=['contract']);"
+        "print('evidently' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"  # rendered, and evidently stayed out of this process
+    assert (tmp_path / "d.html").stat().st_size > 10_000
+    frame = pd.DataFrame({"age": [1.0, 2.0, 3.0]})
+    with pytest.raises(DriftCheckError, match="evidently could not render the drift report: "):
+        render_drift_html(
+            frame, frame, tmp_path / "x.html", numeric=["age"], categorical=[], method="no_such"
+        )
 
 
 # -- the pipeline default: any one column, Holm, two-sample tests (issue 11) ---------------

@@ -366,6 +366,28 @@ def _write_yaml(path: Path, spec: dict[str, Any]) -> Path:
 
 
 @pytest.mark.slow
+def _is_running(pid: int) -> bool:
+    """Alive and not a zombie (a container's init may never reap an orphan)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in status
+
+
+def _retune_process(pid: int, *, timeout_s: float) -> int:
+    """The pid of the re-tune process ``pid`` started (a cycle's search runs in one)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            for child in (task / "children").read_text().split() if task.exists() else []:
+                cmdline = Path(f"/proc/{child}/cmdline")
+                if cmdline.exists() and b"automl.service._retune" in cmdline.read_bytes():
+                    return int(child)
+        time.sleep(0.05)
+    raise AssertionError("no re-tune process started")
+
+
 def test_labels_join_exactly_once_across_a_kill_and_restart_of_automl_run(
     tmp_path: Path,
 ) -> None:
@@ -387,10 +409,14 @@ def test_labels_join_exactly_once_across_a_kill_and_restart_of_automl_run(
         while not archived.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert archived.exists(), "the label file was not joined and archived"
-        time.sleep(0.5)  # into the search
+        retune = _retune_process(proc.pid, timeout_s=120)  # into the search, run started
         assert proc.poll() is None, "the cycle ended before it could be killed"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+        deadline = time.monotonic() + 30  # Linux ends the re-tune process with its parent
+        while _is_running(retune) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _is_running(retune), "the re-tune outlived its cycle"
     finally:
         if proc.poll() is None:
             proc.kill()
