@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from automl.config import PipelineSpec
-from automl.data import BatchLedger, SeenObjects
+from automl.data import BatchLedger
 from automl.service._champion import serving_champion
 from automl.service._history import CycleHistory
 from automl.state import get_engine
@@ -26,6 +26,8 @@ def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
     rejected = ledger.records(spec.name, status="rejected")
     reasons = [f"{r.file_name}: {r.reason}" for r in rejected]
     if spec.data.source.kind == "object_store":
+        from automl.data import SeenObjects
+
         # Duplicates stay in the bucket (no quarantine prefix): their reasons are here only.
         objects = SeenObjects(spec.state_url, spec.name, "batches").reasons()
         reasons += [reason for _, status, reason in objects if status == "duplicate"]
