@@ -50,7 +50,10 @@ def small_spec_dict(name: str = "churn", **overrides: Any) -> dict[str, Any]:
             "window": "since_drift",
         },
         "drift": {"hysteresis": {"cooldown_checks": 0}},
-        "tuning": {"n_trials": 3, "cv": 2, "timeout_s": 120, "seed": 7},
+        # In the test's own process: a child process costs each re-tune ~2 s of imports; the
+        # child (the default) has tests of its own (tests/service/test_retune.py, the demo, the
+        # kill-and-restart test of late labels).
+        "tuning": {"n_trials": 3, "cv": 2, "timeout_s": 120, "seed": 7, "in_child_process": False},
         "registry": {"promotion_margin": 0.0},
         "schedule": {"interval_s": 0.5},
     }

@@ -365,7 +365,6 @@ def _write_yaml(path: Path, spec: dict[str, Any]) -> Path:
     return path
 
 
-@pytest.mark.slow
 def _is_running(pid: int) -> bool:
     """Alive and not a zombie (a container's init may never reap an orphan)."""
     try:
@@ -388,10 +387,13 @@ def _retune_process(pid: int, *, timeout_s: float) -> int:
     raise AssertionError("no re-tune process started")
 
 
+@pytest.mark.slow
 def test_labels_join_exactly_once_across_a_kill_and_restart_of_automl_run(
     tmp_path: Path,
 ) -> None:
-    slow = late_spec_dict(tuning={"n_trials": 200, "timeout_s": 120, "cv": 2, "seed": 7})
+    slow = late_spec_dict(
+        tuning={"n_trials": 200, "timeout_s": 120, "cv": 2, "seed": 7, "in_child_process": True}
+    )
     fast = late_spec_dict()
     slow_path = _write_yaml(tmp_path / "slow.yaml", slow)
     fast_path = _write_yaml(tmp_path / "fast.yaml", fast)

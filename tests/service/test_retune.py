@@ -27,7 +27,7 @@ Churn = Callable[..., pd.DataFrame]
 def fast(**tuning: Any) -> dict[str, Any]:
     """Spec overrides: two trials, two folds, no significance test; ``tuning`` on top."""
     return {
-        "tuning": {"n_trials": 2, "cv": 2, "seed": 5, **tuning},
+        "tuning": {"n_trials": 2, "cv": 2, "seed": 5, "in_child_process": True, **tuning},
         "registry": {"significance": {"test": "none"}},
     }
 
