@@ -49,7 +49,8 @@ def small_spec_dict(name: str = "churn", **overrides: Any) -> dict[str, Any]:
             "holdout_fraction": 0.25,
             "window": "since_drift",
         },
-        "drift": {"hysteresis": {"cooldown_checks": 0}},
+        # No evidently HTML (a child process, seconds per drifted check): test_cycle keeps it on.
+        "drift": {"hysteresis": {"cooldown_checks": 0}, "html_report": "never"},
         # In the test's own process: a child process costs each re-tune ~2 s of imports; the
         # child (the default) has tests of its own (tests/service/test_retune.py, the demo, the
         # kill-and-restart test of late labels).

@@ -19,7 +19,7 @@ Churn = Callable[..., pd.DataFrame]
 def test_cycle_trains_first_champion_ignores_noise_and_retunes_on_drift(
     write_spec: Callable[..., PipelineSpec], churn: Churn
 ) -> None:
-    spec = write_spec()
+    spec = write_spec(drift={"html_report": "on_drift"})  # the default: evidently's HTML on drift
     client = MlflowClient(spec.tracking_uri)
 
     land(spec, "history.csv", churn(600, seed=1))

@@ -220,7 +220,9 @@ def test_a_batch_that_fails_every_cycle_is_quarantined_and_the_pipeline_goes_on(
     spec = write_spec(
         notify={"webhook_url": url},
         data={"max_batch_failures": 2},
-        drift={"hysteresis": {"cooldown_checks": 0}},  # re-tune on the first drifted batch
+        # Re-tune on the first drifted batch; evidently's HTML report (the default) is the step
+        # whose error names the column.
+        drift={"hysteresis": {"cooldown_checks": 0}, "html_report": "on_drift"},
     )
     land(spec, "history.csv", make_churn_frame(600, seed=1))
     assert run_cycle(spec).champion_version == "1"
