@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "automl"
 CAPABILITIES = ("data", "drift", "tuning", "tracking")
-BASE = ("config", "errors", "state", "vocab")
+BASE = ("_lazy", "config", "errors", "state", "vocab")
 #: Third-party libraries and the one package each enters through.
 DOORS = {"mlflow": "tracking", "evidently": "drift", "optuna": "tuning", "apscheduler": "service"}
 

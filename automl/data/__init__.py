@@ -3,8 +3,9 @@ id, training windows."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from automl._lazy import lazy_loader
 
 if TYPE_CHECKING:
     from automl.data._ingest import (
@@ -99,13 +100,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_loader(__name__, _LAZY)
 
 
 __all__ = [

@@ -6,8 +6,9 @@ import the libraries of every other (MLflow, Optuna, evidently, APScheduler).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from automl._lazy import lazy_loader
 
 if TYPE_CHECKING:
     from automl.service._cycle import new_cycle_id, run_cycle
@@ -69,13 +70,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'automl.service' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_loader(__name__, _LAZY)
 
 
 __all__ = [

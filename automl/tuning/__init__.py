@@ -21,9 +21,9 @@ Public surface:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from automl._lazy import lazy_loader
 from automl.vocab import GREATER_IS_BETTER, MODEL_FAMILIES, PREDICTION_METRICS, STRATEGIES
 from automl.vocab import METRICS_BY_TASK as TRIAL_METRICS
 from automl.vocab import PRIMARY_METRICS as TASK_METRICS
@@ -96,13 +96,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_loader(__name__, _LAZY)
 
 
 __all__ = [

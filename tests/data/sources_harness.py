@@ -245,10 +245,9 @@ def flaky_forwarder(target_port: int, *, drop_first: int) -> Iterator[int]:
 
     def pipe(src: socket.socket, dst: socket.socket) -> None:
         try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
+            with contextlib.suppress(OSError):
+                while data := src.recv(65536):
+                    dst.sendall(data)
         finally:
             with contextlib.suppress(OSError):
                 dst.shutdown(socket.SHUT_WR)
