@@ -107,25 +107,52 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+#: Rows of ``automl run``'s table: always, then each group only when the cycle has it.
+_CYCLE_ROWS: tuple[str, ...] = (
+    "status",
+    "accepted_files",
+    "rejected_files",
+    "n_rows",
+    "drift_verdict",
+    "share_drifted",
+    "drifted_columns",
+    "n_trials",
+    "best_cv_score",
+    "challenger_score",
+    "champion_score",
+    "model_version",
+    "is_promoted",
+    "champion_version",
+    "run_id",
+)
+_OPTIONAL_ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("error", ("error",)),
+    ("shadow_version", ("shadow_version", "shadow_outcome", "shadow_batches")),
+    (
+        "labelled_share",
+        (
+            "labels_joined",
+            "labelled_rows",
+            "labels_needed",
+            "labelled_share",
+            "rows_waiting_label",
+            "label_lag_p50_s",
+            "label_lag_p95_s",
+        ),
+    ),
+    ("estimated_score", ("estimated_metric", "estimated_score", "estimated_reference")),
+)
+
+
 def _print_cycle(r: dict[str, Any]) -> None:
+    """``automl run``'s table: the cycle's figures, plus the error, the shadow, the late-label
+    and the label-free estimate rows when the cycle has them (``--json`` has every field)."""
     table = Table(title=f"cycle {r['cycle_id']} of {r['pipeline']}", show_header=False)
-    for key in (
-        "status",
-        "accepted_files",
-        "rejected_files",
-        "n_rows",
-        "drift_verdict",
-        "share_drifted",
-        "drifted_columns",
-        "n_trials",
-        "best_cv_score",
-        "challenger_score",
-        "champion_score",
-        "model_version",
-        "is_promoted",
-        "champion_version",
-        "run_id",
-    ):
+    keys = list(_CYCLE_ROWS)
+    for marker, group in _OPTIONAL_ROWS:
+        if r.get(marker) is not None:
+            keys.extend(group)
+    for key in keys:
         value = r.get(key)
         if isinstance(value, list | tuple):
             value = ", ".join(map(str, value)) or "-"

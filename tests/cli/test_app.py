@@ -116,3 +116,23 @@ def test_distributed_spec_without_server_storage_is_refused(tmp_path: Path) -> N
     spec.write_text(yaml.safe_dump(raw), encoding="utf-8")
     result = runner.invoke(app, ["run", str(spec)])
     assert result.exit_code == 1 and "distributed" in result.output
+
+
+def test_the_run_table_shows_an_error_and_no_empty_groups() -> None:
+    from automl.cli._app import _print_cycle
+    from automl.cli._base import console
+    from automl.service import CycleResult
+
+    failed = CycleResult(
+        pipeline="p",
+        cycle_id="c1",
+        status="failed",
+        started_at="2026-11-29T00:00:00",
+        finished_at="2026-11-29T00:00:01",
+        error="TuningError: no trial completed",
+    )
+    with console.capture() as captured:
+        _print_cycle(failed.to_dict())
+    shown = captured.get()
+    assert "TuningError: no trial completed" in shown
+    assert "labelled_share" not in shown and "shadow_version" not in shown

@@ -297,6 +297,16 @@ def test_status_metrics_and_the_cli_show_the_labels(
         "waiting_for_labels" in table.output and "25% (10 of 40 rows; 30 waiting)" in table.output
     )
 
+    from automl.cli._app import _print_cycle
+    from automl.cli._base import console
+
+    with console.capture() as captured:  # `automl run`'s table shows the label rows too
+        _print_cycle(result.to_dict())
+    shown = captured.get()
+    assert "waiting_for_labels" in shown
+    assert "labelled_share" in shown and "0.2500" in shown
+    assert "rows_waiting_label" in shown and " 30 " in shown
+
 
 def test_served_predictions_are_read_as_scores_or_classes() -> None:
     from automl.data import Schema
