@@ -414,6 +414,9 @@ def test_https_trusts_what_mlflows_settings_say(
         assert "MLFLOW_TRACKING_SERVER_CERT_PATH" in str(untrusted.value)
         assert fake.received == []  # refused during the handshake, and not retried
 
+        monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(certs.client))  # not its CA
+        with pytest.raises(TrackingError, match="TLS certificate is not trusted"):
+            RestRegistry.from_env(fake.url).get_alias("churn", CHAMPION)  # type: ignore[union-attr]
         monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(certs.ca))
         registry = RestRegistry.from_env(fake.url)
         assert registry is not None and registry.get_alias("churn", CHAMPION) is not None
