@@ -523,6 +523,11 @@ class RestRegistry:
                 f"no answer within {self.settings.timeout_s:g} s ({tries}); "
                 "raise MLFLOW_HTTP_REQUEST_TIMEOUT if the server is just slow"
             )
+        elif isinstance(exc, ssl.SSLError):
+            why = (
+                f"TLS failed: {exc} ({tries}); if the server asks for a client certificate, "
+                "set MLFLOW_TRACKING_CLIENT_CERT_PATH"
+            )
         else:
             why = (
                 f"{exc or type(exc).__name__} ({tries}); check that the tracking server "

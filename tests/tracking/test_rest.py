@@ -439,8 +439,9 @@ def test_https_sends_the_client_certificate_when_asked(
         fake.answer(200, VERSION)
         registry = RestRegistry.from_env(fake.url)
         assert registry is not None
-        with pytest.raises(TrackingError, match="cannot reach the MLflow tracking server"):
+        with pytest.raises(TrackingError, match="cannot reach the MLflow tracking server") as no:
             registry.get_alias("churn", CHAMPION)  # the server wants a certificate
+        assert "TLS failed" in str(no.value) and "MLFLOW_TRACKING_CLIENT_CERT_PATH" in str(no.value)
         monkeypatch.setenv("MLFLOW_TRACKING_CLIENT_CERT_PATH", str(certs.client))
         registry = RestRegistry.from_env(fake.url)
         assert registry is not None and registry.get_alias("churn", CHAMPION) is not None
