@@ -30,7 +30,8 @@ def make_tracker(spec: PipelineSpec) -> MlflowTracker:
 
 
 def make_registry(spec: PipelineSpec) -> AliasRegistry:
-    """The registry aliases of a pipeline, for a person's promote or rollback.
+    """The registry aliases of a pipeline, for the commands a person waits for (``promote``,
+    ``rollback``, and ``status`` when only the registry knows the champion).
 
     A tracking server (``http(s)://``) is spoken to over MLflow's REST API without importing
     MLflow (:class:`~automl.tracking.RestRegistry`, configured from the same environment as
