@@ -33,7 +33,12 @@ if TYPE_CHECKING:
         training_window,
         tune_window,
     )
-    from automl.service._workspace import Workspace, make_tracker, open_workspace
+    from automl.service._workspace import (
+        Workspace,
+        make_registry,
+        make_tracker,
+        open_workspace,
+    )
 
 _LAZY = {
     "AutomlService": "automl.service._scheduler",
@@ -51,6 +56,7 @@ _LAZY = {
     "job_id": "automl.service._scheduler",
     "judge": "automl.service._steps",
     "log_tuning_result": "automl.service._record",
+    "make_registry": "automl.service._workspace",
     "make_tracker": "automl.service._workspace",
     "new_cycle_id": "automl.service._cycle",
     "notify": "automl.service._notify",
@@ -89,6 +95,7 @@ __all__ = [
     "job_id",
     "judge",
     "log_tuning_result",
+    "make_registry",
     "make_tracker",
     "new_cycle_id",
     "notify",

@@ -69,10 +69,10 @@ def serving_champion(spec: PipelineSpec) -> ServingChampion | None:
 
 
 def _registry_champion(spec: PipelineSpec) -> str | None:
-    from automl.service._workspace import make_tracker
+    from automl.service._workspace import make_registry
     from automl.tracking import CHAMPION
 
-    found = make_tracker(spec).get_alias(spec.model_name, CHAMPION)
+    found = make_registry(spec).get_alias(spec.model_name, CHAMPION)
     return found.version if found else None
 
 

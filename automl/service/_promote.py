@@ -1,7 +1,9 @@
 """Decisions by a person: ``automl promote`` and ``automl rollback``.
 
 The registry side (the logged alias move, reconcile) is :mod:`automl.tracking`; this adds what
-the service owns around it: the workspace, the decision's version tags and the webhook.
+the service owns around it: the workspace, the decision's version tags and the webhook. Against
+a tracking server the aliases move over MLflow's REST API (:func:`make_registry`), so neither
+command imports MLflow.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from automl.config import PipelineSpec
 from automl.service import _record as record
 from automl.service._notify import notify
-from automl.service._workspace import make_tracker
+from automl.service._workspace import make_registry
 from automl.tracking import AliasMove, PromotionLog, current_actor, promote_version
 from automl.tracking import rollback as rollback_version
 
@@ -25,7 +27,7 @@ def promote_manually(
     who = actor or current_actor()
     move = promote_version(
         spec,
-        make_tracker(spec),
+        make_registry(spec),
         PromotionLog(spec.state_url),
         version=version,
         actor=who,
@@ -49,7 +51,7 @@ def rollback(
         TrackingError: No champion, nothing to roll back to, or the target already serves.
     """
     move = rollback_version(
-        spec, make_tracker(spec), PromotionLog(spec.state_url), version=version, actor=actor
+        spec, make_registry(spec), PromotionLog(spec.state_url), version=version, actor=actor
     )
     notify(
         spec,

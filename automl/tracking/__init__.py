@@ -1,5 +1,9 @@
 """Tracking: MLflow runs and artifacts; the registry: versions, aliases, the promotion gate,
-alias moves with their intent log, reconcile, rollback and the promotion history."""
+alias moves with their intent log, reconcile, rollback and the promotion history.
+
+Alias moves need only :class:`AliasRegistry`: :class:`MlflowTracker` (MLflow's client, every
+tracking URI) or :class:`RestRegistry` (a tracking server's REST API, without importing MLflow).
+"""
 
 from __future__ import annotations
 
@@ -36,11 +40,14 @@ if TYPE_CHECKING:
     )
     from automl.tracking._promotion_log import Action, LogEntry, PromotionLog, current_actor
     from automl.tracking._pyfunc import predict_frame
+    from automl.tracking._registry import AliasRegistry
+    from automl.tracking._rest import RestRegistry, RestSettings, needs_mlflow_client
     from automl.tracking._shadow import ShadowBatch, ShadowState, ShadowStore
 
 #: Where each name is defined: imported on first use, so importing the package stays light.
 _LAZY = {
     "Action": "automl.tracking._promotion_log",
+    "AliasRegistry": "automl.tracking._registry",
     "AliasMove": "automl.tracking._aliases",
     "CHALLENGER": "automl.tracking._promotion",
     "CHAMPION": "automl.tracking._promotion",
@@ -55,6 +62,8 @@ _LAZY = {
     "PromotionDecision": "automl.tracking._promotion",
     "PromotionGate": "automl.tracking._gate",
     "PromotionLog": "automl.tracking._promotion_log",
+    "RestRegistry": "automl.tracking._rest",
+    "RestSettings": "automl.tracking._rest",
     "RunSummary": "automl.tracking._mlflow",
     "ShadowBatch": "automl.tracking._shadow",
     "ShadowState": "automl.tracking._shadow",
@@ -64,6 +73,7 @@ _LAZY = {
     "evaluate_gate": "automl.tracking._gate",
     "move_champion": "automl.tracking._promotion",
     "move_logged": "automl.tracking._aliases",
+    "needs_mlflow_client": "automl.tracking._rest",
     "predict_frame": "automl.tracking._pyfunc",
     "promote_version": "automl.tracking._aliases",
     "reconcile": "automl.tracking._aliases",
@@ -81,6 +91,7 @@ __all__ = [
     "PREVIOUS_CHAMPION",
     "Action",
     "AliasMove",
+    "AliasRegistry",
     "Approval",
     "GateResult",
     "Guardrail",
@@ -92,6 +103,8 @@ __all__ = [
     "PromotionDecision",
     "PromotionGate",
     "PromotionLog",
+    "RestRegistry",
+    "RestSettings",
     "RunSummary",
     "ShadowBatch",
     "ShadowState",
@@ -102,6 +115,7 @@ __all__ = [
     "evaluate_gate",
     "move_champion",
     "move_logged",
+    "needs_mlflow_client",
     "predict_frame",
     "promote_version",
     "reconcile",

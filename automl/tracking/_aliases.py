@@ -4,7 +4,9 @@ Every move of ``@champion`` (a promotion by the cycle, a manual promotion, a rol
 through :func:`move_logged`: an ``intent`` row in the promotion log, the alias move, then an
 ``applied`` or ``aborted`` row. :func:`reconcile` closes intents a crash left open from what the
 registry shows, so the log always says which version serves. The decision that asks for a move
-is made elsewhere (the cycle's gate, or a person); this module only carries it out.
+is made elsewhere (the cycle's gate, or a person); this module only carries it out, through any
+:class:`~automl.tracking.AliasRegistry` (``MlflowTracker``, or ``RestRegistry`` for a person's
+move against a tracking server).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any
 
 from automl.config import PipelineSpec
 from automl.errors import TrackingError
-from automl.tracking._mlflow import MlflowTracker, ModelVersionInfo
+from automl.tracking._mlflow import ModelVersionInfo
 from automl.tracking._promotion import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, move_champion
 from automl.tracking._promotion_log import Action, LogEntry, PromotionLog, current_actor
+from automl.tracking._registry import AliasRegistry
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class AliasMove:
     to_version: str
 
 
-def serving_version(tracker: MlflowTracker, model_name: str) -> str | None:
+def serving_version(tracker: AliasRegistry, model_name: str) -> str | None:
     """The version ``@champion`` points at, or None (no champion, or the registry is down)."""
     try:
         champion = tracker.get_alias(model_name, CHAMPION)
@@ -41,7 +44,7 @@ def serving_version(tracker: MlflowTracker, model_name: str) -> str | None:
 
 def move_logged(
     spec: PipelineSpec,
-    tracker: MlflowTracker,
+    tracker: AliasRegistry,
     log: PromotionLog,
     *,
     action: Action,
@@ -93,7 +96,7 @@ def move_logged(
     log.append(status="applied", intent_id=intent, reason=reason, **common)
 
 
-def reconcile(spec: PipelineSpec, tracker: MlflowTracker, log: PromotionLog) -> list[int]:
+def reconcile(spec: PipelineSpec, tracker: AliasRegistry, log: PromotionLog) -> list[int]:
     """Close log intents left open by a crash, finishing or undoing each alias move.
 
     The registry says whether ``@champion`` moved. If it did, the rest of the move is done:
@@ -141,13 +144,13 @@ def reconcile(spec: PipelineSpec, tracker: MlflowTracker, log: PromotionLog) -> 
     )
 
 
-def _aliased(tracker: MlflowTracker, model_name: str, alias: str) -> str | None:
+def _aliased(tracker: AliasRegistry, model_name: str, alias: str) -> str | None:
     found = tracker.get_alias(model_name, alias)
     return found.version if found else None
 
 
 def _target(
-    tracker: MlflowTracker,
+    tracker: AliasRegistry,
     model_name: str,
     version: str | None,
     *,
@@ -171,7 +174,7 @@ def _target(
 
 def promote_version(
     spec: PipelineSpec,
-    tracker: MlflowTracker,
+    tracker: AliasRegistry,
     log: PromotionLog,
     *,
     version: str | None = None,
@@ -182,7 +185,7 @@ def promote_version(
 
     Args:
         spec: The pipeline.
-        tracker: Its MLflow adapter.
+        tracker: Its registry (``MlflowTracker``, or ``RestRegistry`` for a tracking server).
         log: Its promotion log.
         version: The version to promote; default the one ``@challenger`` names.
         actor: Who decided (default: the OS user, ``user@cli``).
@@ -198,7 +201,7 @@ def promote_version(
 
 def rollback(
     spec: PipelineSpec,
-    tracker: MlflowTracker,
+    tracker: AliasRegistry,
     log: PromotionLog,
     *,
     version: str | None = None,
@@ -217,7 +220,7 @@ def rollback(
 
 def _move_by_hand(
     spec: PipelineSpec,
-    tracker: MlflowTracker,
+    tracker: AliasRegistry,
     log: PromotionLog,
     action: Action,
     version: str | None,
@@ -227,8 +230,10 @@ def _move_by_hand(
 ) -> AliasMove:
     """A person's move of ``@champion``: a promotion (default target ``@challenger``) or a
     rollback (default ``@previous-champion``, keeping ``@challenger``)."""
+    # Read strictly, before reconcile: a registry that cannot be read fails the command here,
+    # with its reason, instead of reading as "no champion" (and closing open intents blind).
+    current = _aliased(tracker, spec.model_name, CHAMPION)
     reconcile(spec, tracker, log)
-    current = serving_version(tracker, spec.model_name)
     is_rollback = action == "rollback"
     if is_rollback and current is None:
         raise TrackingError(f"model {spec.model_name!r} has no @champion to roll back")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from automl.tracking._gate import GateResult
-from automl.tracking._mlflow import MlflowTracker
 from automl.vocab import Approval
+
+if TYPE_CHECKING:  # the gate's numpy is not needed to move an alias (``automl promote``)
+    from automl.tracking._gate import GateResult
+    from automl.tracking._registry import AliasRegistry
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -141,7 +143,7 @@ def decide_promotion(
 
 
 def move_champion(
-    tracker: MlflowTracker,
+    tracker: AliasRegistry,
     model_name: str,
     new_version: str,
     *,
