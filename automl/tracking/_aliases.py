@@ -107,6 +107,9 @@ def reconcile(spec: PipelineSpec, tracker: AliasRegistry, log: PromotionLog) -> 
 
     Returns:
         The ids of the intents closed.
+
+    Raises:
+        TrackingError: The registry cannot be read; no intent was closed.
     """
     if not log.open_intents(spec.name):
         return []
@@ -139,9 +142,9 @@ def reconcile(spec: PipelineSpec, tracker: AliasRegistry, log: PromotionLog) -> 
             return f"@previous-champion removed from v{serving}"
         return ""
 
-    return log.reconcile(
-        spec.name, lambda: serving_version(tracker, spec.model_name), settle=settle
-    )
+    # Read strictly: a registry that cannot be read raises here and leaves every intent open
+    # (closing them as "aborted" would guess; the next reconcile knows).
+    return log.reconcile(spec.name, lambda: _aliased(tracker, model, CHAMPION), settle=settle)
 
 
 def _aliased(tracker: AliasRegistry, model_name: str, alias: str) -> str | None:

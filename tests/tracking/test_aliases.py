@@ -141,3 +141,28 @@ def test_a_rollback_keeps_the_challenger_where_it_was(
     reconcile(spec, tracker, log)
     assert _aliases(tracker, model) == {CHAMPION: "1", CHALLENGER: "3", PREVIOUS_CHAMPION: "2"}
     assert log.entries(spec.name)[-1].status == "applied"
+
+
+def test_an_unreadable_registry_leaves_the_intents_open(
+    registry: tuple[PipelineSpec, MlflowTracker, PromotionLog], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from automl.errors import AutomlError
+
+    spec, tracker, log = registry
+    _promote_in_turn(spec, tracker, log, "1")
+    intent = _intent(log, spec, "promote", "1", "2")
+    with socket.socket() as s:  # a port nothing listens on: the registry is down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    down = MlflowTracker(f"http://127.0.0.1:{port}", "e")
+    with pytest.raises(AutomlError):
+        reconcile(spec, down, log)
+    assert [e.id for e in log.open_intents(spec.name)] == [intent]  # not closed blind
+    assert log.entries(spec.name)[-1].status == "intent"
+    # Once the registry answers, the intent is closed from what it shows (v1 still serves).
+    assert reconcile(spec, tracker, log) == [intent]
+    assert log.entries(spec.name)[-1].status == "aborted"
