@@ -41,6 +41,12 @@ FOLD_CACHE_BYTES = 256 * 2**20
 
 #: Reports a learning curve (steps and values, greater is better) and says whether to prune.
 CurveReporter = Callable[[Sequence[int], Sequence[float]], bool]
+#: Trial user attribute saying why a trial failed: Optuna only logs the exception (it stopped
+#: recording it on the trial), so the objective records it where every reader of the study,
+#: in any process, finds it.
+ERROR_ATTR = "error"
+#: Longest failure message kept per trial (a trial table cell, an MLflow tag).
+ERROR_MAX_CHARS = 500
 
 
 class TrialPrunedError(Exception):
@@ -103,6 +109,21 @@ class Evaluation:
     peak_memory_mb: float
     fitted_rounds: int | None = None
     fold_scores: tuple[float, ...] = field(default=())
+
+
+def describe_error(exc: BaseException, *, max_chars: int = ERROR_MAX_CHARS) -> str:
+    """Why a trial failed, in one line: the exception's type and message, whitespace folded,
+    at most ``max_chars`` characters.
+
+    Example:
+        >>> describe_error(ValueError("Input contains NaN.\\n  Check the column."))
+        'ValueError: Input contains NaN. Check the column.'
+        >>> len(describe_error(RuntimeError("x" * 1000)))
+        500
+    """
+    text = " ".join(str(exc).split())
+    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return line if len(line) <= max_chars else line[: max(max_chars - 3, 0)] + "..."
 
 
 def _rss_bytes() -> int | None:

@@ -26,10 +26,12 @@ from automl.errors import TuningError
 from automl.tuning._estimators import build_model
 from automl.tuning._metrics import skill
 from automl.tuning._objective import (
+    ERROR_ATTR,
     STEP_OFFSET_PER_FAMILY,
     CVSetup,
     TrialPrunedError,
     baseline_score,
+    describe_error,
     evaluate,
 )
 from automl.tuning._result import TrialResult, TuningResult
@@ -180,6 +182,22 @@ def _importances(
         log.info("hyperparameter importance not computed: %s", exc)
         return {}
     return {k: float(v) for k, v in found.items()}
+
+
+def _no_trial_completed(results: Sequence[TrialResult], study_name: str) -> str:
+    """The message of a search where no trial completed: the failures, most frequent first."""
+    failed = [r for r in results if r.state == "FAIL"]
+    n_pruned = sum(r.state == "PRUNED" for r in results)
+    counts: dict[str, int] = {}
+    for r in failed:
+        counts[r.error or "failed"] = counts.get(r.error or "failed", 0) + 1
+    shown = sorted(counts.items(), key=lambda item: -item[1])[:3]
+    errors = "; ".join(f"{error} ({n} trials)" if n > 1 else error for error, n in shown)
+    more = f"; and {len(counts) - 3} other errors" if len(counts) > 3 else ""
+    return (
+        f"no trial completed in study {study_name!r} ({len(failed)} failed, {n_pruned} "
+        f"pruned); errors: {errors or 'none'}{more}. The log has each failed trial's traceback"
+    )
 
 
 def trials_table(results: Sequence[TrialResult]) -> pd.DataFrame:
@@ -522,7 +540,34 @@ class Search:
         return queued, n_warm
 
     def objective(self, trial: Any) -> float:
-        """Evaluate one trial's configuration by CV (Optuna objective)."""
+        """Evaluate one trial's configuration by CV (Optuna objective).
+
+        A trial that raises ends FAIL as Optuna makes it, with why (``describe_error``) in
+        its user attribute ``error`` first; so does one whose CV score is NaN.
+        """
+        import optuna
+
+        try:
+            value = self._evaluate_trial(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:
+            self._record_error(trial, describe_error(exc))
+            raise
+        if math.isnan(value):  # Optuna fails the trial without saying why
+            self._record_error(
+                trial, f"the CV {self.config.metric} is NaN (a fold's score could not be computed)"
+            )
+        return value
+
+    @staticmethod
+    def _record_error(trial: Any, error: str) -> None:
+        try:
+            trial.set_user_attr(ERROR_ATTR, error)
+        except Exception as exc:  # the storage failed too: the trial's own error goes on
+            log.warning("trial %s: could not record its error (%s): %s", trial.number, exc, error)
+
+    def _evaluate_trial(self, trial: Any) -> float:
         import optuna
 
         models, is_conditional, greater = self.config.models, self.is_conditional, self.greater
@@ -598,7 +643,9 @@ class Search:
                 status = "ok"
         error = None
         if state == "FAIL":
-            error = str(trial.system_attrs.get("fail_reason", "failed"))
+            # Optuna before 3.0 recorded the reason itself (older studies still hold it).
+            found = attrs.get(ERROR_ATTR) or trial.system_attrs.get("fail_reason")
+            error = str(found) if found else "failed (no error recorded; see the log)"
         elif state == "PRUNED":
             error = str(attrs.get("pruned_reason", "pruned"))
         return TrialResult(
@@ -644,10 +691,7 @@ class Search:
         """The best complete trial, refit on every row, and the parameters the refit used."""
         complete = [r for r in results if r.state == "COMPLETE"]
         if not complete:
-            errors = {r.error for r in results if r.error}
-            raise TuningError(
-                f"no trial completed in study {study_name!r}; errors: {sorted(errors)}"
-            )
+            raise TuningError(_no_trial_completed(results, study_name))
         best = (max if self.greater else min)(complete, key=lambda r: r.cv_mean)
         refit_params = dict(best.params)
         is_tuned = not best.is_defaults

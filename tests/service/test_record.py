@@ -76,6 +76,35 @@ def test_every_trial_is_a_nested_run_with_its_metrics(churn: Churn, tmp_path: Pa
     assert {"tuning/tuning_report.html", "tuning/optimization_history.png"} <= report
 
 
+def test_a_failed_trial_run_says_why_it_failed(churn: Churn, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = MlflowTracker(uri, "t", artifact_location=(tmp_path / "art").as_uri())
+    parent = tracker.start_run("search")
+    # A fixed value scikit-learn refuses: every random-forest trial fails when it fits.
+    config = churn_search(
+        cv=2,
+        seed=0,
+        models=["linear", "random_forest"],
+        search_space={"random_forest": {"max_features": 0}},
+    )
+    result = tune(
+        churn(200, seed=1), config, n_trials=4, on_trial=trial_logger(tracker, parent, "roc_auc")
+    )
+    tracker.end_run(parent)
+    failed = result.trials[result.trials["state"] == "FAIL"]
+    assert len(failed) >= 1
+    runs = MlflowClient(uri).search_runs(
+        [tracker.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent}'"
+    )
+    by_number = {int(r.data.tags["automl.trial_number"]): r for r in runs}
+    for number, error in zip(failed["number"], failed["error"], strict=True):
+        run = by_number[int(number)]
+        assert run.info.status == "FAILED"
+        assert run.data.tags["automl.trial_state"] == "failed"
+        assert run.data.tags["automl.error"] == error
+        assert error.startswith("InvalidParameterError: The 'max_features' parameter")
+
+
 # -- the MLflow UI reads: run names, descriptions, trial states and times, version tags ---------
 def test_cycle_run_names_say_pipeline_number_trigger_and_outcome() -> None:
     name = cycle_run_name

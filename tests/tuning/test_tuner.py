@@ -207,6 +207,55 @@ def test_search_space_overrides_are_honoured(churn: Churn) -> None:
     assert result.trials.loc[0, "param_max_depth"] == 3  # default 6, clipped into [2, 3]
 
 
+def test_a_failed_trial_says_why_in_its_result_the_table_and_the_study(
+    churn: Churn, tmp_path: Path
+) -> None:
+    """Optuna logs a failing objective's exception but no longer keeps it on the trial: the
+    objective records it (user attribute ``error``), so every reader of the study has it."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    seen: list[TrialResult] = []
+    result = _tune(
+        churn(200, seed=1),
+        models=["linear", "random_forest"],
+        # A fixed value scikit-learn refuses: every random-forest trial fails when it fits.
+        search_space={"random_forest": {"max_features": 0}},
+        n_trials=4,
+        seed=0,
+        storage=storage,
+        study_name="f",
+        on_trial=seen.append,
+    )
+    failed = [t for t in seen if t.state == "FAIL"]
+    assert failed and {t.model_family for t in failed} == {"random_forest"}
+    assert result.model_family == "linear"
+    study = optuna.load_study(study_name="f", storage=storage)
+    table = result.trials.set_index("number")
+    for trial in failed:
+        assert trial.error is not None
+        assert trial.error.startswith(
+            "InvalidParameterError: The 'max_features' parameter of RandomForestClassifier"
+        )
+        assert trial.error.endswith("Got 0 instead.")
+        assert table.loc[trial.number, "error"] == trial.error
+        assert study.trials[trial.number].user_attrs["error"] == trial.error
+    assert table.loc[table["state"] == "COMPLETE", "error"].isna().all()
+
+
+def test_a_search_where_every_trial_fails_says_why(churn: Churn) -> None:
+    frame = churn(200, seed=1)
+    contract = frame["contract"].astype(object)
+    contract[::3] = 12  # months, written as a number among the text levels: one-hot refuses
+    with pytest.raises(TuningError) as error:
+        _tune(frame.assign(contract=contract), models=["linear"], n_trials=3)
+    message = str(error.value)
+    assert message.startswith("no trial completed in study 'automl' (3 failed, 0 pruned)")
+    assert (
+        "errors: TypeError: Encoders require their input argument must be uniformly strings or "
+        "numbers. Got ['int', 'str'] (3 trials)" in message
+    )
+    assert "\n" not in message
+
+
 def test_pruning_stops_weak_trials_on_their_learning_curve(churn: Churn, tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     result = _tune(churn(400, seed=5), n_trials=14, storage=storage, study_name="p")
