@@ -18,7 +18,8 @@ the service and the workers:
   *admitted*: fewer than ``n_trials`` trials with a smaller number may be alive (not FAIL).
   Trial numbers are handed out by the database, so two workers racing for the last slot cannot
   both be admitted; the one that loses ends its trial as FAIL with the user attribute
-  ``automl.surplus`` (never logged, never counted) and waits;
+  ``automl.surplus`` (never logged as a failure, only as a debug line; never counted, never a
+  trial run in MLflow) and waits;
 - every process heartbeats its running trial (``RDBStorage(heartbeat_interval=...)``). A
   worker that dies leaves a trial whose heartbeat stops; after ``grace_period`` any process
   fails it and re-queues its parameters as a new WAITING trial
@@ -32,6 +33,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -61,6 +63,35 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 class BudgetSpentError(Exception):
     """A trial was not admitted: the budget is taken by trials numbered before it."""
+
+
+#: Where Optuna logs a trial that ended FAIL (with the exception's traceback).
+_OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"
+
+
+class _QuietSurplus(logging.Filter):
+    """Drops Optuna's warnings about the trials this thread did not admit.
+
+    Refusing a trial is the protocol working (two processes raced for the last slot), not a
+    failure; but the trial must end somehow, and Optuna logs every FAIL as a warning with a
+    traceback. Only the records of this thread about its own surplus trials are dropped (by
+    the exception they carry and by the trial's number): a real failure, or another study's
+    trial in another thread, is logged as ever.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+        self.numbers: set[int] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread != self.thread:
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, BudgetSpentError):
+            return False
+        message = record.getMessage()
+        return not any(message.startswith(f"Trial {n} failed") for n in self.numbers)
 
 
 def heartbeat_storage(url: str, *, heartbeat_s: int = 10, grace_s: int | None = None) -> Any:
@@ -207,6 +238,7 @@ def evaluate_until_spent(
     from optuna.trial import TrialState
 
     evaluated = [0]
+    quiet = _QuietSurplus()
 
     def objective(trial: Any) -> float:
         ahead = [
@@ -215,7 +247,15 @@ def evaluate_until_spent(
             if t.number < trial.number and t.state != TrialState.FAIL
         ]
         if len(ahead) >= n_trials:
+            quiet.numbers.add(trial.number)
             trial.set_user_attr(SURPLUS_ATTR, True)
+            log.debug(
+                "trial %d of study %s not admitted: the budget of %d trials is taken by trials "
+                "before it",
+                trial.number,
+                study.study_name,
+                n_trials,
+            )
             raise BudgetSpentError(f"trial {trial.number} not admitted: budget taken")
         trial.set_user_attr(WORKER_ATTR, WORKER_ID)
         return search.objective(trial)
@@ -227,25 +267,30 @@ def evaluate_until_spent(
         if on_trial is not None:
             on_trial(search.trial_result(trial))
 
-    with search.quiet_threads():
-        while not should_stop():
-            optuna.storages.fail_stale_trials(study)
-            trials = study.get_trials(deepcopy=False)
-            done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-            if done >= n_trials:
-                break
-            running = sum(t.state == TrialState.RUNNING for t in trials)
-            waiting = any(t.state == TrialState.WAITING for t in trials)
-            if not waiting and done + running >= n_trials:
-                time.sleep(poll_s)  # every slot is taken; one may yet be lost and re-queued
-                continue
-            study.optimize(
-                objective,
-                n_trials=1,
-                callbacks=[callback],
-                catch=(Exception,),
-                gc_after_trial=False,
-            )
+    optuna_log = logging.getLogger(_OPTUNA_TRIAL_LOGGER)
+    optuna_log.addFilter(quiet)
+    try:
+        with search.quiet_threads():
+            while not should_stop():
+                optuna.storages.fail_stale_trials(study)
+                trials = study.get_trials(deepcopy=False)
+                done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+                if done >= n_trials:
+                    break
+                running = sum(t.state == TrialState.RUNNING for t in trials)
+                waiting = any(t.state == TrialState.WAITING for t in trials)
+                if not waiting and done + running >= n_trials:
+                    time.sleep(poll_s)  # every slot is taken; one may yet be lost and re-queued
+                    continue
+                study.optimize(
+                    objective,
+                    n_trials=1,
+                    callbacks=[callback],
+                    catch=(Exception,),
+                    gc_after_trial=False,
+                )
+    finally:
+        optuna_log.removeFilter(quiet)
     return evaluated[0]
 
 
