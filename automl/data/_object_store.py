@@ -13,14 +13,33 @@ Rewritten objects:
     seen and change nothing. Bytes that another key delivered before are a ``duplicate``: not
     ingested, the reason recorded.
 
+Objects that change during a pass:
+    An object deleted, or rewritten, between the listing and its read is skipped: one log line
+    names it, nothing is recorded, and the rest of the pass goes on; if it comes back (or in
+    its new version) the next pass reads it. On S3 the read is pinned to the listed bytes
+    (``If-Match`` on the listed ETag), so what is recorded under a version is always that
+    version's bytes; on other stores the version is checked again after the read.
+
+Objects the store refuses to read:
+    When the listing works but one object's read is refused (access denied: a bucket policy or
+    a KMS key that does not cover it), that object is skipped and the rest of the pass goes on.
+    It is noted in the ledger with status ``denied`` and the store's message (``automl
+    status`` shows it with the quarantine reasons), and tried again every pass: once the
+    permission is fixed it is read like any new object, and its note is replaced by the
+    outcome. Nothing is moved (an object that cannot be read cannot be copied either). A
+    refused *listing* still fails the pass (the credentials themselves are wrong).
+
 The store is never written to unless the spec asks: with ``archive_prefix`` an accepted object
 is moved there, with ``quarantine_prefix`` a rejected or duplicate one is moved there beside a
 ``<key>.reason.txt``; without them objects stay where they are and their reasons are in the
-ledger (``automl status``). Credentials come only from the environment or the provider's chain.
+ledger (``automl status``). An object deleted or rewritten after it was read is not moved (the
+copy is pinned to the read bytes on S3): it stays recorded as read. Credentials come only from
+the environment or the provider's chain.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import logging
 import time
@@ -56,12 +75,39 @@ Stream = Literal["batches", "labels"]
 _S3 = ("s3", "s3a")
 
 
+#: Status of a ledger note on an object the store refused to read (tried again every pass).
+DENIED = "denied"
+
+
 def _names(exc: BaseException) -> set[str]:
     return {cls.__name__ for cls in type(exc).__mro__}
 
 
+def _is_precondition_failed(exc: BaseException) -> bool:
+    """Whether the store answered 412: the object no longer has the ETag it was listed with."""
+    for err in (exc, exc.__cause__):
+        response = getattr(err, "response", None)
+        if not isinstance(response, dict):
+            continue
+        code = str(response.get("Error", {}).get("Code", ""))
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("PreconditionFailed", "412") or status == 412:
+            return True
+    return False
+
+
+class _UnreadableError(Exception):
+    """One listed object cannot be read this pass; the message says why."""
+
+    def __init__(self, message: str, *, is_denied: bool = False) -> None:
+        super().__init__(message)
+        self.is_denied = is_denied
+
+
 def explain_store_error(exc: BaseException) -> str | None:
     """The message of an object-store failure retrying cannot fix, or None (transient)."""
+    if _is_precondition_failed(exc):
+        return f"changed since it was listed ({exc})"
     names = _names(exc)
     if names & {"NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError"}:
         return (
@@ -91,6 +137,7 @@ class StoredObject:
     version: str
     modified: float
     size: int
+    etag: str | None = None  # S3: reads and copies are pinned to these bytes
 
 
 def _version(info: dict[str, Any]) -> str:
@@ -154,6 +201,7 @@ class ObjectStore:
             ) from exc
         protocols = self.fs.protocol
         self.is_local = "file" in (protocols if isinstance(protocols, tuple) else (protocols,))
+        self.is_s3 = scheme in _S3
         if scheme in _S3 and hasattr(self.fs, "retries"):
             self.fs.retries = 1  # s3fs's own loop (a class attribute, not an argument)
         self.root = self.root.rstrip("/")
@@ -195,26 +243,100 @@ class ObjectStore:
             if base.startswith(".") or not any(fnmatch.fnmatchcase(key, p) for p in patterns):
                 continue
             size = int(info.get("size") or info.get("Size") or 0)
-            objects.append(StoredObject(path, key, _version(info), _modified(info), size))
+            etag = info.get("ETag") if self.is_s3 else None
+            objects.append(
+                StoredObject(path, key, _version(info), _modified(info), size, etag or None)
+            )
         return sorted(objects, key=lambda o: (o.modified, o.key))
 
+    @contextlib.contextmanager
+    def _pinned(self, obj: StoredObject, **conditions: str) -> Iterator[None]:
+        """S3 calls made inside carry ``conditions`` (``IfMatch``: the listed ETag), so they
+        act on the listed bytes of ``obj`` or fail with 412. s3fs passes its
+        ``s3_additional_kwargs`` to every call whose operation takes them; this store's
+        filesystem is its own (``skip_instance_cache``) and used by one pass at a time."""
+        if obj.etag is None or not hasattr(self.fs, "s3_additional_kwargs"):
+            yield
+            return
+        saved = self.fs.s3_additional_kwargs
+        self.fs.s3_additional_kwargs = {**saved, **conditions}
+        try:
+            yield
+        finally:
+            self.fs.s3_additional_kwargs = saved
+
     def read(self, obj: StoredObject) -> bytes:
-        """The object's bytes (retried on transient errors)."""
-        data: bytes = self._call(f"reading {obj.key}", lambda: self.fs.cat_file(obj.path))
+        """The listed version's bytes (retried on transient errors).
+
+        Raises:
+            DataSourceError: The store cannot be reached (after retries), or refuses the
+                credentials.
+            _UnreadableError: This object was deleted or rewritten since it was listed, or the
+                store refuses to read it (``is_denied``) while it listed it.
+        """
+        try:
+            with self._pinned(obj, IfMatch=obj.etag or ""):
+                data: bytes = self._call(f"reading {obj.key}", lambda: self.fs.cat_file(obj.path))
+        except DataSourceError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, FileNotFoundError):
+                raise _UnreadableError("deleted since it was listed") from exc
+            if cause is not None and _is_precondition_failed(cause):
+                raise _UnreadableError("rewritten since it was listed (its ETag changed)") from exc
+            if isinstance(cause, PermissionError):
+                raise _UnreadableError(
+                    f"access denied ({cause}); the listing works, so the credentials are valid: "
+                    "check that they may read this object (s3:GetObject on its key, and the KMS "
+                    "key if it is encrypted with one)",
+                    is_denied=True,
+                ) from exc
+            raise
+        if obj.etag is None:  # no pinned read: check that the bytes are the listed version's
+            try:
+                info = self._call(f"checking {obj.key}", lambda: self.fs.info(obj.path))
+            except DataSourceError as exc:
+                if isinstance(exc.__cause__, FileNotFoundError):
+                    raise _UnreadableError("deleted while it was read") from exc
+                raise
+            if _version(info) != obj.version:
+                raise _UnreadableError(
+                    f"rewritten since it was listed (version {obj.version} is now {_version(info)})"
+                )
         return data
 
-    def move(self, obj: StoredObject, prefix: str, reason: str | None = None) -> str:
-        """Copy an object under ``prefix`` (with a reason beside it), then delete it."""
+    def move(self, obj: StoredObject, prefix: str, reason: str | None = None) -> str | None:
+        """Copy an object under ``prefix`` (with a reason beside it), then delete it.
+
+        Returns:
+            Where it went, or None: it was deleted or rewritten since it was read (it is left
+            alone; a rewritten object is read again next pass).
+        """
         dest_root = self.fs._strip_protocol(prefix).rstrip("/")
         dest = f"{dest_root}/{obj.key}"
-        self._call(f"copying {obj.key}", lambda: self.fs.copy(obj.path, dest))
+        try:
+            with self._pinned(obj, CopySourceIfMatch=obj.etag or ""):
+                self._call(f"copying {obj.key}", lambda: self.fs.copy(obj.path, dest))
+        except DataSourceError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, FileNotFoundError) or (
+                cause is not None and _is_precondition_failed(cause)
+            ):
+                log.info(
+                    "%s: deleted or rewritten since it was read; not moved to %s", obj.path, prefix
+                )
+                return None
+            raise
         if reason is not None:
             text = reason.encode()
             self._call(
                 f"writing {obj.key}.reason.txt",
                 lambda: self.fs.pipe_file(f"{dest}.reason.txt", text),
             )
-        self._call(f"deleting {obj.key}", lambda: self.fs.rm_file(obj.path))
+        try:
+            self._call(f"deleting {obj.key}", lambda: self.fs.rm_file(obj.path))
+        except DataSourceError as exc:
+            if not isinstance(exc.__cause__, FileNotFoundError):
+                raise  # else someone else deleted it since the copy: as good
         scheme = urlsplit(prefix).scheme
         return f"{scheme}://{dest}"
 
@@ -227,19 +349,81 @@ class SeenObjects:
         self.pipeline = pipeline
         self.stream = stream
 
+    def _where(self) -> Any:
+        t = source_objects_table
+        return sa.and_(t.c.pipeline == self.pipeline, t.c.stream == self.stream)
+
     def keys(self) -> set[tuple[str, str]]:
-        """(path, version) of every object recorded."""
+        """(path, version) of every object recorded as read (not the ones noted denied)."""
         t = source_objects_table
         with self._engine.connect() as conn:
             rows = conn.execute(
                 sa.select(t.c.object_key, t.c.object_version).where(
-                    t.c.pipeline == self.pipeline, t.c.stream == self.stream
+                    self._where(), t.c.status != DENIED
                 )
             )
             return {(str(k), str(v)) for k, v in rows}
 
+    def denied(self) -> set[tuple[str, str]]:
+        """(path, version) of every object noted as refused by the store."""
+        t = source_objects_table
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.c.object_key, t.c.object_version).where(
+                    self._where(), t.c.status == DENIED
+                )
+            )
+            return {(str(k), str(v)) for k, v in rows}
+
+    def note_denied(self, obj: StoredObject, reason: str) -> bool:
+        """Note that the store refused to read an object (it is tried again every pass).
+
+        Returns:
+            Whether this is new (the first refusal of this version).
+        """
+        row = {
+            "pipeline": self.pipeline,
+            "stream": self.stream,
+            "object_key": obj.path,
+            "object_version": obj.version,
+            "sha256": "",
+            "status": DENIED,
+            "reason": reason,
+            "record_id": None,
+            "seen_at": utcnow(),
+        }
+        return insert_once(self._engine, source_objects_table, row) is not None
+
+    def forget_denied(self, listed: set[tuple[str, str]]) -> None:
+        """Drop the notes of refused objects no longer listed (deleted, or a new version)."""
+        t = source_objects_table
+        gone = self.denied() - listed
+        if not gone:
+            return
+        with self._engine.begin() as conn:
+            for key, version in gone:
+                conn.execute(
+                    t.delete().where(
+                        self._where(),
+                        t.c.status == DENIED,
+                        t.c.object_key == key,
+                        t.c.object_version == version,
+                    )
+                )
+
     def record(self, obj: StoredObject, outcome: Outcome) -> None:
-        """Note an object read (once: recording it again keeps the first)."""
+        """Note an object read (once: recording it again keeps the first; a note that the
+        store refused it before is replaced)."""
+        t = source_objects_table
+        with self._engine.begin() as conn:
+            conn.execute(
+                t.delete().where(
+                    self._where(),
+                    t.c.status == DENIED,
+                    t.c.object_key == obj.path,
+                    t.c.object_version == obj.version,
+                )
+            )
         insert_once(
             self._engine,
             source_objects_table,
@@ -280,13 +464,33 @@ def _new_objects(
     store's PUT is atomic (an object is visible only once complete), so none waits there."""
     recorded = seen.keys()
     now = time.time()
-    for obj in store.list(patterns):
+    listed = store.list(patterns)
+    seen.forget_denied({(obj.path, obj.version) for obj in listed})
+    for obj in listed:
         if (obj.path, obj.version) in recorded:
             continue
         if store.is_local and now - obj.modified < settle_s:
             log.info("%s: modified within %gs; left for the next pass", obj.path, settle_s)
             continue
         yield obj
+
+
+def _read_or_skip(store: ObjectStore, seen: SeenObjects, obj: StoredObject) -> bytes | None:
+    """The object's bytes, or None when it cannot be read this pass (one log line says why).
+
+    Raises:
+        DataSourceError: The store failed as a whole (unreachable, credentials refused).
+    """
+    try:
+        return store.read(obj)
+    except _UnreadableError as exc:
+        if not exc.is_denied:
+            log.info("%s: %s; skipped, nothing recorded (read if it comes back)", obj.path, exc)
+        elif seen.note_denied(obj, str(exc)):
+            log.warning("%s: %s; skipped, tried again every pass", obj.path, exc)
+        else:
+            log.info("%s: still %s; skipped", obj.path, exc)
+        return None
 
 
 def _aside(store: ObjectStore, obj: StoredObject, outcome: Outcome) -> str | None:
@@ -345,7 +549,9 @@ def ingest_object_store(
     Raises:
         DataSourceError: The store could not be listed or an object read (after retries for
             transient errors; at once without credentials or with refused ones). Objects read
-            before the failure stay recorded; the failed one and those after it are not.
+            before the failure stay recorded; the failed one and those after it are not. An
+            object deleted or rewritten since the listing, or one the store refuses to read
+            while it lists it, does not fail the pass: it is skipped (see the module).
     """
     store = ObjectStore(source)
     seen = SeenObjects(ledger.url, pipeline, "batches")
@@ -363,13 +569,9 @@ def ingest_object_store(
     rejected: list[RejectedFile] = []
     duplicates: list[str] = []
     for obj in _new_objects(store, seen, source.patterns, settle_s):
-        try:
-            data = store.read(obj)
-        except DataSourceError as exc:
-            if isinstance(exc.__cause__, FileNotFoundError):
-                log.info("%s: gone before it was read (taken or deleted)", obj.path)
-                continue
-            raise
+        data = _read_or_skip(store, seen, obj)
+        if data is None:
+            continue
         outcome = ingest_batch_delivery(ingester, Delivery(obj.path, data))
         where = _aside(store, obj, outcome)
         seen.record(obj, outcome)
@@ -422,7 +624,9 @@ def ingest_object_labels(
     rejected: list[RejectedFile] = []
     duplicates: list[str] = []
     for obj in new:
-        data = store.read(obj)
+        data = _read_or_skip(store, seen, obj)
+        if data is None:
+            continue
         outcome = deliverer.ingest(Delivery(obj.path, data))
         where = _aside(store, obj, outcome)
         seen.record(obj, outcome)

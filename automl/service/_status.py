@@ -28,9 +28,14 @@ def pipeline_status(spec: PipelineSpec) -> dict[str, Any]:
     if spec.data.source.kind == "object_store":
         from automl.data import SeenObjects
 
-        # Duplicates stay in the bucket (no quarantine prefix): their reasons are here only.
+        # Duplicates stay in the bucket (no quarantine prefix), and objects the store refuses
+        # to read stay there too (tried again every pass): their reasons are here only.
         objects = SeenObjects(spec.state_url, spec.name, "batches").reasons()
-        reasons += [reason for _, status, reason in objects if status == "duplicate"]
+        reasons += [
+            reason if status == "duplicate" else f"{key}: {status}: {reason}"
+            for key, status, reason in objects
+            if status in ("duplicate", "denied")
+        ]
     latest = history.last(spec.name)
     checked = history.last(spec.name, checked=True)
     return {

@@ -34,15 +34,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def moto_server(*, auth: bool = False) -> Iterator[str]:
+def moto_server(*, auth: bool = False, free_actions: int = 0) -> Iterator[str]:
     """moto's S3-compatible server as a real process on a free localhost port (its URL).
 
-    With ``auth`` it checks credentials (none are known to it, so every key is refused).
+    With ``auth`` it checks credentials and IAM policies after its first ``free_actions``
+    requests (none are known to it at first, so with no free actions every key is refused;
+    with three, :func:`iam_user` can create a user and its keys).
     """
     port = free_port()
     env = {**os.environ, **AWS_ENV}
     if auth:
-        env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
+        env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(free_actions)
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
@@ -70,13 +72,45 @@ def moto_server(*, auth: bool = False) -> Iterator[str]:
             proc.wait()
 
 
-def s3(endpoint: str) -> Any:
+def s3(endpoint: str, key: str = "testing", secret: str = "testing") -> Any:
     """An s3fs filesystem on the test server (what the tests write with, like a producer)."""
     import s3fs
 
     return s3fs.S3FileSystem(
-        endpoint_url=endpoint, key="testing", secret="testing", skip_instance_cache=True
+        endpoint_url=endpoint, key=key, secret=secret, skip_instance_cache=True
     )
+
+
+def iam_user(endpoint: str, name: str, policy: dict[str, Any]) -> dict[str, str]:
+    """Create an IAM user with an inline ``policy`` on moto's server (three requests: a
+    server started with ``moto_server(auth=True, free_actions=3)`` takes them without
+    credentials, and checks every later one). Returns its credentials as environment."""
+    import boto3
+
+    iam = boto3.session.Session().client("iam", endpoint_url=endpoint, region_name="us-east-1")
+    iam.create_user(UserName=name)
+    set_user_policy(endpoint, name, policy, client=iam)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return {
+        **AWS_ENV,
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+    }
+
+
+def set_user_policy(
+    endpoint: str, name: str, policy: dict[str, Any], *, client: Any = None
+) -> None:
+    """Replace the user's inline policy (with the caller's credentials, from the environment
+    unless ``client`` is given)."""
+    import json
+
+    import boto3
+
+    iam = client or boto3.session.Session().client(
+        "iam", endpoint_url=endpoint, region_name="us-east-1"
+    )
+    iam.put_user_policy(UserName=name, PolicyName="automl", PolicyDocument=json.dumps(policy))
 
 
 def _bytes(frame: pd.DataFrame, name: str) -> bytes:
@@ -138,9 +172,10 @@ class DirectoryHarness(Harness):
 class ObjectStoreHarness(Harness):
     kind = "object_store"
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, env: dict[str, str] | None = None) -> None:
         self.endpoint = endpoint
-        self.fs = s3(endpoint)
+        env = env or AWS_ENV
+        self.fs = s3(endpoint, env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
         self.bucket = f"scores-{uuid.uuid4().hex[:8]}"
         self.fs.mkdir(self.bucket)
 

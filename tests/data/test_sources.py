@@ -324,6 +324,216 @@ def test_an_unreadable_object_is_quarantined_in_the_ledger_and_with_a_prefix_mov
     assert ingest_source(spec, paths=paths, ledger=ledger).accepted == ()
 
 
+def _between_listing_and_reading(
+    monkeypatch: pytest.MonkeyPatch, act: Callable[[], None], *, after: str = "list"
+) -> None:
+    """Run ``act`` (a producer deleting or rewriting objects on the real server) right after
+    the pass's first listing (``after="list"``) or its first read (``after="read"``)."""
+    from automl.data._object_store import ObjectStore
+
+    real = getattr(ObjectStore, after)
+    done: list[bool] = []
+
+    def step(self: ObjectStore, *args: Any) -> Any:
+        found = real(self, *args)
+        if not done:
+            done.append(True)
+            act()
+        return found
+
+    monkeypatch.setattr(ObjectStore, after, step)
+
+
+def _seen_objects(ledger: BatchLedger, bucket: ObjectStoreHarness) -> list[tuple[str, str]]:
+    t = source_objects_table
+    with open_state(ledger.url).connect() as conn:
+        rows = conn.execute(sa.select(t.c.object_key, t.c.status).order_by(t.c.id)).all()
+    return [(k.removeprefix(f"{bucket.bucket}/churn/"), s) for k, s in rows]
+
+
+def test_an_object_deleted_between_listing_and_reading_is_skipped_and_the_pass_goes_on(
+    bucket: ObjectStoreHarness,
+    tmp_path: Path,
+    churn: Callable[..., pd.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spec = write_spec(tmp_path, bucket)
+    paths, ledger = stores(spec)
+    for name, n in (("a.csv", 40), ("b.csv", 50), ("c.csv", 60)):
+        bucket.deliver(name, batch(churn, n, n))
+    with monkeypatch.context() as m:
+        _between_listing_and_reading(m, lambda: bucket.fs.rm_file(f"{bucket.bucket}/churn/b.csv"))
+        with caplog.at_level("INFO", logger="automl.data._object_store"):
+            result = ingest_source(spec, paths=paths, ledger=ledger)
+    assert [r.n_rows for r in result.accepted] == [40, 60]
+    (line,) = [r.getMessage() for r in caplog.records if "b.csv" in r.getMessage()]
+    assert line.startswith(f"{bucket.bucket}/churn/b.csv: deleted since it was listed; skipped")
+    assert _seen_objects(ledger, bucket) == [("a.csv", "accepted"), ("c.csv", "accepted")]
+    bucket.deliver("b.csv", batch(churn, 50, 50))  # it comes back: read like a new object
+    assert [r.n_rows for r in ingest_source(spec, paths=paths, ledger=ledger).accepted] == [50]
+
+
+def test_an_object_rewritten_between_listing_and_reading_is_read_in_its_new_version_next_pass(
+    bucket: ObjectStoreHarness,
+    tmp_path: Path,
+    churn: Callable[..., pd.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The bytes recorded under a version are that version's: the read is pinned to the
+    listed ETag, so the rewritten object is skipped, not taken for its listed version."""
+    spec = write_spec(tmp_path, bucket)
+    paths, ledger = stores(spec)
+    bucket.deliver("a.csv", batch(churn, 40, 1))
+    bucket.deliver("b.csv", batch(churn, 50, 2))
+    with monkeypatch.context() as m:
+        _between_listing_and_reading(m, lambda: bucket.deliver("b.csv", batch(churn, 70, 3)))
+        with caplog.at_level("INFO", logger="automl.data._object_store"):
+            result = ingest_source(spec, paths=paths, ledger=ledger)
+    assert [r.n_rows for r in result.accepted] == [40]
+    (line,) = [r.getMessage() for r in caplog.records if "b.csv" in r.getMessage()]
+    assert line.startswith(f"{bucket.bucket}/churn/b.csv: rewritten since it was listed")
+    assert _seen_objects(ledger, bucket) == [("a.csv", "accepted")]
+    again = ingest_source(spec, paths=paths, ledger=ledger)
+    assert [r.n_rows for r in again.accepted] == [70]
+    assert _seen_objects(ledger, bucket) == [("a.csv", "accepted"), ("b.csv", "accepted")]
+
+
+def test_a_label_object_deleted_between_listing_and_reading_is_skipped_too(
+    bucket: ObjectStoreHarness,
+    tmp_path: Path,
+    churn: Callable[..., pd.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = write_spec(tmp_path, bucket, id_column="id", labels=bucket.labels_source())
+    paths, ledger = stores(spec)
+    policy = LabelPolicy.from_spec(spec.data)
+    assert policy is not None
+    rows = batch(churn, 100, 1)
+    rows.insert(0, "id", range(100))
+    bucket.deliver("rows.csv", rows.assign(churned=None))
+    assert len(ingest_source(spec, paths=paths, ledger=ledger, labels=policy).accepted) == 1
+    bucket.deliver_labels("l1.csv", rows[["id", "churned"]].iloc[:30])
+    bucket.deliver_labels("l2.csv", rows[["id", "churned"]].iloc[30:70])
+    with monkeypatch.context() as m:
+        remove = lambda: bucket.fs.rm_file(f"{bucket.bucket}/labels/l1.csv")  # noqa: E731
+        _between_listing_and_reading(m, remove)
+        result = ingest_source_labels(spec, paths=paths, ledger=ledger, policy=policy)
+    assert result is not None and result.counts.joined == 40
+    labelled = LabelStore(ledger.url).labelled_rows("churn")
+    assert sorted(labelled["id"].astype(int)) == list(range(30, 70))
+
+
+def test_a_file_rewritten_between_listing_and_reading_waits_for_the_next_pass(
+    tmp_path: Path, churn: Callable[..., pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ETags (``file://``) the version (size and modification time) is checked again
+    after the read."""
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    harness = DirectoryHarness(tmp_path)
+    spec = write_spec(tmp_path, harness, source={"kind": "object_store", "url": folder.as_uri()})
+    paths, ledger = stores(spec)
+    batch(churn, 40, 1).to_csv(folder / "a.csv", index=False)
+    batch(churn, 50, 2).to_csv(folder / "b.csv", index=False)
+
+    def rewrite() -> None:
+        batch(churn, 70, 3).to_csv(folder / "b.csv", index=False)
+        os.utime(folder / "b.csv", (time.time() - 30, time.time() - 30))
+
+    with monkeypatch.context() as m:
+        _between_listing_and_reading(m, rewrite)
+        first = ingest_source(spec, paths=paths, ledger=ledger)
+    assert [r.n_rows for r in first.accepted] == [40]
+    assert [r.n_rows for r in ingest_source(spec, paths=paths, ledger=ledger).accepted] == [70]
+
+
+def test_an_object_deleted_after_it_was_read_is_recorded_and_left_unmoved(
+    bucket: ObjectStoreHarness,
+    tmp_path: Path,
+    churn: Callable[..., pd.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = {**bucket.source(), "archive_prefix": f"s3://{bucket.bucket}/done/"}
+    spec = write_spec(tmp_path, bucket, source=source)
+    paths, ledger = stores(spec)
+    bucket.deliver("a.csv", batch(churn, 40, 1))
+    bucket.deliver("b.csv", batch(churn, 50, 2))
+    with monkeypatch.context() as m:
+        remove = lambda: bucket.fs.rm_file(f"{bucket.bucket}/churn/a.csv")  # noqa: E731
+        _between_listing_and_reading(m, remove, after="read")
+        result = ingest_source(spec, paths=paths, ledger=ledger)
+    assert [r.n_rows for r in result.accepted] == [40, 50]
+    assert _seen_objects(ledger, bucket) == [("a.csv", "accepted"), ("b.csv", "accepted")]
+    assert bucket.objects() == [f"{bucket.bucket}/done/b.csv"]
+
+
+@pytest.mark.slow
+def test_an_object_the_store_refuses_to_read_is_noted_skipped_and_read_once_allowed(
+    tmp_path: Path,
+    churn: Callable[..., pd.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The credentials may list the prefix but not read one object (an IAM deny on its key,
+    enforced by moto's server): the other objects are read, the refused one is noted with the
+    store's reason (``automl status`` shows it), tried again every pass, and read once the
+    policy allows it."""
+    from automl.service import pipeline_status
+    from tests.data.sources_harness import iam_user, set_user_policy
+
+    allow = {"Effect": "Allow", "Action": "*", "Resource": "*"}
+    with moto_server(auth=True, free_actions=3) as endpoint:
+        deny = {
+            "Effect": "Deny",
+            "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::*/churn/secret.csv",
+        }
+        policy = {"Version": "2012-10-17", "Statement": [allow, deny]}
+        env = iam_user(endpoint, "reader", policy)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        producer = ObjectStoreHarness(endpoint, env)
+        spec = write_spec(tmp_path, producer)
+        paths, ledger = stores(spec)
+        for name, n in (("a.csv", 40), ("secret.csv", 50), ("c.csv", 60)):
+            producer.deliver(name, batch(churn, n, n))
+        with caplog.at_level("INFO", logger="automl.data._object_store"):
+            first = ingest_source(spec, paths=paths, ledger=ledger)
+        assert [r.n_rows for r in first.accepted] == [40, 60]
+        (line,) = [r for r in caplog.records if "secret.csv" in r.getMessage()]
+        assert line.levelname == "WARNING"
+        assert line.getMessage().startswith(f"{producer.bucket}/churn/secret.csv: access denied (")
+        assert "the credentials are valid" in line.getMessage()
+        assert sorted(_seen_objects(ledger, producer)) == [
+            ("a.csv", "accepted"),
+            ("c.csv", "accepted"),
+            ("secret.csv", "denied"),
+        ]
+        status = pipeline_status(spec)
+        assert any(
+            r.startswith(f"{producer.bucket}/churn/secret.csv: denied: access denied")
+            for r in status["quarantine_reasons"]
+        ), status["quarantine_reasons"]
+
+        caplog.clear()
+        with caplog.at_level("INFO", logger="automl.data._object_store"):
+            second = ingest_source(spec, paths=paths, ledger=ledger)  # tried again: still refused
+        assert second.accepted == ()
+        assert [r.levelname for r in caplog.records if "secret.csv" in r.getMessage()] == ["INFO"]
+        assert len(_seen_objects(ledger, producer)) == 3  # noted once
+
+        set_user_policy(endpoint, "reader", {"Version": "2012-10-17", "Statement": [allow]})
+        third = ingest_source(spec, paths=paths, ledger=ledger)
+        assert [r.n_rows for r in third.accepted] == [50]
+        assert sorted(_seen_objects(ledger, producer)) == [
+            ("a.csv", "accepted"),
+            ("c.csv", "accepted"),
+            ("secret.csv", "accepted"),  # the note replaced by the outcome
+        ]
+
+
 @pytest.mark.slow
 def test_missing_credentials_are_one_clear_error_line(
     bucket: ObjectStoreHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
