@@ -37,7 +37,11 @@ def _children_running_retune() -> list[int]:
     me = os.getpid()
     found = []
     for task in Path(f"/proc/{me}/task").iterdir():
-        for pid in (task / "children").read_text().split():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # the thread ended since the listing (other tests' threads come and go)
+            continue
+        for pid in children:
             with contextlib.suppress(OSError):  # it may have ended meanwhile
                 if b"automl.service._retune" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     found.append(int(pid))
