@@ -420,6 +420,11 @@ class AutomlService:
         }
 
     def _scheduler_alive(self) -> bool:
+        # Once the watchdog found the scheduler down, it is back only when a restart completed:
+        # the scheduler being restarted runs its thread (paused) while the restart writes its
+        # jobs, which fails for as long as the job store cannot be written.
+        if self._down_since is not None:
+            return False
         # APScheduler 3 has no public way to ask whether its thread still runs; the thread
         # dies for good on an error it does not catch (a job store that cannot be written).
         thread = getattr(self._scheduler, "_thread", None)

@@ -80,6 +80,14 @@ def test_a_job_store_that_cannot_be_written_kills_the_scheduler_readyz_says_so_a
             code, body = _get(f"{base}/readyz")
             assert time.monotonic() - started < 2.0
             assert code == 503 and "scheduler" in body["failing"], body
+            # Meanwhile the watchdog (every 0.3 s) tries to restart it: each attempt runs a
+            # paused scheduler while it fails (SQLite's busy timeout, 5 s) to write its jobs.
+            # Readiness says the scheduler is down all along, not only between two attempts.
+            deadline = time.monotonic() + 6.0
+            while time.monotonic() < deadline:
+                code, body = _get(f"{base}/readyz")
+                assert code == 503 and "scheduler" in body["failing"], body
+                time.sleep(0.2)
             wait_until(lambda: _get(f"{base}/healthz")[0] == 503, 30, "/healthz to give up")
             assert "restart" in _get(f"{base}/healthz")[1]["failing"]["scheduler"]
             seen = len(results)
