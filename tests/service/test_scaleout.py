@@ -54,54 +54,83 @@ def optuna_db() -> Iterator[str]:
         yield url  # empty: the processes create Optuna's tables (tests/tuning/test_storage.py)
 
 
+#: How long ``mlflow server`` may take to answer: it creates its tables on a fresh PostgreSQL
+#: database first (6 s on an idle machine); only a hang waits this long, a crash fails at once.
+MLFLOW_START_S = 300
+
+
+def _start_mlflow_server(
+    backend: str, artifacts: Path, log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``mlflow server`` on a free port (the process and its URL), its output in ``log``;
+    retried on another port when the chosen one was taken between :func:`_free_port` and the
+    server's bind (it then exits, with code 0, saying ``address already in use``)."""
+    for attempt in range(1, 4):
+        port = _free_port()
+        with log.open("ab") as out:
+            offset = out.tell()
+            proc = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "mlflow"),
+                    "server",
+                    "--backend-store-uri",
+                    backend,
+                    "--artifacts-destination",
+                    str(artifacts),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    "1",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its uvicorn child is stopped with it
+            )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + MLFLOW_START_S
+        while proc.poll() is None and time.monotonic() < deadline:
+            healthy = False
+            with (
+                contextlib.suppress(OSError),  # not listening yet
+                urllib.request.urlopen(f"{url}/health", timeout=2) as response,
+            ):
+                healthy = response.status == 200
+            if healthy and proc.poll() is None:  # ours answered, not a process that took the port
+                return proc, url
+            time.sleep(0.3)
+        with log.open("rb") as out:
+            out.seek(offset)
+            tail = out.read().decode(errors="replace")[-3000:]
+        if proc.poll() is None:
+            _stop(proc)
+            pytest.fail(f"mlflow server did not answer within {MLFLOW_START_S} s; its log:\n{tail}")
+        if "address already in use" not in tail or attempt == 3:
+            pytest.fail(f"mlflow server exited with code {proc.returncode}; its log:\n{tail}")
+    raise AssertionError("unreachable")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mlflow server`` on a fresh PostgreSQL database, artifacts proxied to a folder."""
     artifacts = tmp_path_factory.mktemp("mlflow-artifacts")
+    log = tmp_path_factory.mktemp("mlflow-log") / "server.log"
     with fresh_postgres_database("automl_mlflow") as backend:
-        port = _free_port()
-        proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "mlflow"),
-                "server",
-                "--backend-store-uri",
-                backend,
-                "--artifacts-destination",
-                str(artifacts),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # its uvicorn child is stopped with it
-        )
-        url = f"http://127.0.0.1:{port}"
+        proc, url = _start_mlflow_server(backend, artifacts, log)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                healthy = False
-                with (
-                    contextlib.suppress(OSError),  # not listening yet
-                    urllib.request.urlopen(f"{url}/health", timeout=2) as response,
-                ):
-                    healthy = response.status == 200
-                if healthy:
-                    break
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mlflow server did not start (exit code {proc.poll()})")
-                time.sleep(0.3)
             yield url
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            _stop(proc)
 
 
 def _pipeline(
@@ -273,10 +302,12 @@ def test_served_cycle_and_workers_share_one_budget_on_postgres(
             for worker in workers:
                 w_code, w_out, w_err = _finish(worker, 60)
                 assert w_code == 0, w_err
+                assert "BudgetSpentError" not in w_err  # a refused trial is not a failure
                 summaries.append(json.loads(w_out.strip().splitlines()[-1]))
             service.send_signal(signal.SIGTERM)
             assert service.wait(timeout=60) == 0, log.read_text()
         assert last.status == "retuned" and last.is_promoted is True, (last, log.read_text())
+        assert "BudgetSpentError" not in log.read_text()
         assert last.run_id is not None
         result = {"run_id": last.run_id}
     # Every process (2 workers polling, then tuning with heartbeats; the service) keeps a
@@ -313,17 +344,45 @@ def test_served_cycle_and_workers_share_one_budget_on_postgres(
     assert client.get_model_version_by_alias(name, "champion").version == "1"
 
 
+def _wait_until_polling(database_url: str, pids: list[int], timeout_s: float = 120) -> None:
+    """Wait until each process holds a connection to the database (``automl:<pid>``): its
+    imports are done and it polls for an active study."""
+    import psycopg2
+
+    database = database_url.rsplit("/", 1)[1]
+    wanted = {f"automl:{pid}" for pid in pids}
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
+    conn.autocommit = True
+    try:
+        deadline = time.monotonic() + timeout_s
+        with conn.cursor() as cur:
+            while True:
+                cur.execute(
+                    "SELECT DISTINCT application_name FROM pg_stat_activity WHERE datname = %s",
+                    (database,),
+                )
+                if wanted <= {name for (name,) in cur.fetchall()}:
+                    return
+                assert time.monotonic() < deadline, f"workers {pids} never polled the studies"
+                time.sleep(0.1)
+    finally:
+        conn.close()
+
+
 def test_killing_a_worker_mid_trial_loses_no_trial(
     tmp_path: Path, optuna_db: str, study_storage: dict[str, Any], mlflow_server: str
 ) -> None:
+    """Two workers poll before the cycle opens its study (a budget of 30 short trials, so both
+    join while it lasts); the first one seen running a trial is killed (-9)."""
     import optuna
     import sqlalchemy as sa
 
-    spec_file, name = _pipeline(tmp_path, optuna_db, mlflow_server, n_rows=1500, n_trials=10)
-    victim = _automl("worker", "--pipeline", str(spec_file), "--wait-s", "90")
-    survivor = _automl("worker", "--pipeline", str(spec_file), "--wait-s", "90")
+    spec_file, name = _pipeline(tmp_path, optuna_db, mlflow_server, n_rows=1500, n_trials=30)
+    workers = [_automl("worker", "--pipeline", str(spec_file), "--wait-s", "150") for _ in range(2)]
+    _wait_until_polling(optuna_db, [w.pid for w in workers])
     cycle = _automl("run", str(spec_file), "--json")
-    victim_id = f"{socket.gethostname()}:{victim.pid}"
+    by_id = {f"{socket.gethostname()}:{w.pid}": w for w in workers}
+    victim = None
     killed_trial = None
     deadline = time.monotonic() + 90
     while killed_trial is None and time.monotonic() < deadline:
@@ -333,12 +392,14 @@ def test_killing_a_worker_mid_trial_loses_no_trial(
             time.sleep(0.2)
             continue
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            if t.user_attrs.get("automl.worker") == victim_id:
+            victim = by_id.get(t.user_attrs.get("automl.worker", ""))
+            if victim is not None:
                 victim.send_signal(signal.SIGKILL)
                 killed_trial = t.number
                 break
         time.sleep(0.05)
-    assert killed_trial is not None, "the victim never ran a trial"
+    assert victim is not None and killed_trial is not None, "no worker ran a trial"
+    (survivor,) = [w for w in workers if w is not victim]
     finished_before = {
         t.number
         for t in study.get_trials(deepcopy=False)
@@ -356,7 +417,7 @@ def test_killing_a_worker_mid_trial_loses_no_trial(
     study = _study(study_storage, name)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     complete = [t for t in trials.values() if t.state.name == "COMPLETE"]
-    assert len(complete) == 10  # the budget is still met
+    assert len(complete) == 30  # the budget is still met
     assert trials[killed_trial].state.name == "FAIL"  # found stale by its heartbeat
     retries = [t for t in complete if t.system_attrs.get("failed_trial") == killed_trial]
     assert len(retries) == 1  # ... and evaluated again, once
