@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ import yaml
 
 from automl.data import make_churn_frame, write_table
 from tests.conftest import fresh_postgres_database, postgres_unavailable, small_spec_dict
+from tests.mlflow_server import mlflow_server as start_server
 
 _UNAVAILABLE = postgres_unavailable()
 
@@ -42,95 +42,19 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def optuna_db() -> Iterator[str]:
     with fresh_postgres_database("automl_optuna") as url:
         yield url  # empty: the processes create Optuna's tables (tests/tuning/test_storage.py)
 
 
-#: How long ``mlflow server`` may take to answer: it creates its tables on a fresh PostgreSQL
-#: database first (6 s on an idle machine); only a hang waits this long, a crash fails at once.
-MLFLOW_START_S = 300
-
-
-def _start_mlflow_server(
-    backend: str, artifacts: Path, log: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    """``mlflow server`` on a free port (the process and its URL), its output in ``log``;
-    retried on another port when the chosen one was taken between :func:`_free_port` and the
-    server's bind (it then exits, with code 0, saying ``address already in use``)."""
-    for attempt in range(1, 4):
-        port = _free_port()
-        with log.open("ab") as out:
-            offset = out.tell()
-            proc = subprocess.Popen(
-                [
-                    str(Path(sys.executable).parent / "mlflow"),
-                    "server",
-                    "--backend-store-uri",
-                    backend,
-                    "--artifacts-destination",
-                    str(artifacts),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    "1",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its uvicorn child is stopped with it
-            )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + MLFLOW_START_S
-        while proc.poll() is None and time.monotonic() < deadline:
-            healthy = False
-            with (
-                contextlib.suppress(OSError),  # not listening yet
-                urllib.request.urlopen(f"{url}/health", timeout=2) as response,
-            ):
-                healthy = response.status == 200
-            if healthy and proc.poll() is None:  # ours answered, not a process that took the port
-                return proc, url
-            time.sleep(0.3)
-        with log.open("rb") as out:
-            out.seek(offset)
-            tail = out.read().decode(errors="replace")[-3000:]
-        if proc.poll() is None:
-            _stop(proc)
-            pytest.fail(f"mlflow server did not answer within {MLFLOW_START_S} s; its log:\n{tail}")
-        if "address already in use" not in tail or attempt == 3:
-            pytest.fail(f"mlflow server exited with code {proc.returncode}; its log:\n{tail}")
-    raise AssertionError("unreachable")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mlflow server`` on a fresh PostgreSQL database, artifacts proxied to a folder."""
-    artifacts = tmp_path_factory.mktemp("mlflow-artifacts")
-    log = tmp_path_factory.mktemp("mlflow-log") / "server.log"
     with fresh_postgres_database("automl_mlflow") as backend:
-        proc, url = _start_mlflow_server(backend, artifacts, log)
-        try:
+        root = tmp_path_factory.mktemp("mlflow-server")
+        with start_server(root, backend=backend) as url:
             yield url
-        finally:
-            _stop(proc)
 
 
 def _pipeline(
