@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl.drift._ks import ks_2samp_pvalue, kstwo_sf, kstwobign_sf
 from automl.vocab import ColumnKind, TestChoice
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
@@ -485,29 +486,27 @@ def ks_statistic_sorted(ref: Sample, cur: Sample) -> float:
 def ks_pvalue(ref: Sample, cur: Sample, *, exact: bool = True) -> tuple[float, float]:
     """evidently's ``ks``: the two-sided p-value of scipy's ``ks_2samp`` (method ``auto``).
 
-    Up to 10,000 values a side scipy's exact distribution is used (by calling scipy); above, the
-    statistic is computed here and scipy's ``kstwo`` survival function applied to it, exactly as
+    Up to 10,000 values a side scipy's exact distribution is used; above, the statistic is
+    computed here and scipy's ``kstwo`` survival function applied to it, exactly as
     ``ks_2samp`` does, or, with ``exact=False`` and an effective size ``n * m / (n + m)`` above
     10,000, the limiting Kolmogorov distribution (``kstwobign``): there at most 4% larger than
     ``kstwo`` (down to p = 1e-30), never smaller, and about 1,000 times faster (``kstwo`` takes
-    up to 2 s per column at a million rows).
+    up to 2 s per column at a million rows). All three come from :mod:`automl.drift._ks`, a
+    port of scipy's code that gives scipy's floats without importing ``scipy.stats``.
 
     Returns:
         ``(p_value, statistic)``.
     """
-    from scipy import stats
-
     n, m = ref.n, cur.n
     if max(n, m) <= _KS_EXACT_MAX_N:
-        result = stats.ks_2samp(ref.sorted, cur.sorted)
-        return float(result.pvalue), float(result.statistic)
+        return ks_2samp_pvalue(n, m, ks_statistic_sorted(ref, cur))
     d = ks_statistic(ref, cur)
     big, small = sorted([float(n), float(m)], reverse=True)
     en = big * small / (big + small)
     if exact or en <= _KS_EXACT_MAX_N:
-        p = float(np.clip(stats.kstwo.sf(d, np.round(en)), 0.0, 1.0))
+        p = float(np.clip(kstwo_sf(d, float(np.round(en))), 0.0, 1.0))
     else:
-        p = float(np.clip(stats.kstwobign.sf(math.sqrt(en) * d), 0.0, 1.0))
+        p = float(np.clip(kstwobign_sf(math.sqrt(en) * d), 0.0, 1.0))
     return p, d
 
 
@@ -556,8 +555,12 @@ def total_variation(ref: Sample, cur: Sample) -> float:
 
 
 def z_pvalue(ref: Sample, cur: Sample) -> float:
-    """evidently's ``z``: two-proportion z-test of "not the smallest value" between the sides."""
-    from scipy.stats import norm
+    """evidently's ``z``: two-proportion z-test of "not the smallest value" between the sides.
+
+    The normal CDF is ``scipy.special.ndtr``, which ``scipy.stats.norm.cdf`` calls (without
+    importing ``scipy.stats``: see :mod:`automl.drift._ks`).
+    """
+    from scipy.special import ndtr
 
     if ref.n_distinct == 1 and cur.n_distinct == 1 and set(ref.counts) == set(cur.counts):
         return 1.0
@@ -569,7 +572,7 @@ def z_pvalue(ref: Sample, cur: Sample) -> float:
     pooled = float(p1 * n1 + p2 * n2) / (n1 + n2)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2))
-    return float(2 * (1 - norm.cdf(np.abs(z))))
+    return float(2 * (1 - ndtr(np.abs(z))))
 
 
 def chisquare_pvalue(ref: Sample, cur: Sample) -> float:
@@ -589,9 +592,10 @@ def chisquare_2samp_pvalue(ref: Sample, cur: Sample) -> float:
     exact), both samples' noise is in the expected counts, so with no drift the p-value is
     uniform whatever the two sizes. Values whose expected count in the smaller sample is under 5
     are pooled into one cell (the chi-square approximation needs it; unseen values have their own
-    check); with fewer than two cells left the p-value is 1.
+    check); with fewer than two cells left the p-value is 1. The chi-square survival function is
+    ``scipy.special.chdtrc``, which ``scipy.stats.chi2.sf`` calls.
     """
-    from scipy.stats import chi2
+    from scipy.special import chdtrc
 
     r, c = _keyed(ref, cur)
     n_r, n_c = float(ref.n), float(cur.n)
@@ -607,7 +611,7 @@ def chisquare_2samp_pvalue(ref: Sample, cur: Sample) -> float:
         return 1.0
     e_r, e_c = total * (n_r / (n_r + n_c)), total * (n_c / (n_r + n_c))
     statistic = float(np.sum((r - e_r) ** 2 / e_r) + np.sum((c - e_c) ** 2 / e_c))
-    return float(chi2.sf(statistic, len(total) - 1))
+    return float(chdtrc(len(total) - 1, statistic))
 
 
 def jensenshannon(ref: Sample, cur: Sample) -> float:
