@@ -1,5 +1,8 @@
 """One cycle of a pipeline: ingest, check drift, re-tune, register, judge, promote, record.
 
+The re-tune (search, registration) and the judge run in a child process by default
+(:mod:`automl.service._retune`); the alias move, the shadow state and the records stay here.
+
 :func:`run_cycle` takes the pipeline's lock and records the outcome; :func:`_cycle` is the story
 itself, one screen that calls each step by name. The steps are plain functions with typed inputs
 and frozen results, all in :mod:`automl.service._steps` (:class:`DriftOutcome`,
@@ -39,7 +42,7 @@ from automl.service._logging import cycle_context
 from automl.service._notify import notify
 from automl.service._poison import quarantine_poison
 from automl.service._recover import recover_interrupted
-from automl.service._retune import retune
+from automl.service._retune import judge_again, retune
 from automl.service._steps import (
     CycleInterruptedError,
     DriftOutcome,
@@ -49,9 +52,7 @@ from automl.service._steps import (
     check_drift,
     drift_event,
     find_registered,
-    guard_old_population,
     ingest,
-    judge,
     keep_out,
     promote,
     save_drift_state,
@@ -93,6 +94,11 @@ class _Trail:
     decision: PromotionDecision | None = None
     shadow: Shadowed | None = None
     champion_version: str | None = None
+
+    def keep_registered(self, registered: Registered) -> None:
+        """Note the re-tune's version as soon as it is registered (a judge that fails after
+        it still leaves the version in the failed cycle's record)."""
+        self.registered = registered
 
     def result(self, *, status: str | None = None, error: str | None = None) -> CycleResult:
         """The cycle's result: ``status`` given, else what the steps that ran say."""
@@ -245,23 +251,24 @@ def _cycle(
         stored = champion_holdout(ws, schema, champion)
         window = keep_out(ws, schema, training_window(ws, since_id=since_id), stored)
         registered = find_registered(ws, run_id, window)
-        if registered is None:  # tune, log and register: in a child process by default
-            registered = retune(
+        if registered is None:  # tune, log, register and judge: in a child process by default
+            trail.registered, decision = retune(
                 ws,
                 run_id,
                 trail.cycle_id,
                 schema,
                 window,
+                champion=champion,
+                stored=stored,
                 trigger=trail.verdict,
                 drift=trail.drift,
                 stop=stop,
+                on_registered=trail.keep_registered,
             )
-        trail.registered = registered
-        if champion is None or registered.version.version != champion.version:
-            decision = judge(ws, schema, registered.version, champion, window.holdout)
-            decision = guard_old_population(
-                ws, schema, decision, registered.version, stored, window.train
-            )
+        else:  # registered by an interrupted earlier cycle: judged again (in a child too)
+            trail.registered = registered
+            decision = judge_again(ws, schema, registered, champion, window, stored, stop=stop)
+        if decision is not None:  # None: the version is the champion already
             if decision.is_promoted and champion is not None and spec.registry.shadow_batches:
                 decision = start_shadow(ws, decision, trail.cycle_id)
             trail.decision = decision

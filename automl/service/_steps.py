@@ -1052,6 +1052,27 @@ def judge(
     )
 
 
+def judge_challenger(
+    ws: Workspace,
+    schema: Schema,
+    version: ModelVersionInfo,
+    champion: ModelVersionInfo | None,
+    window: Window,
+    stored: StoredHoldout | None,
+) -> PromotionDecision | None:
+    """The gate's decision on a re-tune's version: :func:`judge` on the window's holdout, then
+    :func:`guard_old_population` on the champion's stored holdout; None when the version is
+    the champion already (nothing to judge).
+
+    The scoring loads both models (scikit-learn, XGBoost): by default it runs in the re-tune's
+    child process (see :mod:`automl.service._retune`), and only the decision comes back.
+    """
+    if champion is not None and version.version == champion.version:
+        return None
+    decision = judge(ws, schema, version, champion, window.holdout)
+    return guard_old_population(ws, schema, decision, version, stored, window.train)
+
+
 def promote(ws: Workspace, decision: PromotionDecision, cycle_id: str) -> None:
     """Carry out the gate's decision: version tags and the promotion log first, then the
     alias move (``@champion`` moves in one registry call), then the webhook."""
