@@ -772,15 +772,16 @@ class TuningSpec(_Strict):
     )
     in_child_process: bool = Field(
         default=True,
-        description="Run a cycle's re-tune (search, model log, registration) in a child "
-        "process: its memory goes back to the OS when it ends, and a crash or an "
-        "out-of-memory fails the cycle, not the service.",
+        description="Run a cycle's re-tune (search, model log, registration) and judge in a "
+        "child process: its memory and the model libraries go back to the OS when it ends, "
+        "and a crash or an out-of-memory fails the cycle, not the service.",
     )
     memory_mb: int | None = Field(
         default=None,
         ge=512,
-        description="With in_child_process: the re-tune process's memory limit (its data "
-        "segment, RLIMIT_DATA); above it the cycle fails with an out-of-memory error.",
+        description="With in_child_process: the re-tune process's memory limit in MB (its "
+        "data segment, RLIMIT_DATA); above it the cycle fails with an error naming this "
+        "setting, and the service keeps running.",
     )
 
     @property
