@@ -22,7 +22,7 @@ import pytest
 
 from automl.config import PipelineSpec, load_spec
 from automl.data import BatchLedger
-from automl.service import CycleHistory, CycleResult, run_cycle
+from automl.service import CycleHistory, CycleResult, make_tracker, run_cycle
 from tests.conftest import land, write_spec_file
 
 Churn = Callable[..., pd.DataFrame]
@@ -175,6 +175,7 @@ print(json.dumps({
     "champion": result.champion_version,
     "challenger_score": result.challenger_score,
     "champion_score": result.champion_score,
+    "run_id": result.run_id,
     "loaded": [name for name in libraries if name in sys.modules],
 }))
 """
@@ -194,11 +195,21 @@ def _cycle_in_fresh_process(spec_path: Path) -> tuple[dict[str, Any], str]:
 
 
 def _spec_file(folder: Path, *, in_child: bool) -> Path:
+    """Fast, one check confirms a drift, and the old-population guardrail on (lenient: it
+    scores both models on the champion's stored holdout, and passes)."""
+    overrides = fast(in_child_process=in_child)
+    overrides["registry"]["old_population"] = {"max_regression": 0.5}
     return write_spec_file(
-        folder,
-        **fast(in_child_process=in_child),
-        drift={"hysteresis": {"confirm_checks": 1, "cooldown_checks": 0}},
+        folder, **overrides, drift={"hysteresis": {"confirm_checks": 1, "cooldown_checks": 0}}
     )
+
+
+def _old_population_check(spec: PipelineSpec, run_id: str) -> dict[str, Any]:
+    """The old-population guardrail's check in the decision the cycle logged."""
+    path = make_tracker(spec).download_artifact(run_id, "promotion.json", spec.workspace_dir)
+    gate = json.loads(path.read_text(encoding="utf-8"))["gate"]
+    (check,) = (g for g in gate["guardrails"] if g["metric"].startswith("old_population"))
+    return dict(check)
 
 
 @pytest.mark.slow
@@ -206,10 +217,11 @@ def _spec_file(folder: Path, *, in_child: bool) -> Path:
 def test_with_in_child_process_the_service_never_loads_a_model(
     tmp_path: Path, churn: Churn, in_child: bool
 ) -> None:
-    """A first model, then a drift re-tune judged against the champion: each cycle in a fresh
-    interpreter. With ``in_child_process`` the search and both judges ran in the child, so the
-    service's process never imported scikit-learn, XGBoost, Optuna (nor ``scipy.stats``: the
-    drift check does without); in-process it imports them (the control)."""
+    """A first model, then a drift re-tune judged against the champion (on the new holdout and
+    on the champion's stored one): each cycle in a fresh interpreter. With ``in_child_process``
+    the search and both judges ran in the child, so the service's process never imported
+    scikit-learn, XGBoost, Optuna (nor ``scipy.stats``: the drift check does without);
+    in-process it imports them (the control)."""
     path = _spec_file(tmp_path, in_child=in_child)
     spec = load_spec(path)
     land(spec, "history.csv", churn(400, seed=1))
@@ -220,6 +232,8 @@ def test_with_in_child_process_the_service_never_loads_a_model(
     second, _ = _cycle_in_fresh_process(path)
     assert (second["status"], second["version"]) == ("retuned", "2"), second["error"]
     assert second["challenger_score"] is not None and second["champion_score"] is not None
+    check = _old_population_check(spec, second["run_id"])  # scored on v1's stored holdout
+    assert check["passed"] is True and check["skipped"] is False, check
     if in_child:
         assert first["loaded"] == second["loaded"] == []
     else:
