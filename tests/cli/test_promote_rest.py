@@ -8,9 +8,7 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
-import os
 import subprocess
-import sys
 import threading
 import urllib.parse
 import uuid
@@ -23,6 +21,7 @@ import pytest
 from automl.config import PipelineSpec, load_spec
 from automl.service import make_tracker
 from automl.tracking import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, PromotionLog
+from tests.cli.imports import run_automl_importtime
 from tests.conftest import write_spec_file
 from tests.mlflow_server import free_port, mlflow_server
 
@@ -68,30 +67,12 @@ def pipeline(server: str, tmp_path: Path) -> tuple[PipelineSpec, str]:
 def _automl(
     *args: str, env: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    """Run ``python -X importtime -m automl ARGS``; return the process and the top-level
-    packages it imported (as in ``test_quick_commands.py``)."""
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "automl", *args],
-        env={
-            **os.environ,
-            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",  # the retries of these tests at once
-            "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
-            **(env or {}),
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    imported = {
-        line.rsplit("|", 1)[1].strip().split(".")[0]
-        for line in done.stderr.splitlines()
-        if line.startswith("import time:") and "|" in line
+    # The client's retries at once (no backoff) in these tests.
+    no_backoff = {
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
     }
-    messages = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
-    done.stderr = "\n".join(messages)
-    return done, imported
+    return run_automl_importtime(*args, env={**no_backoff, **(env or {})})
 
 
 def _aliases(spec: PipelineSpec) -> dict[str, str]:

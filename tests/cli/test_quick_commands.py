@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from automl.service import make_tracker
 from automl.service._champion import model_copy_dir, serving_champion
 from automl.tracking import CHAMPION, PromotionLog, move_logged, predict_frame
 from automl.tuning import build_model
+from tests.cli.imports import run_automl_importtime
 from tests.conftest import CATEGORICAL, NUMERIC
 
 Churn = Callable[..., pd.DataFrame]
@@ -31,25 +30,7 @@ NO_MODEL = NEVER | {"mlflow", "pandas", "numpy", "scipy", "sklearn", "xgboost", 
 
 
 def _automl(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    """Run ``python -X importtime -m automl ARGS``; return the process and the top-level
-    packages it imported (from the import-time lines on stderr)."""
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "automl", *args],
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    imported = {
-        line.rsplit("|", 1)[1].strip().split(".")[0]
-        for line in done.stderr.splitlines()
-        if line.startswith("import time:") and "|" in line
-    }
-    messages = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
-    done.stderr = "\n".join(messages)
-    return done, imported
+    return run_automl_importtime(*args, cwd=cwd)
 
 
 def _register(spec: PipelineSpec, frame: pd.DataFrame) -> tuple[Any, str]:
