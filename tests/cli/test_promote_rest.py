@@ -216,7 +216,7 @@ class _Front:
             do_GET = do_POST = do_DELETE = _forward  # noqa: N815 - the names http.server calls
 
             def log_message(self, *args: Any) -> None:
-                pass
+                """No access log on the test's output."""
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

@@ -171,7 +171,7 @@ def _serve(tls: ssl.SSLContext | None) -> Iterator[Recorder]:
         do_GET = do_POST = do_DELETE = _handle  # noqa: N815 - the names http.server calls
 
         def log_message(self, *args: Any) -> None:
-            pass
+            """No access log on the test's output."""
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     if tls is not None:
