@@ -5,10 +5,11 @@ The re-tune (search, registration) and the judge run in a child process by defau
 
 :func:`run_cycle` takes the pipeline's lock and records the outcome; :func:`_cycle` is the story
 itself, one screen that calls each step by name. The steps are plain functions with typed inputs
-and frozen results, all in :mod:`automl.service._steps` (:class:`DriftOutcome`,
-:class:`Window`, :class:`Registered`, :class:`Shadowed`,
-:class:`~automl.tracking.PromotionDecision`); what a step writes to MLflow is in
-:mod:`automl.service._record`.
+and frozen results (:class:`DriftOutcome`, :class:`Window`, :class:`Registered`,
+:class:`Shadowed`, :class:`~automl.tracking.PromotionDecision`), imported from
+:mod:`automl.service._steps`, which re-exports them from one module per group of steps
+(``_steps_drift``, ``_steps_tune``, ``_steps_judge``, ``_steps_shadow``, the results in
+``_steps_types``); what a step writes to MLflow is in :mod:`automl.service._record`.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from automl.drift import DriftStateStore
 from automl.service import CycleHistory, pipeline_status, run_cycle
 from automl.service._late import EstimateStore, ingest_label_files, watch_labels
 from automl.service._observe import ServiceMetrics
-from automl.service._steps import _served_predictions
+from automl.service._steps_drift import _served_predictions
 from automl.service._workspace import open_workspace
 from tests.conftest import _merged, land, run_cycle_process, small_spec_dict
 
